@@ -1,0 +1,26 @@
+/*
+ * jsonmp: the bridge between msgpack (the wire) and jansson (the in-memory
+ * form every message body takes once decoded).
+ *
+ * Decoding is strict because the bytes come from untrusted peers: map keys
+ * must be strings, integers must fit int64, nesting is bounded, and bin/ext
+ * objects are refused.  Everything else maps one to one: nil<->null,
+ * bool, int<->integer, float<->real, str<->string, array, map<->object.
+ */
+#ifndef AGENTD_JSONMP_H
+#define AGENTD_JSONMP_H
+
+#include <jansson.h>
+#include <msgpack.h>
+#include <stddef.h>
+
+#define JSONMP_MAX_DEPTH 32
+
+/* Returns a new reference, or NULL with a reason in err. */
+json_t *jsonmp_to_json(const msgpack_object *o, char *err, size_t errlen);
+
+/* Packs j; returns 0, or -1 if j holds something unpackable (never for
+ * values built by jansson). */
+int jsonmp_pack(msgpack_packer *pk, const json_t *j);
+
+#endif

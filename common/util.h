@@ -1,0 +1,59 @@
+/*
+ * util: time, durations, small string and fd helpers shared by every
+ * program.  Monotonic milliseconds drive all deadlines; wall-clock
+ * milliseconds only ever appear in timestamps shown to people and stores.
+ */
+#ifndef AGENTD_UTIL_H
+#define AGENTD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+int64_t mono_ms(void);            /* CLOCK_MONOTONIC, milliseconds */
+int64_t mono_us(void);            /* CLOCK_MONOTONIC, microseconds */
+int64_t wall_ms(void);            /* CLOCK_REALTIME, ms since the epoch */
+
+/* "2026-11-24T12:00:00.123Z" (UTC, millisecond precision). out >= 32 bytes.
+ * wall == 0 writes an empty string (for "never"). */
+void iso8601(int64_t wall, char *out, size_t outlen);
+
+/*
+ * Durations: a bare number is seconds ("300", "1.5"); otherwise one or more
+ * <number><unit> terms with units ms, s, m, h, d ("90s", "5m", "1h30m",
+ * "250ms").  Returns 0 and *ms, or -1 on anything else (empty, negative,
+ * unknown unit, overflow past ~292 million years).
+ */
+int parse_duration(const char *s, int64_t *ms);
+
+/* Sizes: "512M", "1G", "64k", "1048576" (bytes), "2GiB", "100MB"; 1024-based. */
+int parse_size(const char *s, int64_t *bytes);
+
+/* 36-char RFC 4122 version-4 UUID from getrandom(2). out >= 37 bytes. */
+void uuid4(char *out);
+
+/* Uniform random in [0, 1) from a process-local xorshift seeded by getrandom. */
+double rand_unit(void);
+
+int set_nonblock(int fd);
+int set_cloexec(int fd);
+
+/* Write all of buf to a blocking fd, retrying on EINTR; -1 on error. */
+int write_all(int fd, const void *buf, size_t len);
+
+/* Write data to path atomically: path.tmp, fsync, rename, fsync dir. */
+int write_file_atomic(const char *path, const void *data, size_t len, int mode);
+
+/* mkdir -p with mode for each created component. */
+int mkdir_p(const char *path, int mode);
+
+/* strdup that aborts on ENOMEM (allocation failure is not a recoverable
+ * state for these programs). */
+char *xstrdup(const char *s);
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+
+#endif

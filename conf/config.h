@@ -1,0 +1,141 @@
+/*
+ * config: the configuration model and its YAML loader.
+ *
+ * The file has three top-level blocks:
+ *   background_agents:  the seed's map, read unchanged (agent name -> agent)
+ *   agentd:             optional global settings
+ *   tasks:              optional task registry (task_id -> description, config)
+ *
+ * Loading parses YAML with libyaml into a tree that keeps every node's
+ * line and column, expands ${VAR} and ${VAR:-default} in scalars, then
+ * walks the tree against the schema.  Every mistake (unknown key, wrong
+ * type, bad duration or cron field, duplicate agent id, unknown task) is
+ * recorded as "file:line:column: message"; loading goes on to report as
+ * many as it can, and fails if there was any.  Free-form subtrees
+ * (task_config, model_config extras, thresholds, ...) are kept as JSON.
+ *
+ * The seed's environment variables override the file where the seed names
+ * them: EVENT_STORE_TYPE, MEMORY_STORE_TYPE, REDIS_HOST, REDIS_PORT,
+ * REDIS_DB, REDIS_STREAM_KEY.
+ *
+ * Supervisor-side settings (schedule, retries, restart policy, limits,
+ * user/group, env) are parsed into struct agent_conf.  What the worker needs
+ * (system_instruction, model_config, task_config, local_tools, mcp_tools,
+ * agent_config, debug, ...) travels as agent_conf.spec, the agent's whole
+ * mapping as JSON with the task resolved (spec.task_config is always an
+ * object: inline, or the named task's config merged under the inline one).
+ */
+#ifndef AGENTD_CONFIG_H
+#define AGENTD_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "common/cron.h"
+
+enum sched_kind {
+	SCHED_MANUAL = 0,  /* no interval: runs only on `agentctl run` */
+	SCHED_INTERVAL,
+	SCHED_CRON,
+};
+
+enum overlap_policy { OVERLAP_SKIP = 0, OVERLAP_QUEUE, OVERLAP_CANCEL_PREVIOUS };
+enum restart_policy { RESTART_ALWAYS = 0, RESTART_ON_FAILURE, RESTART_NEVER };
+
+struct limits {                /* 0 means "not set" for each */
+	int64_t memory;        /* bytes: RLIMIT_AS and cgroup memory.max */
+	int64_t nofile;        /* RLIMIT_NOFILE */
+	int64_t nproc;         /* RLIMIT_NPROC and cgroup pids.max */
+	int64_t cpu_ms;        /* CPU time per run: RLIMIT_CPU (rounded up to s) */
+	double cpu_quota;      /* cores, e.g. 0.5: cgroup cpu.max */
+};
+
+struct agent_conf {
+	char *name;            /* key in background_agents */
+	char *agent_id;        /* seed's agent_id; defaults to name */
+
+	enum sched_kind sched;
+	int64_t interval_ms;   /* SCHED_INTERVAL */
+	struct cron cron;      /* SCHED_CRON */
+	char *schedule_text;   /* the interval as written, for status */
+	bool run_on_start;     /* default false: first run one interval after start */
+	enum overlap_policy overlap;
+
+	int max_retries;       /* seed default 3 */
+	int64_t retry_delay_ms;     /* seed's retry_delay; default 60s */
+	int64_t retry_max_delay_ms; /* cap on the exponential growth; default 1h */
+	int64_t run_timeout_ms;     /* 0: none; default 1h */
+
+	enum restart_policy restart;
+	int restart_max;            /* budget: restarts within restart_window; default 5 */
+	int64_t restart_window_ms;  /* default 60s */
+	int64_t backoff_ms;         /* first crash-loop delay; default 1s */
+	int64_t backoff_max_ms;     /* default 60s */
+	int64_t stable_ms;          /* uptime after which a crash restarts at once; default 10s */
+
+	struct limits limits;
+	char *user, *group;         /* NULL: keep agentd's */
+	char **env;                 /* "KEY=VALUE", NULL-terminated; the agent's own variables */
+	bool debug;
+
+	json_t *spec;               /* the agent's mapping as JSON, task resolved */
+	char *fingerprint;          /* hex digest of the canonical spec + supervisor
+	                               settings: equal fingerprints = unchanged agent */
+	int line, col;              /* where the agent is defined */
+};
+
+struct global_conf {
+	char *state_dir;            /* default /var/lib/agentd */
+	char *control_socket;       /* default <state_dir>/agentd.sock */
+	int log_level;              /* enum log_level; default info */
+	bool log_json;              /* log_format: json */
+	char *log_file;             /* NULL: stderr */
+	char *event_store;          /* "database" (default), "memory", "redis_stream" */
+	char *memory_store;         /* "database" (default), "memory", "redis" */
+	int64_t event_retention;    /* events kept per store; default 100000 */
+	int64_t memory_retention;   /* memory items kept per agent and type; default 10000 */
+	int64_t stop_grace_ms;      /* SIGTERM/cancel grace; default 10s */
+	int64_t ack_timeout_ms;     /* worker must ack config/run within; default 10s */
+	char *redis_host;           /* default 127.0.0.1 */
+	int redis_port;             /* default 6379 */
+	int redis_db;               /* default 0 */
+	char *redis_password;
+	char *redis_socket;
+	char *redis_stream_key;     /* default background_agent_events */
+	int64_t redis_stream_maxlen;/* default 100000 */
+	char *worker_path;          /* agentd-worker binary; default: beside agentd */
+};
+
+struct config {
+	char *path;
+	struct global_conf g;
+	struct agent_conf *agents;
+	size_t nagents;
+	json_t *tasks;              /* {task_id: {description, config}}; never NULL */
+};
+
+struct conf_errors {
+	char **msgs;                /* "file:line:col: message" */
+	size_t n;
+};
+
+/* Load and validate.  0 and *out on success; -1 and errors otherwise
+ * (also -1 with one message when the file cannot be read). */
+int config_load(const char *path, struct config **out, struct conf_errors *errs);
+/* Same, from a string (tests); name is used in messages. */
+int config_load_string(const char *name, const char *yaml, struct config **out,
+    struct conf_errors *errs);
+void config_free(struct config *c);
+void conf_errors_free(struct conf_errors *e);
+
+const struct agent_conf *config_find(const struct config *c, const char *name);
+
+/* Deep copy of one agent (the supervisor keeps agents across reloads). */
+struct agent_conf *agent_conf_dup(const struct agent_conf *a);
+void agent_conf_free(struct agent_conf *a);
+
+const char *overlap_name(enum overlap_policy p);
+const char *restart_name(enum restart_policy p);
+
+#endif

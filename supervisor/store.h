@@ -1,0 +1,95 @@
+/*
+ * store: where agentd keeps what must outlive a process.
+ *
+ * Three concerns, one owner (agentd; workers never touch a store):
+ *   state   per-agent counters, pause flag, session_id, next run: always the
+ *           embedded SQLite file <state_dir>/agentd.db, written through at
+ *           every change.
+ *   events  the event log: backend "database" (same SQLite file, table
+ *           events) or "memory" (a bounded ring, lost on exit).  Retention
+ *           is bounded (oldest dropped past the limit, counted).
+ *   memory  agent memory (working, episodic, long_term, procedural):
+ *           "database" or "memory".
+ *
+ * Writes made during one loop pass are batched into one SQLite transaction:
+ * store_begin() is implicit on the first write, store_flush() at the end of
+ * the pass commits.  A later issue adds Redis backends behind these same
+ * calls; callers never see which backend answered.
+ */
+#ifndef AGENTD_STORE_H
+#define AGENTD_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+struct store;
+struct global_conf;
+
+struct agent_state {
+	int64_t run_count;
+	int64_t error_count;
+	int64_t skipped_count;
+	int64_t restart_count;
+	int64_t last_run;      /* wall ms of the last run's start; 0 never */
+	int64_t last_success;  /* wall ms; 0 never */
+	int64_t next_run;      /* wall ms; 0 none scheduled */
+	int64_t seq;           /* last per-agent event sequence number used */
+	bool paused;
+	char session_id[96];   /* stable: "background_<agent_id>_<unix seconds of creation>" */
+	json_t *extra;         /* free-form JSON object kept for the agent (owned; may be NULL) */
+};
+
+/* One stored event.  id is the store's global order (1, 2, ...). */
+struct event {
+	int64_t id;
+	char event_id[37];
+	const char *type;
+	const char *agent_name;
+	int64_t seq;
+	int64_t timestamp;     /* wall ms */
+	json_t *payload;       /* object */
+};
+
+/* Opens <g->state_dir>/agentd.db (creating tables) and the configured
+ * backends.  -1 with a reason in err (unknown backend name included). */
+int store_open(struct store **s, const struct global_conf *g, char *err, size_t errlen);
+void store_close(struct store *s);   /* flushes first */
+int store_flush(struct store *s);    /* commit the pending batch */
+
+/* State.  load returns 1 when found, 0 when the agent is new (st zeroed,
+ * session_id left empty), -1 on error. */
+int store_state_load(struct store *s, const char *agent, struct agent_state *st);
+int store_state_save(struct store *s, const char *agent, const struct agent_state *st);
+int store_state_delete(struct store *s, const char *agent);
+void agent_state_free(struct agent_state *st);   /* frees extra only */
+
+/* Events.  append assigns ev->id; payload is not consumed. */
+int store_event_append(struct store *s, struct event *ev);
+/* Events with id > after_id, oldest first, at most limit, optionally of one
+ * agent, as a JSON array of event objects (event_to_json form).  When
+ * after_id < 0, the newest `limit` events (still oldest first). */
+int store_events_query(struct store *s, const char *agent, int64_t after_id,
+    int limit, json_t **out);
+/* {"id","event_id","type","agent_name","seq","timestamp" (ISO 8601),
+ *  "payload"} */
+json_t *event_to_json(const struct event *ev);
+const char *store_event_backend(const struct store *s);
+const char *store_memory_backend(const struct store *s);
+int64_t store_events_dropped(const struct store *s);   /* by retention */
+
+/* Memory.  memory_type one of working, episodic, long_term, procedural
+ * (anything else: -1).  metadata may be NULL. */
+int store_mem_append(struct store *s, const char *agent, const char *session_id,
+    const char *memory_type, const char *role, const char *content,
+    const json_t *metadata);
+/* The newest `limit` items of that type, oldest first, as a JSON array of
+ * {"role","content","memory_type","timestamp","metadata"}. */
+int store_mem_context(struct store *s, const char *agent, const char *memory_type,
+    int limit, json_t **out);
+int store_mem_clear(struct store *s, const char *agent, const char *memory_type);
+
+bool memory_type_valid(const char *t);
+
+#endif
