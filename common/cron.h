@@ -1,5 +1,5 @@
 /*
- * cron: 5-field crontab expressions ("*/5 * * * *", "0 9 * * 1-5",
+ * cron: 5-field crontab expressions ("0-59/5 * * * *", "0 9 * * 1-5",
  * "30 2 1,15 * *", names jan-dec and sun-sat, @hourly @daily @weekly
  * @monthly @yearly @annually).  Day-of-month and day-of-week combine as
  * Vixie cron does: when both are restricted, a day matching either fires.

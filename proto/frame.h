@@ -44,7 +44,7 @@ ssize_t frame_reader_fill(struct frame_reader *r, int fd);
 void frame_reader_feed(struct frame_reader *r, const void *p, size_t n);
 
 /*
- * Next complete frame: returns 1 and points *payload/*len at its msgpack
+ * Next complete frame: returns 1 and points *payload and *len at its msgpack
  * bytes (valid until the next call on r); 0 when more bytes are needed;
  * -1 when the stream is malformed, with a static reason in *err.
  */

@@ -1,0 +1,1197 @@
+/*
+ * agent: one agent's worker and runs, as two small state machines.
+ *
+ * The worker:   STOPPED -> STARTING -> IDLE <-> RUNNING
+ *                              |          \        |
+ *                              +--------> STOPPING / (exit) -> BACKOFF -> STARTING
+ *                                                            \-> FATAL | STOPPED
+ * The run:      requested -> (waits for an IDLE worker) -> dispatched ->
+ *               acked -> result ok | failed -> retry (new attempt) | done
+ *
+ * They meet in two places: a run is dispatched when the worker becomes
+ * IDLE, and a worker that exits mid-run fails that attempt (retryable).
+ * Every wait is a timer in struct agent; every transition that users can
+ * see emits an event and, where it changes a counter, saves the agent's
+ * state (batched into the loop pass's transaction).
+ *
+ * A worker is trusted with nothing: a frame that does not decode, a message
+ * it may not send, a result for a run it does not have, silence past a
+ * deadline -- each is a fault of that worker, which is killed (its whole
+ * process group) and restarted by the usual policy, with an event that
+ * says why.  Nothing it does reaches another agent.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "common/log.h"
+#include "common/util.h"
+#include "supervisor/sup.h"
+
+static void dispatch_pending(struct agent *a);
+static void schedule_next(struct agent *a, bool from_start);
+static void worker_fault(struct agent *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void start_worker(struct agent *a);
+static void run_attempt_failed(struct agent *a, const char *error,
+    bool retryable, int64_t retry_after_ms);
+
+static const char *wstate_names[] = {
+	"stopped", "starting", "idle", "running", "stopping", "backoff", "fatal",
+};
+
+const char *
+wstate_name(enum wstate s)
+{
+	return wstate_names[s];
+}
+
+static const char *
+agent_id(const struct agent *a)
+{
+	return a->conf->agent_id;
+}
+
+void
+agent_save(struct agent *a)
+{
+	(void)store_state_save(a->sup->store, a->name, &a->st);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static json_t *
+seed_payload(struct agent *a)
+{
+	char ts[32];
+	iso8601(wall_ms(), ts, sizeof(ts));
+	return json_pack("{s:s, s:s, s:s}", "agent_id", agent_id(a),
+	    "session_id", a->st.session_id, "timestamp", ts);
+}
+
+static json_t *
+iso_or_null(int64_t wall)
+{
+	char ts[32];
+	if (wall == 0)
+		return json_null();
+	iso8601(wall, ts, sizeof(ts));
+	return json_string(ts);
+}
+
+/* The seed's background_agent_status: status is running, idle or error. */
+static void
+emit_status(struct agent *a, const char *status, const char *error)
+{
+	json_t *p = seed_payload(a);
+	json_object_set_new(p, "status", json_string(status));
+	json_object_set_new(p, "last_run", iso_or_null(a->st.last_run));
+	json_object_set_new(p, "run_count", json_integer(a->st.run_count));
+	json_object_set_new(p, "error_count", json_integer(a->st.error_count));
+	json_object_set_new(p, "error", error ? json_string(error) : json_null());
+	event_emit(a, "background_agent_status", p);
+}
+
+/* ---- sending to the worker ------------------------------------------------ */
+
+static void
+on_worker_io(struct watch *w, uint32_t events);
+
+static void
+update_io_interest(struct agent *a)
+{
+	uint32_t ev = EPOLLIN | (wqueue_pending(&a->wq) ? EPOLLOUT : 0);
+	loop_mod(&a->io, ev);
+}
+
+static int
+send_msg(struct agent *a, enum msg_type t, json_t *fields)
+{
+	char *body;
+	size_t len;
+	int rc;
+
+	if (a->io.fd < 0)
+		return -1;
+	if (msg_pack_body(t, fields, &body, &len) < 0)
+		return -1;
+	rc = wqueue_push(&a->wq, body, len);
+	free(body);
+	if (rc < 0) {
+		/* A worker that does not read its pipe for 16 MiB is stuck. */
+		worker_fault(a, "worker does not read its pipe (%zu bytes queued)",
+		    wqueue_pending(&a->wq));
+		return -1;
+	}
+	if (wqueue_flush(&a->wq, a->io.fd) < 0 && errno != EAGAIN) {
+		/* The peer is gone: its exit arrives through SIGCHLD. */
+		return -1;
+	}
+	update_io_interest(a);
+	return 0;
+}
+
+/* ---- secrets -------------------------------------------------------------- */
+
+/* The agent's model API key, read by agentd and handed to this worker only. */
+static json_t *
+agent_secrets(struct agent *a)
+{
+	json_t *secrets = json_object();
+	json_t *mc = json_object_get(a->conf->spec, "model_config");
+	const char *provider = json_string_value(json_object_get(mc, "provider"));
+	const char *var = json_string_value(json_object_get(mc, "api_key_env"));
+	const char *file = json_string_value(json_object_get(mc, "api_key_file"));
+
+	if (file) {
+		FILE *f = fopen(file, "re");
+		char key[4096];
+		if (f && fgets(key, sizeof(key), f)) {
+			key[strcspn(key, "\r\n")] = '\0';
+			json_object_set_new(secrets, "api_key", json_string(key));
+		} else
+			log_agent(LL_WARN, a->name, "cannot read api_key_file %s: %s",
+			    file, strerror(errno));
+		if (f)
+			fclose(f);
+		return secrets;
+	}
+	if (var == NULL && provider)
+		var = strcmp(provider, "anthropic") == 0 ? "ANTHROPIC_API_KEY" :
+		    strcmp(provider, "openai") == 0 ? "OPENAI_API_KEY" : NULL;
+	if (var && getenv(var))
+		json_object_set_new(secrets, "api_key", json_string(getenv(var)));
+	return secrets;
+}
+
+/* ---- worker lifecycle --------------------------------------------------- */
+
+static void
+close_worker_fds(struct agent *a)
+{
+	if (a->io.fd >= 0) {
+		loop_del(&a->io);
+		close(a->io.fd);
+		a->io.fd = -1;
+	}
+	if (a->errio.fd >= 0) {
+		loop_del(&a->errio);
+		close(a->errio.fd);
+		a->errio.fd = -1;
+	}
+	frame_reader_free(&a->rd);
+	wqueue_free(&a->wq);
+}
+
+static void on_worker_stderr(struct watch *w, uint32_t events);
+
+static void
+spawn_failed(struct agent *a, const char *why)
+{
+	log_agent(LL_ERROR, a->name, "cannot start worker: %s", why);
+	free(a->last_error);
+	a->last_error = xstrdup(why);
+	a->state = W_FATAL;
+	json_t *p = json_pack("{s:s, s:s}", "agent_id", agent_id(a), "reason", why);
+	event_emit(a, "worker_fatal", p);
+}
+
+static void
+start_worker(struct agent *a)
+{
+	char err[256];
+	int sock, errfd;
+
+	if (a->sup->stopping)
+		return;
+	if (worker_spawn(a, &sock, &errfd, err, sizeof(err)) < 0) {
+		spawn_failed(a, err);
+		return;
+	}
+	a->state = W_STARTING;
+	a->spawned_mono = mono_ms();
+	a->spawned_wall = wall_ms();
+	a->errlen = 0;
+	free(a->fault);
+	a->fault = NULL;
+	frame_reader_init(&a->rd, FRAME_MAX_DEFAULT);
+	wqueue_init(&a->wq, WQUEUE_LIMIT_DEFAULT);
+	loop_add(&a->io, sock, EPOLLIN, on_worker_io, a);
+	loop_add(&a->errio, errfd, EPOLLIN, on_worker_stderr, a);
+
+	json_t *cfg = json_pack("{s:s, s:O, s:o, s:s}", "name", a->name,
+	    "agent", a->conf->spec, "secrets", agent_secrets(a), "state_dir", a->dir);
+	send_msg(a, MSG_CONFIG, cfg);
+	json_decref(cfg);
+	timer_in(&a->ack_timer, a->sup->cfg->g.ack_timeout_ms);
+
+	event_emit(a, "worker_spawned", json_pack("{s:s, s:i}", "agent_id",
+	    agent_id(a), "pid", (int)a->pid));
+	log_agent(LL_DEBUG, a->name, "worker spawned, pid %d", (int)a->pid);
+}
+
+static void
+kill_group(struct agent *a, int sig)
+{
+	if (a->pid > 0)
+		kill(-a->pid, sig);
+}
+
+/* Ask the worker to exit; SIGKILL its group when the grace runs out. */
+void
+agent_stop(struct agent *a, enum after_exit after, const char *why)
+{
+	a->after = after;
+	timer_stop(&a->restart_timer);
+	timer_stop(&a->retry_timer);
+	if (a->pid <= 0) {
+		if (after == AFTER_RESPAWN) {
+			a->after = AFTER_NONE;
+			start_worker(a);
+		} else if (after == AFTER_REMOVE)
+			sup_remove_agent(a->sup, a);
+		else if (a->state != W_FATAL)
+			a->state = W_STOPPED;
+		return;
+	}
+	if (a->state == W_STOPPING)
+		return;
+	log_agent(LL_INFO, a->name, "stopping worker %d: %s", (int)a->pid, why);
+	if (a->cur && a->cur->dispatched && !a->cur->cancel_reason) {
+		a->cur->cancel_reason = xstrdup(why);
+		json_t *c = json_pack("{s:I, s:s}", "run_id", (json_int_t)a->cur->run_id,
+		    "reason", why);
+		send_msg(a, MSG_CANCEL, c);
+		json_decref(c);
+	}
+	send_msg(a, MSG_SHUTDOWN, NULL);
+	a->state = W_STOPPING;
+	timer_stop(&a->ack_timer);
+	timer_stop(&a->run_timer);
+	timer_in(&a->kill_timer, a->sup->cfg->g.stop_grace_ms);
+}
+
+static void
+worker_fault(struct agent *a, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (a->fault)	/* the first fault is the cause */
+		return;
+	log_agent(LL_ERROR, a->name, "worker %d fault: %s; killing it", (int)a->pid, why);
+	a->fault = xstrdup(why);
+	kill_group(a, SIGKILL);
+	a->state = W_STOPPING;
+	/* SIGCHLD brings us to agent_on_exit, which restarts by policy. */
+}
+
+static void
+on_kill_timer(struct timer *t)
+{
+	struct agent *a = t->ctx;
+	if (a->pid <= 0)
+		return;
+	log_agent(LL_WARN, a->name, "worker %d did not exit within %lld ms; SIGKILL",
+	    (int)a->pid, (long long)a->sup->cfg->g.stop_grace_ms);
+	kill_group(a, SIGKILL);
+}
+
+static void
+on_ack_timer(struct timer *t)
+{
+	struct agent *a = t->ctx;
+	if (a->state == W_STARTING)
+		worker_fault(a, "no ready within %lld ms of start",
+		    (long long)a->sup->cfg->g.ack_timeout_ms);
+	else if (a->cur && a->cur->dispatched && !a->cur->acked)
+		worker_fault(a, "run %lld not acknowledged within %lld ms",
+		    (long long)a->cur->run_id, (long long)a->sup->cfg->g.ack_timeout_ms);
+}
+
+static void
+on_restart_timer(struct timer *t)
+{
+	struct agent *a = t->ctx;
+	if (a->state == W_BACKOFF)
+		start_worker(a);
+}
+
+/* Unplanned restarts in the window, this one included. */
+static unsigned
+note_restart(struct agent *a, int64_t now)
+{
+	int64_t since = now - a->conf->restart_window_ms;
+	unsigned kept = 0;
+	for (unsigned i = 0; i < a->nrestarts; i++)
+		if (a->restarts[i] > since)
+			a->restarts[kept++] = a->restarts[i];
+	if (kept == RESTART_HISTORY)
+		memmove(a->restarts, a->restarts + 1, --kept * sizeof(int64_t));
+	a->restarts[kept++] = now;
+	a->nrestarts = kept;
+	return kept;
+}
+
+static void
+go_fatal(struct agent *a, const char *reason)
+{
+	a->state = W_FATAL;
+	free(a->last_error);
+	a->last_error = xstrdup(reason);
+	log_agent(LL_ERROR, a->name, "FATAL: %s; `agentctl restart %s` revives it",
+	    reason, a->name);
+	event_emit(a, "worker_fatal", json_pack("{s:s, s:s}", "agent_id",
+	    agent_id(a), "reason", reason));
+	emit_status(a, "error", reason);
+}
+
+/* Decide what follows an exit we did not ask for. */
+static void
+restart_by_policy(struct agent *a, bool failed, int64_t uptime)
+{
+	const struct agent_conf *c = a->conf;
+	int64_t now = mono_ms(), delay;
+
+	if (c->restart == RESTART_NEVER || (c->restart == RESTART_ON_FAILURE && !failed)) {
+		a->state = W_STOPPED;
+		return;
+	}
+	unsigned n = note_restart(a, now);
+	if ((int)n > c->restart_max) {
+		char why[160];
+		snprintf(why, sizeof(why), "%u restarts within %llds (budget %d)",
+		    n, (long long)(c->restart_window_ms / 1000), c->restart_max);
+		go_fatal(a, why);
+		return;
+	}
+	if (uptime >= c->stable_ms) {
+		a->backoff_step = 0;
+		delay = 0;
+	} else {
+		double d = (double)c->backoff_ms * pow(2.0, a->backoff_step);
+		delay = d > (double)c->backoff_max_ms ? c->backoff_max_ms : (int64_t)d;
+		if (a->backoff_step < 62)
+			a->backoff_step++;
+	}
+	a->st.restart_count++;
+	agent_save(a);
+	event_emit(a, "worker_restarting", json_pack("{s:s, s:I, s:I}", "agent_id",
+	    agent_id(a), "delay_ms", (json_int_t)delay, "restarts",
+	    (json_int_t)a->st.restart_count));
+	if (delay == 0) {
+		start_worker(a);
+		return;
+	}
+	a->state = W_BACKOFF;
+	timer_in(&a->restart_timer, delay);
+}
+
+static json_t *
+stderr_tail(struct agent *a)
+{
+	json_t *arr = json_array();
+	for (unsigned i = 0; i < STDERR_KEEP; i++) {
+		unsigned k = (a->errkeep_next + i) % STDERR_KEEP;
+		if (a->errkeep[k]) {
+			json_t *s = json_string(a->errkeep[k]);
+			json_array_append_new(arr, s ? s : json_string("(invalid utf-8)"));
+			free(a->errkeep[k]);
+			a->errkeep[k] = NULL;
+		}
+	}
+	a->errkeep_next = 0;
+	return arr;
+}
+
+static void
+describe_exit(char *out, size_t len, int status)
+{
+	if (WIFSIGNALED(status))
+		snprintf(out, len, "killed by signal %d (SIG%s)", WTERMSIG(status),
+		    sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
+	else
+		snprintf(out, len, "exited with code %d", WEXITSTATUS(status));
+}
+
+static void drain_stderr(struct agent *a);
+
+void
+agent_on_exit(struct agent *a, int status)
+{
+	char how[128];
+	int64_t uptime = mono_ms() - a->spawned_mono;
+	bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	enum after_exit after = a->after;
+	pid_t pid = a->pid;
+
+	/* Whatever the worker said before dying counts: read it first. */
+	if (a->io.fd >= 0)
+		agent_on_readable(a);
+	drain_stderr(a);
+	kill(-pid, SIGKILL);	/* its MCP servers and tools go with it */
+	bool oom = cgroup_oom_killed(a->sup->cgroup_mode, a->cgroup);
+	cgroup_release(a->sup->cgroup_mode, a->cgroup);
+	close_worker_fds(a);
+	a->pid = 0;
+	timer_stop(&a->ack_timer);
+	timer_stop(&a->run_timer);
+	timer_stop(&a->kill_timer);
+	a->after = AFTER_NONE;
+
+	describe_exit(how, sizeof(how), status);
+	if (oom)
+		strncat(how, " (out of memory: the cgroup's OOM killer)",
+		    sizeof(how) - strlen(how) - 1);
+	json_t *p = json_pack("{s:s, s:i, s:I, s:s, s:o}", "agent_id", agent_id(a),
+	    "pid", (int)pid, "uptime_ms", (json_int_t)uptime, "reason",
+	    a->fault ? a->fault : how, "last_stderr", stderr_tail(a));
+	if (WIFSIGNALED(status))
+		json_object_set_new(p, "signal", json_integer(WTERMSIG(status)));
+	else
+		json_object_set_new(p, "code", json_integer(WEXITSTATUS(status)));
+	event_emit(a, "worker_exited", p);
+	log_agent(after == AFTER_NONE ? LL_WARN : LL_INFO, a->name,
+	    "worker %d %s after %lld ms%s%s", (int)pid, how, (long long)uptime,
+	    a->fault ? ": " : "", a->fault ? a->fault : "");
+
+	/* A run on the worker fails with the exit as its cause. */
+	if (a->cur && a->cur->dispatched) {
+		char why[600];
+		if (a->cur->timed_out)
+			snprintf(why, sizeof(why), "timeout: run exceeded %lld ms",
+			    (long long)a->conf->run_timeout_ms);
+		else
+			snprintf(why, sizeof(why), "worker %s", a->fault ? a->fault : how);
+		bool retryable = a->cur->cancel_reason == NULL || a->cur->timed_out;
+		a->state = W_STOPPED;
+		run_attempt_failed(a, why, retryable && !a->sup->stopping, -1);
+	}
+	if (a->fault)
+		failed = true;
+
+	if (a->sup->stopping) {
+		a->state = W_STOPPED;
+		sup_check_stopped(a->sup);
+		return;
+	}
+	switch (after) {
+	case AFTER_REMOVE:
+		a->state = W_STOPPED;
+		sup_remove_agent(a->sup, a);
+		return;
+	case AFTER_RESPAWN:
+		start_worker(a);
+		return;
+	case AFTER_STAY_DOWN:
+		a->state = W_STOPPED;
+		return;
+	case AFTER_NONE:
+		break;
+	}
+	restart_by_policy(a, failed, uptime);
+}
+
+/* ---- stderr --------------------------------------------------------------- */
+
+static void
+keep_line(struct agent *a, const char *line)
+{
+	free(a->errkeep[a->errkeep_next]);
+	a->errkeep[a->errkeep_next] = xstrdup(line);
+	a->errkeep_next = (a->errkeep_next + 1) % STDERR_KEEP;
+}
+
+static void
+take_line(struct agent *a)
+{
+	a->errline[a->errlen] = '\0';
+	if (a->errlen > 0) {
+		log_agent(LL_INFO, a->name, "%s", a->errline);
+		keep_line(a, a->errline);
+	}
+	a->errlen = 0;
+}
+
+static void
+drain_stderr(struct agent *a)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	if (a->errio.fd < 0)
+		return;
+	while ((n = read(a->errio.fd, chunk, sizeof(chunk))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			if (chunk[i] == '\n')
+				take_line(a);
+			else if (a->errlen < sizeof(a->errline) - 1)
+				a->errline[a->errlen++] = chunk[i];
+		}
+	}
+	if (n == 0) {	/* EOF: keep the partial last line too */
+		take_line(a);
+		loop_del(&a->errio);
+		close(a->errio.fd);
+		a->errio.fd = -1;
+	}
+}
+
+static void
+on_worker_stderr(struct watch *w, uint32_t events)
+{
+	(void)events;
+	drain_stderr(w->ctx);
+}
+
+/* ---- runs ----------------------------------------------------------------- */
+
+static void
+run_free(struct run *r)
+{
+	if (r == NULL)
+		return;
+	json_decref(r->kwargs);
+	free(r->cancel_reason);
+	free(r);
+}
+
+static json_t *
+run_kwargs(struct agent *a, json_t *extra)
+{
+	json_t *tc = json_object_get(a->conf->spec, "task_config");
+	json_t *kw = json_is_object(tc) ? json_deep_copy(tc) : json_object();
+	if (json_is_object(extra))
+		json_object_update(kw, extra);
+	return kw;
+}
+
+static void
+begin_run(struct agent *a, bool manual, json_t *kwargs)
+{
+	struct run *r = xcalloc(1, sizeof(*r));
+
+	a->st.run_count++;
+	a->st.last_run = wall_ms();
+	r->run_id = a->st.run_count;
+	r->attempt = 1;
+	r->started_wall = a->st.last_run;
+	r->kwargs = run_kwargs(a, kwargs);
+	r->manual = manual;
+	r->retry_after_ms = -1;
+	a->cur = r;
+	agent_save(a);
+
+	json_t *p = seed_payload(a);
+	json_object_set_new(p, "run_count", json_integer(a->st.run_count));
+	json_object_set_new(p, "kwargs", json_deep_copy(r->kwargs));
+	json_object_set_new(p, "manual", json_boolean(manual));
+	event_emit(a, "background_task_started", p);
+	emit_status(a, "running", NULL);
+	dispatch_pending(a);
+}
+
+static void
+skip_run(struct agent *a, const char *reason)
+{
+	a->st.skipped_count++;
+	agent_save(a);
+	log_agent(LL_INFO, a->name, "run skipped: %s", reason);
+	event_emit(a, "background_task_skipped", json_pack("{s:s, s:s, s:I}",
+	    "agent_id", agent_id(a), "reason", reason, "skipped_count",
+	    (json_int_t)a->st.skipped_count));
+}
+
+static void
+cancel_current(struct agent *a, const char *why)
+{
+	struct run *r = a->cur;
+	if (r == NULL || r->cancel_reason)
+		return;
+	r->cancel_reason = xstrdup(why);
+	if (!r->dispatched) {	/* waiting for a retry or a worker: just end it */
+		run_attempt_failed(a, why, false, -1);
+		return;
+	}
+	json_t *c = json_pack("{s:I, s:s}", "run_id", (json_int_t)r->run_id, "reason", why);
+	send_msg(a, MSG_CANCEL, c);
+	json_decref(c);
+	timer_in(&a->kill_timer, a->sup->cfg->g.stop_grace_ms);
+}
+
+void
+agent_request_run(struct agent *a, bool manual, json_t *kwargs)
+{
+	if (a->sup->stopping)
+		return;
+	if (a->state == W_FATAL || a->state == W_STOPPED) {
+		skip_run(a, a->state == W_FATAL ? "agent is fatal" : "worker is stopped");
+		return;
+	}
+	if (a->cur) {
+		switch (a->conf->overlap) {
+		case OVERLAP_SKIP:
+			skip_run(a, "previous run still in progress");
+			return;
+		case OVERLAP_QUEUE:
+			if (a->queued >= QUEUE_MAX) {
+				skip_run(a, "run queue full");
+				return;
+			}
+			a->queued++;
+			return;
+		case OVERLAP_CANCEL_PREVIOUS:
+			a->queued = 1;
+			cancel_current(a, "cancelled by a newer run (overlap: cancel_previous)");
+			return;
+		}
+	}
+	begin_run(a, manual, kwargs);
+}
+
+static void
+send_run(struct agent *a)
+{
+	struct run *r = a->cur;
+	json_t *m = json_pack("{s:I, s:i, s:s, s:I, s:O}", "run_id",
+	    (json_int_t)r->run_id, "attempt", r->attempt, "session_id",
+	    a->st.session_id, "run_count", (json_int_t)a->st.run_count,
+	    "kwargs", r->kwargs);
+	r->dispatched = true;
+	r->acked = false;
+	r->attempt_mono = mono_ms();
+	a->state = W_RUNNING;
+	send_msg(a, MSG_RUN, m);
+	json_decref(m);
+	timer_in(&a->ack_timer, a->sup->cfg->g.ack_timeout_ms);
+	if (a->conf->run_timeout_ms > 0)
+		timer_in(&a->run_timer, a->conf->run_timeout_ms);
+}
+
+/* Put the current run on the worker if both are ready for it. */
+static void
+dispatch_pending(struct agent *a)
+{
+	if (a->cur && !a->cur->dispatched && a->state == W_IDLE &&
+	    !timer_armed(&a->retry_timer))
+		send_run(a);
+}
+
+static void
+finish_run(struct agent *a)
+{
+	run_free(a->cur);
+	a->cur = NULL;
+	timer_stop(&a->run_timer);
+	timer_stop(&a->retry_timer);
+	if (a->state == W_RUNNING)
+		a->state = W_IDLE;
+	if (a->queued > 0 && !a->sup->stopping) {
+		a->queued--;
+		begin_run(a, false, NULL);
+	}
+}
+
+static int64_t
+retry_delay(struct agent *a, int attempt, int64_t retry_after_ms)
+{
+	double d = (double)a->conf->retry_delay_ms * pow(2.0, attempt - 1);
+	if (d > (double)a->conf->retry_max_delay_ms)
+		d = (double)a->conf->retry_max_delay_ms;
+	d = d / 2 + rand_unit() * d / 2;	/* equal jitter: spreads a fleet */
+	if (retry_after_ms > d)
+		d = (double)retry_after_ms;
+	return (int64_t)d;
+}
+
+static void
+on_retry_timer(struct timer *t)
+{
+	dispatch_pending(t->ctx);
+}
+
+static void
+run_attempt_failed(struct agent *a, const char *error, bool retryable,
+    int64_t retry_after_ms)
+{
+	struct run *r = a->cur;
+	bool will_retry = retryable && r->attempt <= a->conf->max_retries &&
+	    !a->sup->stopping;
+	a->st.error_count++;
+	free(a->last_error);
+	a->last_error = xstrdup(error);
+	agent_save(a);
+
+	json_t *p = seed_payload(a);
+	json_object_set_new(p, "run_count", json_integer(r->run_id));
+	json_object_set_new(p, "error", json_string(error));
+	json_object_set_new(p, "error_count", json_integer(a->st.error_count));
+	json_object_set_new(p, "attempt", json_integer(r->attempt));
+	json_object_set_new(p, "retryable", json_boolean(retryable));
+	json_object_set_new(p, "will_retry", json_boolean(will_retry));
+	event_emit(a, "background_task_error", p);
+	log_agent(LL_WARN, a->name, "run %lld attempt %d failed: %s%s",
+	    (long long)r->run_id, r->attempt, error, will_retry ? " (will retry)" : "");
+
+	timer_stop(&a->run_timer);
+	timer_stop(&a->ack_timer);
+	if (a->state == W_RUNNING)
+		a->state = W_IDLE;
+	if (will_retry) {
+		int64_t d = retry_delay(a, r->attempt, retry_after_ms);
+		r->attempt++;
+		r->dispatched = false;
+		r->timed_out = false;
+		timer_in(&a->retry_timer, d);
+		return;
+	}
+	a->last_failed = true;
+	emit_status(a, "error", error);
+	finish_run(a);
+}
+
+static void
+on_run_timer(struct timer *t)
+{
+	struct agent *a = t->ctx;
+	char why[96];
+	if (a->cur == NULL || !a->cur->dispatched)
+		return;
+	a->cur->timed_out = true;
+	snprintf(why, sizeof(why), "run_timeout (%lld ms) exceeded",
+	    (long long)a->conf->run_timeout_ms);
+	log_agent(LL_WARN, a->name, "run %lld: %s; cancelling",
+	    (long long)a->cur->run_id, why);
+	cancel_current(a, why);
+	/* kill_timer: if the worker does not answer the cancel in the grace
+	 * period, its group is killed and it is restarted. */
+}
+
+static void
+on_sched_timer(struct timer *t)
+{
+	struct agent *a = t->ctx;
+	int64_t now = wall_ms();
+
+	if (a->sched_at_wall > now + 5) {	/* wall clock moved back: wait on */
+		timer_in(&a->sched_timer, a->sched_at_wall - now);
+		return;
+	}
+	schedule_next(a, false);
+	agent_request_run(a, false, NULL);
+}
+
+static void
+schedule_next(struct agent *a, bool from_start)
+{
+	const struct agent_conf *c = a->conf;
+	int64_t now = wall_ms(), next = 0;
+
+	timer_stop(&a->sched_timer);
+	if (a->st.paused || c->sched == SCHED_MANUAL || a->sup->stopping) {
+		a->st.next_run = 0;
+		agent_save(a);
+		return;
+	}
+	if (c->sched == SCHED_INTERVAL) {
+		/* Fixed rate: the next slot follows the last one, not the end of
+		 * the run, so runs do not drift.  Missed slots are not replayed. */
+		int64_t base = (!from_start && a->sched_at_wall) ? a->sched_at_wall : now;
+		next = base + c->interval_ms;
+		if (from_start && a->st.next_run > now && a->st.next_run < next)
+			next = a->st.next_run;	/* keep the schedule across restarts */
+		if (next <= now)
+			next = now + c->interval_ms;
+	} else {
+		next = cron_next(&c->cron, now);
+		if (next < 0) {
+			log_agent(LL_WARN, a->name, "cron \"%s\" never fires", c->schedule_text);
+			a->st.next_run = 0;
+			agent_save(a);
+			return;
+		}
+	}
+	a->sched_at_wall = next;
+	a->st.next_run = next;
+	agent_save(a);
+	timer_in(&a->sched_timer, next - now);
+}
+
+/* ---- messages from the worker ------------------------------------------ */
+
+static bool
+run_matches(struct agent *a, json_t *m)
+{
+	json_int_t id = json_integer_value(json_object_get(m, "run_id"));
+	return a->cur && a->cur->dispatched && a->cur->run_id == id;
+}
+
+static void
+on_ready(struct agent *a, json_t *m)
+{
+	if (a->state != W_STARTING) {
+		worker_fault(a, "ready sent twice");
+		return;
+	}
+	timer_stop(&a->ack_timer);
+	json_decref(a->tools);
+	a->tools = json_incref(json_object_get(m, "tools"));
+	a->state = W_IDLE;
+	log_agent(LL_DEBUG, a->name, "worker %d ready", (int)a->pid);
+	dispatch_pending(a);
+}
+
+static void
+on_result(struct agent *a, json_t *m)
+{
+	struct run *r = a->cur;
+	if (!run_matches(a, m)) {
+		log_agent(LL_DEBUG, a->name, "result for run %lld ignored (not current)",
+		    (long long)json_integer_value(json_object_get(m, "run_id")));
+		return;
+	}
+	timer_stop(&a->ack_timer);
+	timer_stop(&a->kill_timer);
+	if (json_is_true(json_object_get(m, "ok"))) {
+		json_t *res = json_object_get(m, "result");
+		int64_t dur = mono_ms() - r->attempt_mono;
+		a->st.last_success = wall_ms();
+		a->last_failed = false;
+		agent_save(a);
+		json_t *p = seed_payload(a);
+		json_object_set_new(p, "run_count", json_integer(r->run_id));
+		json_object_set_new(p, "result", res ? json_incref(res) : json_null());
+		json_object_set_new(p, "duration_ms", json_integer(dur));
+		json_object_set_new(p, "attempt", json_integer(r->attempt));
+		if (json_object_get(m, "usage"))
+			json_object_set(p, "usage", json_object_get(m, "usage"));
+		event_emit(a, "background_task_completed", p);
+		a->state = W_IDLE;
+		emit_status(a, "idle", NULL);
+		finish_run(a);
+		return;
+	}
+	const char *err = json_string_value(json_object_get(m, "error"));
+	char why[600];
+	if (r->timed_out)
+		snprintf(why, sizeof(why), "timeout: run exceeded %lld ms",
+		    (long long)a->conf->run_timeout_ms);
+	else if (r->cancel_reason)
+		snprintf(why, sizeof(why), "cancelled: %s", r->cancel_reason);
+	else
+		snprintf(why, sizeof(why), "%s", err ? err : "run failed");
+	json_t *ra = json_object_get(m, "retry_after_ms");
+	bool retryable = r->timed_out || (r->cancel_reason == NULL &&
+	    json_is_true(json_object_get(m, "retryable")));
+	run_attempt_failed(a, why, retryable, ra ? json_integer_value(ra) : -1);
+}
+
+static void
+on_mem_store(struct agent *a, json_t *m)
+{
+	const char *type = json_string_value(json_object_get(m, "memory_type"));
+	if (!memory_type_valid(type)) {
+		log_agent(LL_WARN, a->name, "mem_store: unknown memory_type \"%s\"", type);
+		return;
+	}
+	/* The agent is the one on this pipe, whatever the message says. */
+	store_mem_append(a->sup->store, a->name, a->st.session_id, type,
+	    json_string_value(json_object_get(m, "role")),
+	    json_string_value(json_object_get(m, "content")),
+	    json_object_get(m, "metadata"));
+}
+
+static void
+on_mem_query(struct agent *a, json_t *m)
+{
+	const char *type = json_string_value(json_object_get(m, "memory_type"));
+	json_int_t limit = json_integer_value(json_object_get(m, "limit"));
+	json_t *items = NULL, *reply;
+
+	if (limit < 0 || limit > 1000)
+		limit = 1000;
+	reply = json_pack("{s:O}", "req_id", json_object_get(m, "req_id"));
+	if (!memory_type_valid(type))
+		json_object_set_new(reply, "error", json_string("unknown memory_type"));
+	else if (store_mem_context(a->sup->store, a->name, type, (int)limit, &items) < 0)
+		json_object_set_new(reply, "error", json_string("memory store failed"));
+	json_object_set_new(reply, "items", items ? items : json_array());
+	send_msg(a, MSG_MEM_REPLY, reply);
+	json_decref(reply);
+}
+
+/* Event types a worker may emit; the seed's lifecycle events are agentd's. */
+static bool
+worker_event_allowed(const char *type)
+{
+	static const char *prefixes[] = { "tool_call_", "model_", "mcp_", "memory_" };
+	for (size_t i = 0; i < ARRAY_LEN(prefixes); i++)
+		if (strncmp(type, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
+static void
+on_event(struct agent *a, json_t *m)
+{
+	const char *type = json_string_value(json_object_get(m, "type"));
+	json_t *payload = json_deep_copy(json_object_get(m, "payload"));
+
+	if (!worker_event_allowed(type)) {
+		log_agent(LL_WARN, a->name, "worker may not emit event type \"%s\"; dropped", type);
+		json_decref(payload);
+		return;
+	}
+	json_object_set_new(payload, "agent_id", json_string(agent_id(a)));
+	if (a->cur)
+		json_object_set_new(payload, "run_count", json_integer(a->cur->run_id));
+	event_emit(a, type, payload);
+}
+
+static void
+on_log(struct agent *a, json_t *m)
+{
+	int lvl = log_level_parse(json_string_value(json_object_get(m, "level")));
+	log_agent(lvl < 0 ? LL_INFO : lvl, a->name, "%s",
+	    json_string_value(json_object_get(m, "msg")));
+}
+
+static void
+handle_msg(struct agent *a, enum msg_type t, json_t *m)
+{
+	switch (t) {
+	case MSG_READY:
+		on_ready(a, m);
+		break;
+	case MSG_RUN_ACK:
+		if (run_matches(a, m)) {
+			a->cur->acked = true;
+			timer_stop(&a->ack_timer);
+		}
+		break;
+	case MSG_EVENT:
+		on_event(a, m);
+		break;
+	case MSG_RESULT:
+		on_result(a, m);
+		break;
+	case MSG_MEM_STORE:
+		on_mem_store(a, m);
+		break;
+	case MSG_MEM_QUERY:
+		on_mem_query(a, m);
+		break;
+	case MSG_LOG:
+		on_log(a, m);
+		break;
+	default:
+		worker_fault(a, "worker sent a %s message, which only agentd sends",
+		    msg_type_name(t));
+		break;
+	}
+}
+
+void
+agent_on_readable(struct agent *a)
+{
+	const uint8_t *p;
+	size_t len;
+	const char *ferr;
+	char err[256];
+
+	for (;;) {
+		ssize_t n = frame_reader_fill(&a->rd, a->io.fd);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			loop_del(&a->io);	/* EOF: exit follows via SIGCHLD */
+			break;
+		}
+		int rc;
+		while ((rc = frame_reader_next(&a->rd, &p, &len, &ferr)) == 1) {
+			enum msg_type t;
+			json_t *m;
+			if (msg_unpack(p, len, &t, &m, err, sizeof(err)) < 0) {
+				worker_fault(a, "bad message: %s", err);
+				return;
+			}
+			handle_msg(a, t, m);
+			json_decref(m);
+			if (a->fault || a->io.fd < 0)
+				return;
+		}
+		if (rc < 0) {
+			worker_fault(a, "bad frame: %s", ferr);
+			return;
+		}
+		if (n < 0)
+			break;
+	}
+}
+
+static void
+on_worker_io(struct watch *w, uint32_t events)
+{
+	struct agent *a = w->ctx;
+	if (events & EPOLLOUT) {
+		if (wqueue_flush(&a->wq, a->io.fd) < 0 && errno != EAGAIN)
+			loop_del(&a->io);
+		else
+			update_io_interest(a);
+	}
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		agent_on_readable(a);
+}
+
+/* ---- commands and construction -------------------------------------------- */
+
+int
+agent_pause(struct agent *a)
+{
+	if (a->st.paused)
+		return -1;
+	a->st.paused = true;
+	schedule_next(a, false);
+	agent_save(a);
+	return 0;
+}
+
+int
+agent_resume(struct agent *a)
+{
+	if (!a->st.paused)
+		return -1;
+	a->st.paused = false;
+	a->sched_at_wall = 0;
+	schedule_next(a, true);
+	agent_save(a);
+	return 0;
+}
+
+void
+agent_restart_cmd(struct agent *a)
+{
+	a->nrestarts = 0;
+	a->backoff_step = 0;
+	free(a->last_error);
+	a->last_error = NULL;
+	if (a->pid > 0) {
+		agent_stop(a, AFTER_RESPAWN, "restart requested");
+		return;
+	}
+	timer_stop(&a->restart_timer);
+	start_worker(a);
+	if (a->state == W_STARTING && !timer_armed(&a->sched_timer))
+		schedule_next(a, true);
+}
+
+void
+agent_replace_conf(struct agent *a, const struct agent_conf *conf)
+{
+	agent_conf_free(a->conf);
+	a->conf = agent_conf_dup(conf);
+	a->queued = 0;
+	a->sched_at_wall = 0;
+	schedule_next(a, true);
+	agent_stop(a, AFTER_RESPAWN, "configuration changed");
+}
+
+struct agent *
+agent_new(struct sup *s, const struct agent_conf *conf)
+{
+	struct agent *a = xcalloc(1, sizeof(*a));
+	char dir[4096];
+
+	a->sup = s;
+	a->name = xstrdup(conf->name);
+	a->conf = agent_conf_dup(conf);
+	a->io.fd = a->errio.fd = -1;
+	snprintf(dir, sizeof(dir), "%s/agents/%s", s->cfg->g.state_dir, a->name);
+	a->dir = xstrdup(dir);
+	timer_init(&a->sched_timer, on_sched_timer, a);
+	timer_init(&a->restart_timer, on_restart_timer, a);
+	timer_init(&a->ack_timer, on_ack_timer, a);
+	timer_init(&a->run_timer, on_run_timer, a);
+	timer_init(&a->kill_timer, on_kill_timer, a);
+	timer_init(&a->retry_timer, on_retry_timer, a);
+
+	if (store_state_load(s->store, a->name, &a->st) < 0)
+		log_agent(LL_ERROR, a->name, "cannot load saved state; starting fresh");
+	if (a->st.session_id[0] == '\0')
+		snprintf(a->st.session_id, sizeof(a->st.session_id), "background_%s_%lld",
+		    conf->agent_id, (long long)(wall_ms() / 1000));
+	return a;
+}
+
+void
+agent_start(struct agent *a)
+{
+	start_worker(a);
+	schedule_next(a, true);
+	if (a->conf->run_on_start && !a->st.paused)
+		agent_request_run(a, false, NULL);
+}
+
+void
+agent_free(struct agent *a)
+{
+	timer_stop(&a->sched_timer);
+	timer_stop(&a->restart_timer);
+	timer_stop(&a->ack_timer);
+	timer_stop(&a->run_timer);
+	timer_stop(&a->kill_timer);
+	timer_stop(&a->retry_timer);
+	close_worker_fds(a);
+	run_free(a->cur);
+	for (unsigned i = 0; i < STDERR_KEEP; i++)
+		free(a->errkeep[i]);
+	agent_state_free(&a->st);
+	json_decref(a->tools);
+	agent_conf_free(a->conf);
+	free(a->cgroup);
+	free(a->fault);
+	free(a->last_error);
+	free(a->dir);
+	free(a->name);
+	free(a);
+}
+
+json_t *
+agent_status_json(const struct agent *a)
+{
+	const struct store *st = a->sup->store;
+	bool running = a->cur != NULL;
+	const char *seed_status = running ? "running" :
+	    (a->state == W_FATAL || a->last_failed) ? "error" : "idle";
+	json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:s, s:s}",
+	    "name", a->name, "agent_id", agent_id(a), "state", wstate_name(a->state),
+	    "is_running", running, "paused", a->st.paused,
+	    "run_count", (json_int_t)a->st.run_count,
+	    "error_count", (json_int_t)a->st.error_count,
+	    "skipped_count", (json_int_t)a->st.skipped_count,
+	    "restart_count", (json_int_t)a->st.restart_count,
+	    "session_id", a->st.session_id, "status", seed_status);
+	json_object_set_new(o, "pid", a->pid > 0 ? json_integer(a->pid) : json_null());
+	json_object_set_new(o, "uptime_s", a->pid > 0 ?
+	    json_real((double)(mono_ms() - a->spawned_mono) / 1000.0) : json_null());
+	json_object_set_new(o, "last_run", iso_or_null(a->st.last_run));
+	json_object_set_new(o, "last_success", iso_or_null(a->st.last_success));
+	json_object_set_new(o, "next_run", iso_or_null(a->st.next_run));
+	json_object_set_new(o, "schedule", json_string(a->conf->schedule_text ?
+	    a->conf->schedule_text : "manual"));
+	json_object_set_new(o, "available_tools", a->tools ? json_incref(a->tools) : json_array());
+	json_object_set_new(o, "event_store", json_string(store_event_backend(st)));
+	json_object_set_new(o, "memory_store", json_string(store_memory_backend(st)));
+	json_object_set_new(o, "last_error", a->last_error ? json_string(a->last_error) : json_null());
+	json_object_set_new(o, "queued_runs", json_integer(a->queued));
+	if (a->cur)
+		json_object_set_new(o, "current_run", json_pack("{s:I, s:i}", "run_id",
+		    (json_int_t)a->cur->run_id, "attempt", a->cur->attempt));
+	return o;
+}

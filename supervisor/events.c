@@ -1,0 +1,36 @@
+/*
+ * events: stamping and publishing.
+ *
+ * Every event gets its identity here and nowhere else: a UUID event_id, the
+ * agent's next sequence number (persisted with the agent's state, so it
+ * keeps growing across restarts of agentd), the agent's name and a
+ * wall-clock timestamp.  It is then appended to the event store (inside the
+ * loop pass's transaction) and pushed to every `agentctl events -f`
+ * follower, in that order, so a follower never sees an event the store
+ * does not have.
+ */
+#include <stdlib.h>
+#include "common/log.h"
+#include "common/util.h"
+#include "supervisor/sup.h"
+
+void
+event_emit(struct agent *a, const char *type, json_t *payload)
+{
+	struct event ev = { 0 };
+
+	if (payload == NULL)	/* json_pack failed: a bug, but never lose the event */
+		payload = json_object();
+	uuid4(ev.event_id);
+	ev.type = type;
+	ev.agent_name = a->name;
+	ev.seq = ++a->st.seq;
+	ev.timestamp = wall_ms();
+	ev.payload = payload;
+	if (store_event_append(a->sup->store, &ev) < 0)
+		log_agent(LL_ERROR, a->name, "event %s (seq %lld) could not be stored",
+		    type, (long long)ev.seq);
+	agent_save(a);
+	events_followers_publish(a->sup, &ev);
+	json_decref(payload);
+}

@@ -1,0 +1,333 @@
+/*
+ * sup: the supervisor as a whole -- its agents, signals, reload and stop.
+ *
+ * Signals arrive through a signalfd and are handled in the loop like any
+ * other input, so no handler ever runs concurrently with the code it would
+ * disturb.  SIGCHLD reaps every child (agentd is a subreaper, and may be
+ * PID 1): workers are matched by pid, anything else is an orphan that is
+ * simply reaped.  Reload builds the new config completely before touching
+ * anything; a bad file leaves every agent as it was.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "common/log.h"
+#include "common/util.h"
+#include "supervisor/sup.h"
+
+struct agent *
+sup_find(struct sup *s, const char *name)
+{
+	for (size_t i = 0; i < s->nagents; i++)
+		if (strcmp(s->agents[i]->name, name) == 0)
+			return s->agents[i];
+	return NULL;
+}
+
+struct agent *
+sup_find_pid(struct sup *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->nagents; i++)
+		if (s->agents[i]->pid == pid)
+			return s->agents[i];
+	return NULL;
+}
+
+static void
+agent_free_cb(void *p)
+{
+	agent_free(p);
+}
+
+void
+sup_remove_agent(struct sup *s, struct agent *a)
+{
+	for (size_t i = 0; i < s->nagents; i++) {
+		if (s->agents[i] != a)
+			continue;
+		memmove(&s->agents[i], &s->agents[i + 1],
+		    (s->nagents - i - 1) * sizeof(*s->agents));
+		s->nagents--;
+		break;
+	}
+	log_agent(LL_INFO, a->name, "removed");
+	store_flush(s->store);
+	loop_defer(agent_free_cb, a);
+}
+
+static struct agent *
+add_agent(struct sup *s, const struct agent_conf *c)
+{
+	struct agent *a = agent_new(s, c);
+	s->agents = xrealloc(s->agents, (s->nagents + 1) * sizeof(*s->agents));
+	s->agents[s->nagents++] = a;
+	return a;
+}
+
+/* ---- children -------------------------------------------------------- */
+
+static void
+reap(struct sup *s)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct agent *a = sup_find_pid(s, pid);
+		if (a)
+			agent_on_exit(a, status);
+		else
+			log_debug("reaped orphan %d", (int)pid);
+	}
+}
+
+/* ---- reload ---------------------------------------------------------- */
+
+static char *
+join_errors(const struct conf_errors *e)
+{
+	struct buf b;
+	buf_init(&b);
+	for (size_t i = 0; i < e->n; i++) {
+		if (i)
+			buf_append(&b, "\n", 1);
+		buf_append(&b, e->msgs[i], strlen(e->msgs[i]));
+	}
+	buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
+static void
+warn_global_changes(const struct global_conf *old, const struct global_conf *new)
+{
+	if (strcmp(old->state_dir, new->state_dir) ||
+	    strcmp(old->control_socket, new->control_socket) ||
+	    strcmp(old->event_store, new->event_store) ||
+	    strcmp(old->memory_store, new->memory_store))
+		log_warn("reload: state_dir, control_socket and store settings take "
+		    "effect at the next start of agentd; keeping the running ones");
+}
+
+int
+sup_reload(struct sup *s, json_t **report, char **errtext)
+{
+	struct config *nc = NULL;
+	struct conf_errors errs = { 0 };
+	json_t *added = json_array(), *removed = json_array(), *changed = json_array();
+	int unchanged = 0;
+
+	if (config_load(s->config_path, &nc, &errs) < 0) {
+		*errtext = join_errors(&errs);
+		log_error("reload refused, keeping the running configuration:\n%s", *errtext);
+		conf_errors_free(&errs);
+		json_decref(added);
+		json_decref(removed);
+		json_decref(changed);
+		return -1;
+	}
+	warn_global_changes(&s->cfg->g, &nc->g);
+	/* Paths and stores cannot change under a running agentd: the new
+	 * config inherits the running ones (ownership swapped, so the file's
+	 * are freed with the old config), and takes only what can change live. */
+	struct global_conf fresh = nc->g;
+	nc->g = s->cfg->g;
+	s->cfg->g = fresh;
+	nc->g.log_level = fresh.log_level;
+	nc->g.stop_grace_ms = fresh.stop_grace_ms;
+	nc->g.ack_timeout_ms = fresh.ack_timeout_ms;
+	log_set_level(nc->g.log_level);
+
+	for (size_t i = 0; i < s->nagents; ) {
+		struct agent *a = s->agents[i];
+		if (config_find(nc, a->name) == NULL) {
+			json_array_append_new(removed, json_string(a->name));
+			agent_stop(a, AFTER_REMOVE, "removed from the configuration");
+			/* agent_stop may have removed it at once (no worker). */
+			if (i < s->nagents && s->agents[i] == a)
+				i++;
+		} else
+			i++;
+	}
+	for (size_t i = 0; i < nc->nagents; i++) {
+		const struct agent_conf *c = &nc->agents[i];
+		struct agent *a = sup_find(s, c->name);
+		if (a == NULL) {
+			json_array_append_new(added, json_string(c->name));
+			agent_start(add_agent(s, c));
+		} else if (a->after == AFTER_REMOVE) {
+			continue;
+		} else if (strcmp(a->conf->fingerprint, c->fingerprint) != 0) {
+			json_array_append_new(changed, json_string(c->name));
+			agent_replace_conf(a, c);
+		} else
+			unchanged++;
+	}
+	config_free(s->cfg);
+	s->cfg = nc;
+	log_info("reloaded %s: %zu added, %zu removed, %zu changed, %d unchanged",
+	    s->config_path, json_array_size(added), json_array_size(removed),
+	    json_array_size(changed), unchanged);
+	*report = json_pack("{s:o, s:o, s:o, s:i}", "added", added, "removed", removed,
+	    "changed", changed, "unchanged", unchanged);
+	return 0;
+}
+
+/* ---- stop ------------------------------------------------------------ */
+
+static void
+on_stop_timer(struct timer *t)
+{
+	struct sup *s = t->ctx;
+	for (size_t i = 0; i < s->nagents; i++)
+		if (s->agents[i]->pid > 0) {
+			log_warn("agent %s: worker %d still running after the grace "
+			    "period; SIGKILL", s->agents[i]->name, (int)s->agents[i]->pid);
+			kill(-s->agents[i]->pid, SIGKILL);
+		}
+}
+
+void
+sup_begin_stop(struct sup *s, const char *why)
+{
+	if (s->stopping)
+		return;
+	log_info("stopping (%s): cancelling runs, stopping %zu workers", why, s->nagents);
+	s->stopping = true;
+	for (size_t i = 0; i < s->nagents; i++) {
+		struct agent *a = s->agents[i];
+		timer_stop(&a->sched_timer);
+		timer_stop(&a->retry_timer);
+		timer_stop(&a->restart_timer);
+		agent_stop(a, AFTER_STAY_DOWN, "agentd is stopping");
+	}
+	timer_in(&s->stop_timer, s->cfg->g.stop_grace_ms + 500);
+	sup_check_stopped(s);
+}
+
+void
+sup_check_stopped(struct sup *s)
+{
+	if (!s->stopping)
+		return;
+	for (size_t i = 0; i < s->nagents; i++)
+		if (s->agents[i]->pid > 0)
+			return;
+	timer_stop(&s->stop_timer);	/* the loop ends after this pass */
+}
+
+static bool
+all_stopped(struct sup *s)
+{
+	if (!s->stopping)
+		return false;
+	for (size_t i = 0; i < s->nagents; i++)
+		if (s->agents[i]->pid > 0)
+			return false;
+	return true;
+}
+
+/* ---- signals --------------------------------------------------------- */
+
+static void
+on_signal(struct watch *w, uint32_t events)
+{
+	struct sup *s = w->ctx;
+	struct signalfd_siginfo si;
+	(void)events;
+
+	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reap(s);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			sup_begin_stop(s, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			break;
+		case SIGHUP:
+			if (!s->stopping) {
+				json_t *report = NULL;
+				char *errtext = NULL;
+				if (sup_reload(s, &report, &errtext) == 0)
+					json_decref(report);
+				free(errtext);
+			}
+			break;
+		case SIGUSR1:
+			if (log_reopen() < 0)
+				log_error("reopening the log file: %s", strerror(errno));
+			else
+				log_info("log file reopened");
+			break;
+		}
+	}
+	/* A SIGCHLD may have been coalesced with another signal. */
+	reap(s);
+}
+
+static int
+signals_setup(struct sup *s)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	return loop_add(&s->sigw, fd, EPOLLIN, on_signal, s);
+}
+
+/* ---- run ------------------------------------------------------------- */
+
+int
+sup_run(struct sup *s)
+{
+	if (signals_setup(s) < 0) {
+		log_error("signals: %s", strerror(errno));
+		return 1;
+	}
+	timer_init(&s->stop_timer, on_stop_timer, s);
+	if (ctl_listen(s) < 0)
+		return 1;
+	for (size_t i = 0; i < s->cfg->nagents; i++)
+		add_agent(s, &s->cfg->agents[i]);
+	log_info("agentd %s started: %zu agents, state in %s, control socket %s",
+	    AGENTD_VERSION, s->nagents, s->cfg->g.state_dir, s->cfg->g.control_socket);
+	for (size_t i = 0; i < s->nagents; i++)
+		agent_start(s->agents[i]);
+	store_flush(s->store);
+
+	while (!all_stopped(s)) {
+		if (loop_once() < 0) {
+			log_error("epoll: %s", strerror(errno));
+			s->exit_code = 1;
+			break;
+		}
+		store_flush(s->store);
+	}
+	ctl_close(s);
+	while (s->nagents > 0) {
+		struct agent *a = s->agents[--s->nagents];
+		agent_save(a);
+		agent_free(a);
+	}
+	store_flush(s->store);
+	reap(s);
+	log_info("agentd stopped");
+	return s->exit_code;
+}

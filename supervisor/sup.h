@@ -1,0 +1,169 @@
+/*
+ * sup: the supervisor's internal model.
+ *
+ * One process, one thread, one epoll set (loop.c).  Every piece of state has
+ * one owner:
+ *   struct sup     the running config, the agents, the store, the control
+ *                  socket and its clients; global shutdown state.
+ *   struct agent   one per configured agent: its worker process (pid, pipe,
+ *                  stderr pipe), its schedule, its current run, its restart
+ *                  history and its persisted counters (struct agent_state).
+ * Time is owned by the deadline heap (timer.c): every wait (schedule,
+ * backoff, ack, run timeout, kill grace) is a struct timer embedded in the
+ * object it belongs to, so nothing polls and nothing wakes without reason.
+ */
+#ifndef AGENTD_SUP_H
+#define AGENTD_SUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+#include "conf/config.h"
+#include "proto/frame.h"
+#include "proto/msg.h"
+#include "supervisor/loop.h"
+#include "supervisor/store.h"
+
+enum wstate {
+	W_STOPPED = 0,   /* no process, none coming (restart: never, or removed) */
+	W_STARTING,      /* spawned, config sent, waiting for `ready` */
+	W_IDLE,          /* ready, no run on the worker */
+	W_RUNNING,       /* a run attempt is on the worker */
+	W_STOPPING,      /* asked to exit (shutdown sent / killed), waiting for SIGCHLD */
+	W_BACKOFF,       /* waiting on restart_timer */
+	W_FATAL,         /* crash budget spent: waits for `agentctl restart` */
+};
+
+/* What to do once a worker we asked to stop has exited. */
+enum after_exit { AFTER_NONE = 0, AFTER_RESPAWN, AFTER_REMOVE, AFTER_STAY_DOWN };
+
+#define STDERR_KEEP 10      /* lines of a worker's stderr kept for its exit event */
+#define RESTART_HISTORY 64  /* restart timestamps remembered for the budget */
+#define QUEUE_MAX 16        /* overlap: queue keeps at most this many runs waiting */
+
+struct run {
+	int64_t run_id;          /* = run_count at its start */
+	int attempt;             /* 1-based */
+	int64_t started_wall;    /* the run's start (first attempt) */
+	int64_t attempt_mono;    /* the current attempt's dispatch */
+	json_t *kwargs;          /* given to the task, echoed in started event */
+	bool manual;
+	bool dispatched;         /* the current attempt is on the worker */
+	bool acked;
+	bool timed_out;          /* run_timeout passed: failure is "timeout" */
+	char *cancel_reason;     /* non-NULL once a cancel was sent */
+	int64_t retry_after_ms;  /* server-suggested delay of the last failure */
+};
+
+struct agent {
+	struct sup *sup;
+	char *name;
+	struct agent_conf *conf;       /* owned copy */
+	struct agent_state st;         /* persisted counters */
+	char *dir;                     /* <state_dir>/agents/<name> */
+
+	enum wstate state;
+	enum after_exit after;
+	pid_t pid;
+	int64_t spawned_mono;
+	int64_t spawned_wall;
+	struct watch io;               /* the socketpair end */
+	struct frame_reader rd;
+	struct wqueue wq;
+	struct watch errio;            /* the worker's stdout+stderr pipe */
+	char errline[1024];
+	size_t errlen;
+	char *errkeep[STDERR_KEEP];    /* ring of last stderr lines */
+	unsigned errkeep_next;
+	char *fault;                   /* why we killed it (protocol fault...) */
+	char *cgroup;                  /* cgroup name, NULL when none */
+	json_t *tools;                 /* from `ready` */
+	char *last_error;
+	bool last_failed;              /* the last finished run failed */
+
+	struct run *cur;
+	int queued;
+	int64_t sched_at_wall;         /* the scheduled instant the sched timer waits for */
+
+	int64_t restarts[RESTART_HISTORY]; /* mono ms of recent unplanned restarts */
+	unsigned nrestarts;
+	int backoff_step;              /* consecutive quick crashes */
+
+	struct timer sched_timer;      /* next scheduled run */
+	struct timer restart_timer;    /* backoff before respawn */
+	struct timer ack_timer;        /* ready / run_ack deadline */
+	struct timer run_timer;        /* run_timeout */
+	struct timer kill_timer;       /* grace after cancel/shutdown, then SIGKILL */
+	struct timer retry_timer;      /* delay before the next attempt */
+
+	bool in_list;
+};
+
+struct ctl_client;
+
+struct sup {
+	struct config *cfg;
+	char *config_path;
+	struct store *store;
+	struct agent **agents;
+	size_t nagents;
+
+	struct watch sigw;
+	struct watch ctlw;
+	int ctl_fd;
+	struct ctl_client *clients;
+
+	bool stopping;             /* graceful stop in progress */
+	struct timer stop_timer;   /* grace for the whole shutdown */
+	int exit_code;
+	char *worker_path;
+	char *self_path;
+	int cgroup_mode;           /* 0 none, 1 v1, 2 v2 (cgroup.c) */
+};
+
+/* agent.c */
+struct agent *agent_new(struct sup *s, const struct agent_conf *conf);
+void agent_free(struct agent *a);
+void agent_start(struct agent *a);           /* first spawn + schedule */
+void agent_on_readable(struct agent *a);
+void agent_on_exit(struct agent *a, int status);
+void agent_request_run(struct agent *a, bool manual, json_t *kwargs);
+int agent_pause(struct agent *a);
+int agent_resume(struct agent *a);
+void agent_restart_cmd(struct agent *a);
+void agent_stop(struct agent *a, enum after_exit after, const char *why);
+void agent_replace_conf(struct agent *a, const struct agent_conf *conf);
+json_t *agent_status_json(const struct agent *a);
+const char *wstate_name(enum wstate s);
+void agent_save(struct agent *a);
+
+/* events.c */
+void event_emit(struct agent *a, const char *type, json_t *payload);  /* steals payload */
+void events_followers_publish(struct sup *s, const struct event *ev);
+
+/* spawn.c */
+int worker_spawn(struct agent *a, int *sockfd, int *errfd, char *err, size_t errlen);
+
+/* cgroup.c */
+int cgroup_detect(void);                      /* 0 none, 1 v1, 2 v2 */
+char *cgroup_prepare(int mode, const char *name, const struct limits *l);
+int cgroup_enter(int mode, const char *cg);   /* from the child, before exec */
+void cgroup_release(int mode, const char *cg);/* kill leftovers and remove */
+bool cgroup_oom_killed(int mode, const char *cg);
+void cgroup_cleanup(int mode);                /* at exit: remove our base */
+
+/* ctl.c */
+int ctl_listen(struct sup *s);
+void ctl_close(struct sup *s);
+
+/* sup.c */
+struct agent *sup_find(struct sup *s, const char *name);
+struct agent *sup_find_pid(struct sup *s, pid_t pid);
+void sup_remove_agent(struct sup *s, struct agent *a);
+int sup_reload(struct sup *s, json_t **report, char **errtext);
+void sup_begin_stop(struct sup *s, const char *why);
+void sup_check_stopped(struct sup *s);
+int sup_run(struct sup *s);
+
+#endif
