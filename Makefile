@@ -104,7 +104,8 @@ test-asan:
 test: check test-asan
 
 bench: all
-	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run
+	scripts/bootstrap --bench
+	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:

@@ -1,0 +1,138 @@
+/* Unit tests: common/util.c and common/buf.c. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/buf.h"
+#include "common/util.h"
+
+START_TEST(durations)
+{
+	static const struct { const char *s; int64_t ms; } ok[] = {
+		{ "300", 300000 }, { "1.5", 1500 }, { "0", 0 }, { "90s", 90000 },
+		{ "5m", 300000 }, { "1h30m", 5400000 }, { "250ms", 250 },
+		{ "1d", 86400000 }, { "2h0m5s", 7205000 }, { "0.5s", 500 },
+	};
+	static const char *bad[] = { "", "5 minutes", "-1", "5x", "m5", "1h-2m",
+		"ms", "1..2s", "5mm", "1e400" };
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+		int64_t ms = -1;
+		ck_assert_msg(parse_duration(ok[i].s, &ms) == 0, "%s", ok[i].s);
+		ck_assert_int_eq(ms, ok[i].ms);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		int64_t ms;
+		ck_assert_msg(parse_duration(bad[i], &ms) < 0, "accepted \"%s\"", bad[i]);
+	}
+}
+END_TEST
+
+START_TEST(sizes)
+{
+	int64_t b;
+	ck_assert_int_eq(parse_size("512M", &b), 0);
+	ck_assert_int_eq(b, 512LL << 20);
+	ck_assert_int_eq(parse_size("1G", &b), 0);
+	ck_assert_int_eq(b, 1LL << 30);
+	ck_assert_int_eq(parse_size("64k", &b), 0);
+	ck_assert_int_eq(b, 65536);
+	ck_assert_int_eq(parse_size("2GiB", &b), 0);
+	ck_assert_int_eq(b, 2LL << 30);
+	ck_assert_int_eq(parse_size("100MB", &b), 0);
+	ck_assert_int_eq(b, 100LL << 20);
+	ck_assert_int_eq(parse_size("1048576", &b), 0);
+	ck_assert_int_eq(b, 1048576);
+	ck_assert_int_lt(parse_size("12Q", &b), 0);
+	ck_assert_int_lt(parse_size("M", &b), 0);
+	ck_assert_int_lt(parse_size("-5M", &b), 0);
+	ck_assert_int_lt(parse_size("5Mx", &b), 0);
+}
+END_TEST
+
+START_TEST(timestamps)
+{
+	char ts[32];
+	iso8601(1700000000123LL, ts, sizeof(ts));
+	ck_assert_str_eq(ts, "2023-11-14T22:13:20.123Z");
+	iso8601(0, ts, sizeof(ts));
+	ck_assert_str_eq(ts, "");
+}
+END_TEST
+
+START_TEST(uuids)
+{
+	char a[37], b[37];
+	uuid4(a);
+	uuid4(b);
+	ck_assert_int_eq(strlen(a), 36);
+	ck_assert_str_ne(a, b);
+	ck_assert_int_eq(a[14], '4');
+	ck_assert(strchr("89ab", a[19]) != NULL);
+	for (int i = 0; i < 1000; i++) {
+		double r = rand_unit();
+		ck_assert(r >= 0.0 && r < 1.0);
+	}
+}
+END_TEST
+
+START_TEST(buffers)
+{
+	struct buf b;
+	buf_init(&b);
+	for (int i = 0; i < 1000; i++)
+		buf_append(&b, "abcdefgh", 8);
+	ck_assert_uint_eq(buf_pending(&b), 8000);
+	buf_consume(&b, 7996);
+	ck_assert_uint_eq(buf_pending(&b), 4);
+	ck_assert(memcmp(buf_head(&b), "efgh", 4) == 0);
+	/* Reserving reclaims the consumed front instead of growing. */
+	size_t cap = b.cap;
+	buf_reserve(&b, cap - 8);
+	ck_assert_uint_eq(b.cap, cap);
+	ck_assert(memcmp(buf_head(&b), "efgh", 4) == 0);
+	buf_consume(&b, 4);
+	ck_assert_uint_eq(buf_pending(&b), 0);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(atomic_files)
+{
+	char dir[] = "/tmp/agentd-util-XXXXXX", path[256], sub[128];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/a/b/c", dir);
+	ck_assert_int_eq(mkdir_p(sub, 0700), 0);
+	ck_assert_int_eq(mkdir_p(sub, 0700), 0);	/* exists: fine */
+	snprintf(path, sizeof(path), "%s/state.json", sub);
+	ck_assert_int_eq(write_file_atomic(path, "{\"a\":1}", 7, 0600), 0);
+	ck_assert_int_eq(write_file_atomic(path, "{}", 2, 0600), 0);
+	FILE *f = fopen(path, "r");
+	char got[16] = "";
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(got, sizeof(got), f));
+	fclose(f);
+	ck_assert_str_eq(got, "{}");
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("util");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, durations);
+	tcase_add_test(tc, sizes);
+	tcase_add_test(tc, timestamps);
+	tcase_add_test(tc, uuids);
+	tcase_add_test(tc, buffers);
+	tcase_add_test(tc, atomic_files);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
