@@ -1,0 +1,172 @@
+/*
+ * test_hooks: see test_hooks.h.  Each tool does one thing the tests need a
+ * worker to do, in the most direct way (raise, busy loop, touch memory,
+ * write bytes), so a test failure points at agentd, not at the hook.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "common/util.h"
+#include "worker/test_hooks.h"
+
+const char *const test_hook_tools[] = {
+	"test_sleep", "test_spin", "test_crash", "test_alloc", "test_fail",
+	"test_garbage", "test_oversize", "test_exit", NULL,
+};
+
+bool
+test_hooks_enabled(void)
+{
+	const char *v = getenv("AGENTD_TEST_HOOKS");
+	return v && strcmp(v, "1") == 0;
+}
+
+static int
+signal_number(const char *name)
+{
+	if (name == NULL)
+		return SIGSEGV;
+	if (strncmp(name, "SIG", 3) == 0)
+		name += 3;
+	for (int s = 1; s < NSIG; s++) {
+		const char *abbrev = sigabbrev_np(s);
+		if (abbrev && strcmp(abbrev, name) == 0)
+			return s;
+	}
+	return atoi(name) > 0 ? atoi(name) : SIGSEGV;
+}
+
+static void
+die_by(int sig)
+{
+	signal(sig, SIG_DFL);
+	raise(sig);
+	_exit(128 + sig);	/* a signal that was blocked or ignored */
+}
+
+void
+test_hooks_at_start(void)
+{
+	const char *sig = getenv("AGENTD_TEST_CRASH_AT_START");
+	if (test_hooks_enabled() && sig && *sig)
+		die_by(signal_number(sig));
+}
+
+bool
+test_hook_is_tool(const char *name)
+{
+	if (!test_hooks_enabled())
+		return false;
+	for (int i = 0; test_hook_tools[i]; i++)
+		if (strcmp(name, test_hook_tools[i]) == 0)
+			return true;
+	return false;
+}
+
+static double
+num_arg(const json_t *args, const char *key, double dflt)
+{
+	json_t *v = json_object_get(args, key);
+	return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+/* Sleeps, but a message from agentd (a cancel) interrupts it. */
+static int
+hook_sleep(const json_t *args, int fd, json_t **out, char *err, size_t errlen)
+{
+	int64_t end = mono_ms() + (int64_t)(num_arg(args, "seconds", 1) * 1000);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	for (;;) {
+		int64_t left = end - mono_ms();
+		if (left <= 0)
+			break;
+		int n = poll(&p, 1, (int)left);
+		if (n > 0) {
+			snprintf(err, errlen, "interrupted by a message from agentd");
+			return -1;
+		}
+	}
+	*out = json_pack("{s:f}", "slept_s", num_arg(args, "seconds", 1));
+	return 0;
+}
+
+static int
+hook_spin(const json_t *args, json_t **out)
+{
+	double secs = num_arg(args, "seconds", 0);
+	int64_t end = secs > 0 ? mono_ms() + (int64_t)(secs * 1000) : INT64_MAX;
+	volatile uint64_t x = 0;
+	while (mono_ms() < end)
+		for (int i = 0; i < 100000; i++)
+			x += (uint64_t)i;
+	*out = json_pack("{s:f}", "spun_s", secs);
+	return 0;
+}
+
+static int
+hook_alloc(const json_t *args, json_t **out, char *err, size_t errlen)
+{
+	size_t bytes = (size_t)num_arg(args, "bytes", 1 << 20);
+	char *p = malloc(bytes);
+	if (p == NULL) {
+		snprintf(err, errlen, "cannot allocate %zu bytes: %s", bytes, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < bytes; i += 4096)
+		p[i] = (char)i;
+	*out = json_pack("{s:I}", "allocated", (json_int_t)bytes);
+	free(p);
+	return 0;
+}
+
+static int
+hook_garbage(int fd, bool oversize, json_t **out)
+{
+	uint8_t junk[64];
+	if (oversize) {
+		const uint8_t hdr[4] = { 0x40, 0x00, 0x00, 0x00 };	/* 1 GiB */
+		(void)write_all(fd, hdr, sizeof(hdr));
+	} else {
+		for (size_t i = 0; i < sizeof(junk); i++)
+			junk[i] = (uint8_t)(rand_unit() * 256);
+		junk[0] = 0; junk[1] = 0; junk[2] = 0; junk[3] = 60;	/* a frame of junk */
+		(void)write_all(fd, junk, sizeof(junk));
+	}
+	*out = json_object();
+	return 0;
+}
+
+int
+test_hook_run(const char *name, const json_t *args, int fd, json_t **out,
+    char *err, size_t errlen, bool *retryable)
+{
+	*retryable = false;
+	if (strcmp(name, "test_sleep") == 0)
+		return hook_sleep(args, fd, out, err, errlen);
+	if (strcmp(name, "test_spin") == 0)
+		return hook_spin(args, out);
+	if (strcmp(name, "test_crash") == 0)
+		die_by(signal_number(json_string_value(json_object_get(args, "signal"))));
+	if (strcmp(name, "test_alloc") == 0)
+		return hook_alloc(args, out, err, errlen);
+	if (strcmp(name, "test_fail") == 0) {
+		const char *m = json_string_value(json_object_get(args, "message"));
+		*retryable = json_is_true(json_object_get(args, "retryable"));
+		snprintf(err, errlen, "%s", m ? m : "test_fail");
+		return -1;
+	}
+	if (strcmp(name, "test_garbage") == 0)
+		return hook_garbage(fd, false, out);
+	if (strcmp(name, "test_oversize") == 0)
+		return hook_garbage(fd, true, out);
+	if (strcmp(name, "test_exit") == 0)
+		_exit((int)num_arg(args, "code", 1));
+	snprintf(err, errlen, "unknown test tool %s", name);
+	return -1;
+}
