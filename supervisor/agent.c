@@ -433,7 +433,9 @@ agent_on_exit(struct agent *a, int status)
 	enum after_exit after = a->after;
 	pid_t pid = a->pid;
 
-	/* Whatever the worker said before dying counts: read it first. */
+	/* Whatever the worker said before dying counts: read it first (as
+	 * STOPPING, so nothing new is dispatched to the dead worker). */
+	a->state = W_STOPPING;
 	if (a->io.fd >= 0)
 		agent_on_readable(a);
 	drain_stderr(a);
@@ -874,7 +876,8 @@ on_result(struct agent *a, json_t *m)
 		if (json_object_get(m, "usage"))
 			json_object_set(p, "usage", json_object_get(m, "usage"));
 		event_emit(a, "background_task_completed", p);
-		a->state = W_IDLE;
+		if (a->state == W_RUNNING)
+			a->state = W_IDLE;
 		emit_status(a, "idle", NULL);
 		finish_run(a);
 		return;
