@@ -30,6 +30,7 @@ struct frame_reader {
 	struct buf in;
 	size_t max;
 	int failed;
+	size_t last;       /* bytes of the frame handed out last, consumed next call */
 	uint64_t frames;
 };
 

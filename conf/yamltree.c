@@ -1,0 +1,243 @@
+/*
+ * yamltree: libyaml events -> struct ynode (see yamltree.h).  A stack of
+ * open collections; each new node attaches to the collection on top.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+#include "common/util.h"
+#include "conf/yamltree.h"
+
+#define MAX_DEPTH 64
+#define MAX_ANCHORS 256
+
+struct builder {
+	struct ynode *stack[MAX_DEPTH];
+	int depth;
+	struct ynode *root;
+	bool pending_key[MAX_DEPTH];   /* map on stack[i] has a key waiting for its value */
+	struct ynode *anchors[MAX_ANCHORS];
+	int nanchors;
+	char *err;
+	size_t errlen;
+};
+
+static struct ynode *
+node_new(enum ynode_kind k, yaml_mark_t m)
+{
+	struct ynode *n = xcalloc(1, sizeof(*n));
+	n->kind = k;
+	n->line = (int)m.line + 1;
+	n->col = (int)m.column + 1;
+	return n;
+}
+
+void
+ytree_free(struct ynode *n)
+{
+	if (n == NULL)
+		return;
+	for (size_t i = 0; i < n->n; i++) {
+		if (n->keys)
+			ytree_free(n->keys[i]);
+		ytree_free(n->vals[i]);
+	}
+	free(n->keys);
+	free(n->vals);
+	free(n->value);
+	free(n->anchor);
+	free(n);
+}
+
+static void push_child(struct ynode *parent, struct ynode *key, struct ynode *val);
+
+/* Aliases get their own copy, so every node has one owner. */
+static struct ynode *
+node_copy(const struct ynode *src)
+{
+	struct ynode *n = xcalloc(1, sizeof(*n));
+	n->kind = src->kind;
+	n->line = src->line;
+	n->col = src->col;
+	n->quoted = src->quoted;
+	n->is_null = src->is_null;
+	if (src->value) {
+		n->value = xmalloc(src->len + 1);
+		memcpy(n->value, src->value, src->len + 1);
+		n->len = src->len;
+	}
+	for (size_t i = 0; i < src->n; i++)
+		push_child(n, src->keys ? node_copy(src->keys[i]) : NULL, node_copy(src->vals[i]));
+	return n;
+}
+
+static void
+push_child(struct ynode *parent, struct ynode *key, struct ynode *val)
+{
+	if (parent->n == parent->cap) {
+		parent->cap = parent->cap ? parent->cap * 2 : 8;
+		parent->vals = xrealloc(parent->vals, parent->cap * sizeof(*parent->vals));
+		if (parent->kind == Y_MAP)
+			parent->keys = xrealloc(parent->keys, parent->cap * sizeof(*parent->keys));
+	}
+	if (parent->kind == Y_MAP)
+		parent->keys[parent->n] = key;
+	parent->vals[parent->n++] = val;
+}
+
+/* Attach n to the open collection; returns -1 on a structural error. */
+static int
+attach(struct builder *b, struct ynode *n)
+{
+	if (b->depth == 0) {
+		if (b->root) {
+			ytree_free(n);
+			return -1;
+		}
+		b->root = n;
+		return 0;
+	}
+	struct ynode *top = b->stack[b->depth - 1];
+	if (top->kind == Y_SEQ) {
+		push_child(top, NULL, n);
+		return 0;
+	}
+	if (!b->pending_key[b->depth - 1]) {
+		if (n->kind != Y_SCALAR) {
+			snprintf(b->err, b->errlen, "%d:%d: a mapping key must be a plain value",
+			    n->line, n->col);
+			ytree_free(n);
+			return -1;
+		}
+		push_child(top, n, NULL);
+		top->n--;	/* the value completes the pair */
+		b->pending_key[b->depth - 1] = true;
+		return 0;
+	}
+	top->vals[top->n++] = n;
+	b->pending_key[b->depth - 1] = false;
+	return 0;
+}
+
+static void
+remember_anchor(struct builder *b, struct ynode *n, const yaml_char_t *anchor)
+{
+	if (anchor == NULL || b->nanchors == MAX_ANCHORS)
+		return;
+	n->anchor = xstrdup((const char *)anchor);
+	b->anchors[b->nanchors++] = n;
+}
+
+static int
+on_event(struct builder *b, yaml_event_t *ev)
+{
+	struct ynode *n;
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		n = node_new(Y_SCALAR, ev->start_mark);
+		n->len = ev->data.scalar.length;
+		n->value = xmalloc(n->len + 1);
+		memcpy(n->value, ev->data.scalar.value, n->len);
+		n->value[n->len] = '\0';
+		n->quoted = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+		    ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE ||
+		    ev->data.scalar.style == YAML_LITERAL_SCALAR_STYLE ||
+		    ev->data.scalar.style == YAML_FOLDED_SCALAR_STYLE;
+		n->is_null = !n->quoted && (n->len == 0 || !strcmp(n->value, "~") ||
+		    !strcmp(n->value, "null") || !strcmp(n->value, "Null") || !strcmp(n->value, "NULL"));
+		remember_anchor(b, n, ev->data.scalar.anchor);
+		return attach(b, n);
+	case YAML_SEQUENCE_START_EVENT:
+	case YAML_MAPPING_START_EVENT:
+		if (b->depth == MAX_DEPTH) {
+			snprintf(b->err, b->errlen, "%zu:%zu: nesting deeper than %d",
+			    ev->start_mark.line + 1, ev->start_mark.column + 1, MAX_DEPTH);
+			return -1;
+		}
+		n = node_new(ev->type == YAML_SEQUENCE_START_EVENT ? Y_SEQ : Y_MAP, ev->start_mark);
+		remember_anchor(b, n, ev->type == YAML_SEQUENCE_START_EVENT ?
+		    ev->data.sequence_start.anchor : ev->data.mapping_start.anchor);
+		if (attach(b, n) < 0)
+			return -1;
+		b->pending_key[b->depth] = false;
+		b->stack[b->depth++] = n;
+		return 0;
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		b->depth--;
+		return 0;
+	case YAML_ALIAS_EVENT:
+		for (int i = 0; i < b->nanchors; i++)
+			if (!strcmp(b->anchors[i]->anchor, (const char *)ev->data.alias.anchor)) {
+				n = node_copy(b->anchors[i]);
+				n->line = (int)ev->start_mark.line + 1;
+				n->col = (int)ev->start_mark.column + 1;
+				return attach(b, n);
+			}
+		snprintf(b->err, b->errlen, "%zu:%zu: unknown alias *%s",
+		    ev->start_mark.line + 1, ev->start_mark.column + 1, ev->data.alias.anchor);
+		return -1;
+	case YAML_DOCUMENT_START_EVENT:
+		if (b->root) {
+			snprintf(b->err, b->errlen, "%zu:%zu: only one YAML document is allowed",
+			    ev->start_mark.line + 1, ev->start_mark.column + 1);
+			return -1;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+struct ynode *
+ytree_parse(const char *text, size_t len, char *err, size_t errlen)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	struct builder b = { .err = err, .errlen = errlen };
+	bool done = false;
+
+	err[0] = '\0';
+	yaml_parser_initialize(&p);
+	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+	while (!done) {
+		if (!yaml_parser_parse(&p, &ev)) {
+			snprintf(err, errlen, "%zu:%zu: %s%s%s", p.problem_mark.line + 1,
+			    p.problem_mark.column + 1, p.problem ? p.problem : "syntax error",
+			    p.context ? " " : "", p.context ? p.context : "");
+			goto fail;
+		}
+		done = ev.type == YAML_STREAM_END_EVENT;
+		int rc = on_event(&b, &ev);
+		yaml_event_delete(&ev);
+		if (rc < 0) {
+			if (err[0] == '\0')
+				snprintf(err, errlen, "malformed document");
+			goto fail;
+		}
+	}
+	yaml_parser_delete(&p);
+	if (b.root == NULL) {
+		yaml_mark_t m = { 0, 0, 0 };
+		b.root = node_new(Y_MAP, m);
+	}
+	return b.root;
+fail:
+	yaml_parser_delete(&p);
+	while (b.depth > 0 && b.stack[b.depth - 1] != b.root)
+		b.depth--;
+	ytree_free(b.root);
+	return NULL;
+}
+
+struct ynode *
+ymap_get(const struct ynode *map, const char *key)
+{
+	if (map == NULL || map->kind != Y_MAP)
+		return NULL;
+	for (size_t i = 0; i < map->n; i++)
+		if (strcmp(map->keys[i]->value, key) == 0)
+			return map->vals[i];
+	return NULL;
+}

@@ -1,0 +1,420 @@
+/*
+ * agentctl: a thin client of agentd's control socket.  It sends one
+ * `request` frame, prints the `response` (a table for people, JSON with
+ * --json), and for `events -f` keeps printing `record` frames until
+ * interrupted.  All knowledge of agents lives in agentd; this only formats.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include "common/buf.h"
+#include "common/util.h"
+#include "proto/frame.h"
+#include "proto/msg.h"
+
+#define DEFAULT_SOCKET "/var/lib/agentd/agentd.sock"
+enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNKNOWN = 3,
+	EXIT_UNREACHABLE = 4, EXIT_PROTO = 5 };
+
+static bool json_out;
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: agentctl [-s SOCKET] [--json] COMMAND [ARGS]\n"
+	    "commands:\n"
+	    "  status [AGENT]          agents and their state\n"
+	    "  list                    configured agents\n"
+	    "  pause AGENT | resume AGENT | restart AGENT | run AGENT\n"
+	    "  reload                  re-read the configuration\n"
+	    "  events [-f] [-n N] [AGENT]\n"
+	    "  tasks                   the task registry\n"
+	    "  stop                    stop agentd\n");
+}
+
+static const char *
+str(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void
+fmt_time(const char *iso, char *out, size_t len)
+{
+	struct tm tm = { 0 };
+	if (iso == NULL || strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm) == NULL) {
+		snprintf(out, len, "-");
+		return;
+	}
+	time_t t = timegm(&tm);
+	localtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static void
+fmt_uptime(json_t *v, char *out, size_t len)
+{
+	if (!json_is_number(v)) {
+		snprintf(out, len, "-");
+		return;
+	}
+	long s = (long)json_number_value(v);
+	if (s >= 86400)
+		snprintf(out, len, "%ldd%ldh", s / 86400, s % 86400 / 3600);
+	else if (s >= 3600)
+		snprintf(out, len, "%ldh%ldm", s / 3600, s % 3600 / 60);
+	else if (s >= 60)
+		snprintf(out, len, "%ldm%lds", s / 60, s % 60);
+	else
+		snprintf(out, len, "%lds", s);
+}
+
+static void
+fmt_int(json_t *v, char *out, size_t len)
+{
+	if (json_is_integer(v))
+		snprintf(out, len, "%lld", (long long)json_integer_value(v));
+	else
+		snprintf(out, len, "-");
+}
+
+#define COLS 9
+static void
+print_status_table(json_t *agents)
+{
+	static const char *head[COLS] = { "AGENT", "STATE", "PID", "UPTIME", "RUNS",
+		"ERRORS", "LAST RUN", "NEXT RUN", "RESTARTS" };
+	size_t n = json_array_size(agents), w[COLS];
+	char (*cells)[COLS][64] = xcalloc(n ? n : 1, sizeof(*cells));
+
+	for (int c = 0; c < COLS; c++)
+		w[c] = strlen(head[c]);
+	for (size_t i = 0; i < n; i++) {
+		json_t *a = json_array_get(agents, i);
+		snprintf(cells[i][0], 64, "%s", str(a, "name") ? str(a, "name") : "-");
+		snprintf(cells[i][1], 64, "%s%s", str(a, "state") ? str(a, "state") : "-",
+		    json_is_true(json_object_get(a, "paused")) ? ",paused" : "");
+		fmt_int(json_object_get(a, "pid"), cells[i][2], 64);
+		fmt_uptime(json_object_get(a, "uptime_s"), cells[i][3], 64);
+		fmt_int(json_object_get(a, "run_count"), cells[i][4], 64);
+		fmt_int(json_object_get(a, "error_count"), cells[i][5], 64);
+		fmt_time(str(a, "last_run"), cells[i][6], 64);
+		fmt_time(str(a, "next_run"), cells[i][7], 64);
+		fmt_int(json_object_get(a, "restart_count"), cells[i][8], 64);
+		for (int c = 0; c < COLS; c++)
+			if (strlen(cells[i][c]) > w[c])
+				w[c] = strlen(cells[i][c]);
+	}
+	for (int c = 0; c < COLS; c++)
+		printf("%-*s%s", (int)w[c], head[c], c + 1 < COLS ? "  " : "\n");
+	for (size_t i = 0; i < n; i++)
+		for (int c = 0; c < COLS; c++)
+			printf("%-*s%s", (int)w[c], cells[i][c], c + 1 < COLS ? "  " : "\n");
+	free(cells);
+}
+
+static void
+print_kv(json_t *o)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v) {
+		char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		printf("%s: %s\n", k, s ? s : json_string_value(v));
+		free(s);
+	}
+}
+
+static void
+print_event(json_t *ev)
+{
+	char ts[64], line[4096];
+	const char *k;
+	json_t *v;
+	size_t off = 0;
+
+	fmt_time(str(ev, "timestamp"), ts, sizeof(ts));
+	off += (size_t)snprintf(line, sizeof(line), "%s %s %s", ts,
+	    str(ev, "agent_name") ? str(ev, "agent_name") : "-",
+	    str(ev, "type") ? str(ev, "type") : "-");
+	json_object_foreach(json_object_get(ev, "payload"), k, v) {
+		if (!strcmp(k, "agent_id") || !strcmp(k, "timestamp") || !strcmp(k, "session_id"))
+			continue;
+		char *s = json_is_string(v) ? xstrdup(json_string_value(v)) :
+		    json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (s && strlen(s) > 120)
+			strcpy(s + 117, "...");
+		if (off < sizeof(line))
+			off += (size_t)snprintf(line + off, sizeof(line) - off, " %s=%s", k, s ? s : "");
+		free(s);
+	}
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+static void
+print_data(const char *cmd, json_t *data)
+{
+	if (json_out) {
+		char *s = json_dumps(data, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		printf("%s\n", s ? s : "null");
+		free(s);
+		return;
+	}
+	if (!strcmp(cmd, "status")) {
+		if (json_object_get(data, "agents"))
+			print_status_table(json_object_get(data, "agents"));
+		else
+			print_kv(data);
+	} else if (!strcmp(cmd, "list")) {
+		size_t i;
+		json_t *a;
+		printf("%-24s %-24s %-20s %s\n", "NAME", "AGENT_ID", "SCHEDULE", "STATE");
+		json_array_foreach(data, i, a)
+			printf("%-24s %-24s %-20s %s%s\n", str(a, "name"), str(a, "agent_id"),
+			    str(a, "schedule"), str(a, "state"),
+			    json_is_true(json_object_get(a, "paused")) ? ",paused" : "");
+	} else if (!strcmp(cmd, "events")) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(data, i, e)
+			print_event(e);
+	} else if (!strcmp(cmd, "reload")) {
+		char *s = json_dumps(data, JSON_COMPACT);
+		printf("reloaded: %s\n", s ? s : "");
+		free(s);
+	} else if (str(data, "message")) {
+		printf("%s\n", str(data, "message"));
+	} else {
+		char *s = json_dumps(data, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		printf("%s\n", s ? s : "");
+		free(s);
+	}
+}
+
+static int
+connect_socket(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "agentctl: socket path too long: %s\n", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "agentctl: cannot connect to %s: %s (is agentd running?)\n",
+		    path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Next frame from agentd: 1 with *t and *m, 0 at EOF, -1 on error. */
+static int
+next_msg(int fd, struct frame_reader *rd, int timeout_ms, enum msg_type *t, json_t **m)
+{
+	const uint8_t *p;
+	size_t len;
+	const char *ferr;
+	char err[256];
+
+	for (;;) {
+		int rc = frame_reader_next(rd, &p, &len, &ferr);
+		if (rc == 1) {
+			if (msg_unpack(p, len, t, m, err, sizeof(err)) < 0) {
+				fprintf(stderr, "agentctl: bad message from agentd: %s\n", err);
+				return -1;
+			}
+			return 1;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "agentctl: bad frame from agentd: %s\n", ferr);
+			return -1;
+		}
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int n = poll(&pfd, 1, timeout_ms);
+		if (n == 0) {
+			fprintf(stderr, "agentctl: agentd did not answer within %d s\n",
+			    timeout_ms / 1000);
+			return -2;
+		}
+		if (n < 0 && errno == EINTR)
+			return 0;
+		ssize_t r = frame_reader_fill(rd, fd);
+		if (r == 0)
+			return 0;
+		if (r < 0 && errno != EAGAIN && errno != EINTR) {
+			fprintf(stderr, "agentctl: reading from agentd: %s\n", strerror(errno));
+			return -1;
+		}
+	}
+}
+
+static int
+follow(int fd, struct frame_reader *rd)
+{
+	enum msg_type t;
+	json_t *m;
+	int rc;
+	while ((rc = next_msg(fd, rd, -1, &t, &m)) == 1) {
+		json_t *ev = json_object_get(m, "event");
+		if (t == MSG_RECORD && ev) {
+			if (json_out) {
+				char *s = json_dumps(ev, JSON_COMPACT);
+				printf("%s\n", s);
+				fflush(stdout);
+				free(s);
+			} else
+				print_event(ev);
+		}
+		json_decref(m);
+	}
+	return rc < 0 ? EXIT_PROTO : EXIT_OK;
+}
+
+static int
+run_command(const char *sock, const char *cmd, const char *agent, json_t *args)
+{
+	struct frame_reader rd;
+	struct buf out;
+	enum msg_type t;
+	json_t *m = NULL;
+	int fd, rc;
+
+	if ((fd = connect_socket(sock)) < 0)
+		return EXIT_UNREACHABLE;
+	json_t *req = json_pack("{s:s}", "cmd", cmd);
+	if (agent)
+		json_object_set_new(req, "agent", json_string(agent));
+	if (args)
+		json_object_set(req, "args", args);
+	buf_init(&out);
+	msg_pack(MSG_REQUEST, req, &out);
+	json_decref(req);
+	if (write_all(fd, buf_head(&out), buf_pending(&out)) < 0) {
+		fprintf(stderr, "agentctl: writing to agentd: %s\n", strerror(errno));
+		buf_free(&out);
+		close(fd);
+		return EXIT_UNREACHABLE;
+	}
+	buf_free(&out);
+	frame_reader_init(&rd, 64u << 20);
+	rc = next_msg(fd, &rd, 30000, &t, &m);
+	if (rc != 1 || t != MSG_RESPONSE) {
+		if (rc == 1)
+			fprintf(stderr, "agentctl: unexpected %s message\n", msg_type_name(t));
+		else if (rc == 0)
+			fprintf(stderr, "agentctl: agentd closed the connection\n");
+		json_decref(m);
+		frame_reader_free(&rd);
+		close(fd);
+		return rc == -2 ? EXIT_UNREACHABLE : EXIT_PROTO;
+	}
+	int code = EXIT_OK;
+	if (!json_is_true(json_object_get(m, "ok"))) {
+		fprintf(stderr, "agentctl: %s\n", str(m, "error") ? str(m, "error") : "failed");
+		code = json_integer_value(json_object_get(m, "code")) == 3 ? EXIT_UNKNOWN :
+		    json_integer_value(json_object_get(m, "code")) == 2 ? EXIT_USAGE : EXIT_REFUSED;
+	} else
+		print_data(cmd, json_object_get(m, "data"));
+	json_decref(m);
+	if (code == EXIT_OK && json_is_true(json_object_get(args, "follow")))
+		code = follow(fd, &rd);
+	frame_reader_free(&rd);
+	close(fd);
+	return code;
+}
+
+static bool
+needs_agent(const char *cmd)
+{
+	static const char *cmds[] = { "pause", "resume", "restart", "run" };
+	for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
+		if (!strcmp(cmd, cmds[i]))
+			return true;
+	return false;
+}
+
+static bool
+known(const char *cmd)
+{
+	static const char *cmds[] = { "status", "list", "pause", "resume", "restart", "run",
+		"reload", "events", "tasks", "stop" };
+	for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
+		if (!strcmp(cmd, cmds[i]))
+			return true;
+	return false;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+		{ "follow", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
+	};
+	const char *sock = getenv("AGENTD_SOCKET") ? getenv("AGENTD_SOCKET") : DEFAULT_SOCKET;
+	bool follow_flag = false;
+	long limit = 20;
+	int c;
+	char *pos[4];
+	int npos = 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	/* Options may come before or after the command ("status --json x"). */
+	while (optind < argc) {
+		if ((c = getopt_long(argc, argv, "+s:jfn:hV", opts, NULL)) == -1) {
+			if (npos == 4) {
+				usage();
+				return EXIT_USAGE;
+			}
+			pos[npos++] = argv[optind++];
+			continue;
+		}
+		switch (c) {
+		case 's': sock = optarg; break;
+		case 'j': json_out = true; break;
+		case 'f': follow_flag = true; break;
+		case 'n': {
+			char *end;
+			limit = strtol(optarg, &end, 10);
+			if (*end || limit <= 0) {
+				fprintf(stderr, "agentctl: -n takes a positive number\n");
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case 'h': usage(); return EXIT_OK;
+		case 'V': printf("agentctl %s\n", AGENTD_VERSION); return EXIT_OK;
+		default: usage(); return EXIT_USAGE;
+		}
+	}
+	if (npos == 0 || !known(pos[0]) || npos > 2 || (needs_agent(pos[0]) && npos != 2) ||
+	    (npos == 2 && (!strcmp(pos[0], "list") || !strcmp(pos[0], "reload") ||
+	    !strcmp(pos[0], "tasks") || !strcmp(pos[0], "stop")))) {
+		if (npos > 0 && !known(pos[0]))
+			fprintf(stderr, "agentctl: unknown command \"%s\"\n", pos[0]);
+		usage();
+		return EXIT_USAGE;
+	}
+	json_t *args = NULL;
+	if (!strcmp(pos[0], "events"))
+		args = json_pack("{s:b, s:i}", "follow", follow_flag, "limit", (int)limit);
+	int rc = run_command(sock, pos[0], npos == 2 ? pos[1] : NULL, args);
+	json_decref(args);
+	return rc;
+}

@@ -1,0 +1,599 @@
+/*
+ * store: SQLite (state always; events and memory when "database") and
+ * bounded in-memory rings (events and memory when "memory").
+ *
+ * One connection, WAL, prepared statements made once.  Writes open a
+ * transaction lazily and store_flush() commits it at the end of the loop
+ * pass, so a burst of events costs one fsync-less commit.  Retention runs
+ * at flush time: one DELETE per table, not one per insert.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+#include "common/log.h"
+#include "common/util.h"
+#include "conf/config.h"
+#include "supervisor/store.h"
+
+#define SCHEMA_VERSION 1
+
+enum { ST_STATE_GET, ST_STATE_PUT, ST_STATE_DEL, ST_EV_PUT, ST_EV_ALL, ST_EV_AGENT,
+	ST_EV_TAIL, ST_EV_TAIL_AGENT, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST__N };
+
+static const char *sql[ST__N] = {
+	[ST_STATE_GET] = "SELECT run_count, error_count, skipped_count, restart_count, "
+	    "last_run, last_success, next_run, seq, paused, session_id, extra "
+	    "FROM agent_state WHERE agent = ?1",
+	[ST_STATE_PUT] = "INSERT INTO agent_state (agent, run_count, error_count, "
+	    "skipped_count, restart_count, last_run, last_success, next_run, seq, paused, "
+	    "session_id, extra) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) "
+	    "ON CONFLICT(agent) DO UPDATE SET run_count=?2, error_count=?3, "
+	    "skipped_count=?4, restart_count=?5, last_run=?6, last_success=?7, "
+	    "next_run=?8, seq=?9, paused=?10, session_id=?11, extra=?12",
+	[ST_STATE_DEL] = "DELETE FROM agent_state WHERE agent = ?1",
+	[ST_EV_PUT] = "INSERT INTO events (id, event_id, type, agent_name, seq, timestamp, "
+	    "payload) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+	[ST_EV_ALL] = "SELECT id, event_id, type, agent_name, seq, timestamp, payload "
+	    "FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+	[ST_EV_AGENT] = "SELECT id, event_id, type, agent_name, seq, timestamp, payload "
+	    "FROM events WHERE id > ?1 AND agent_name = ?3 ORDER BY id LIMIT ?2",
+	[ST_EV_TAIL] = "SELECT * FROM (SELECT id, event_id, type, agent_name, seq, "
+	    "timestamp, payload FROM events ORDER BY id DESC LIMIT ?2) ORDER BY id",
+	[ST_EV_TAIL_AGENT] = "SELECT * FROM (SELECT id, event_id, type, agent_name, seq, "
+	    "timestamp, payload FROM events WHERE agent_name = ?3 ORDER BY id DESC "
+	    "LIMIT ?2) ORDER BY id",
+	[ST_MEM_PUT] = "INSERT INTO memory (agent, session_id, memory_type, role, content, "
+	    "metadata, timestamp) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+	[ST_MEM_GET] = "SELECT * FROM (SELECT id, role, content, memory_type, timestamp, "
+	    "metadata FROM memory WHERE agent = ?1 AND memory_type = ?2 ORDER BY id DESC "
+	    "LIMIT ?3) ORDER BY id",
+	[ST_MEM_CLEAR] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2",
+};
+
+static const char *schema =
+    "CREATE TABLE IF NOT EXISTS agent_state (agent TEXT PRIMARY KEY, run_count INTEGER, "
+    "error_count INTEGER, skipped_count INTEGER, restart_count INTEGER, last_run INTEGER, "
+    "last_success INTEGER, next_run INTEGER, seq INTEGER, paused INTEGER, "
+    "session_id TEXT, extra TEXT);"
+    "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, event_id TEXT, type TEXT, "
+    "agent_name TEXT, seq INTEGER, timestamp INTEGER, payload TEXT);"
+    "CREATE INDEX IF NOT EXISTS events_agent ON events (agent_name, id);"
+    "CREATE TABLE IF NOT EXISTS memory (id INTEGER PRIMARY KEY, agent TEXT, "
+    "session_id TEXT, memory_type TEXT, role TEXT, content TEXT, metadata TEXT, "
+    "timestamp INTEGER);"
+    "CREATE INDEX IF NOT EXISTS memory_agent ON memory (agent, memory_type, id);"
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);";
+
+struct ring_event { struct event ev; char *type, *agent; };
+
+struct mem_item { char *agent, *type, *role, *content; json_t *metadata; int64_t ts; };
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST__N];
+	bool in_tx;
+	bool events_in_db, memory_in_db;
+	const char *event_backend, *memory_backend;
+	int64_t retention, mem_retention;
+	int64_t next_id;          /* next event id (both backends) */
+	int64_t dropped;
+	/* memory event backend */
+	struct ring_event *ring;
+	size_t ring_head, ring_len;
+	/* memory memory backend: one flat bounded list, newest last */
+	struct mem_item *mem;
+	size_t nmem, capmem;
+	bool prune_events, prune_memory;
+};
+
+bool
+memory_type_valid(const char *t)
+{
+	static const char *types[] = { "working", "episodic", "long_term", "procedural" };
+	if (t == NULL)
+		return false;
+	for (size_t i = 0; i < ARRAY_LEN(types); i++)
+		if (strcmp(t, types[i]) == 0)
+			return true;
+	return false;
+}
+
+static int
+db_fail(struct store *s, const char *what)
+{
+	log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
+	return -1;
+}
+
+static int
+begin(struct store *s)
+{
+	if (s->in_tx)
+		return 0;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, "begin");
+	s->in_tx = true;
+	return 0;
+}
+
+static sqlite3_stmt *
+stmt(struct store *s, int which)
+{
+	sqlite3_stmt *st = s->st[which];
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+static int
+open_db(struct store *s, const char *dir, char *err, size_t errlen)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/agentd.db", dir);
+	if (mkdir_p(dir, 0700) < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", path, sqlite3_errmsg(s->db));
+		return -1;
+	}
+	sqlite3_busy_timeout(s->db, 1000);
+	char *e = NULL;
+	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+	    NULL, NULL, &e) != SQLITE_OK || sqlite3_exec(s->db, schema, NULL, NULL, &e) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, e ? e : sqlite3_errmsg(s->db));
+		sqlite3_free(e);
+		return -1;
+	}
+	sqlite3_exec(s->db, "PRAGMA user_version = 1", NULL, NULL, NULL);
+	for (int i = 0; i < ST__N; i++)
+		if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		    &s->st[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: preparing statements: %s", path,
+			    sqlite3_errmsg(s->db));
+			return -1;
+		}
+	sqlite3_stmt *q;
+	s->next_id = 1;
+	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(id),0), "
+	    "(SELECT value FROM meta WHERE key='next_event_id') FROM events", -1, &q, NULL) == SQLITE_OK) {
+		if (sqlite3_step(q) == SQLITE_ROW) {
+			int64_t m = sqlite3_column_int64(q, 0) + 1;
+			int64_t saved = sqlite3_column_int64(q, 1);
+			s->next_id = m > saved ? m : saved;
+		}
+		sqlite3_finalize(q);
+	}
+	return 0;
+}
+
+int
+store_open(struct store **out, const struct global_conf *g, char *err, size_t errlen)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+	const char *ev = g->event_store ? g->event_store : "database";
+	const char *mem = g->memory_store ? g->memory_store : "database";
+
+	if (strcmp(ev, "database") && strcmp(ev, "memory")) {
+		snprintf(err, errlen, "event_store %s is not available in this build "
+		    "(available: database, memory)", ev);
+		free(s);
+		return -1;
+	}
+	if (strcmp(mem, "database") && strcmp(mem, "memory")) {
+		snprintf(err, errlen, "memory_store %s is not available in this build "
+		    "(available: database, memory)", mem);
+		free(s);
+		return -1;
+	}
+	s->events_in_db = strcmp(ev, "database") == 0;
+	s->memory_in_db = strcmp(mem, "database") == 0;
+	s->event_backend = s->events_in_db ? "database" : "memory";
+	s->memory_backend = s->memory_in_db ? "database" : "memory";
+	s->retention = g->event_retention > 0 ? g->event_retention : 100000;
+	s->mem_retention = g->memory_retention > 0 ? g->memory_retention : 10000;
+	if (open_db(s, g->state_dir, err, errlen) < 0) {
+		store_close(s);
+		return -1;
+	}
+	if (!s->events_in_db)
+		s->ring = xcalloc((size_t)s->retention, sizeof(*s->ring));
+	*out = s;
+	return 0;
+}
+
+static void
+ring_clear(struct store *s)
+{
+	for (size_t i = 0; i < s->ring_len; i++) {
+		struct ring_event *r = &s->ring[(s->ring_head + i) % (size_t)s->retention];
+		free(r->type);
+		free(r->agent);
+		json_decref(r->ev.payload);
+	}
+	free(s->ring);
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->db) {
+		store_flush(s);
+		for (int i = 0; i < ST__N; i++)
+			sqlite3_finalize(s->st[i]);
+		sqlite3_close(s->db);
+	}
+	if (s->ring)
+		ring_clear(s);
+	for (size_t i = 0; i < s->nmem; i++) {
+		free(s->mem[i].agent);
+		free(s->mem[i].type);
+		free(s->mem[i].role);
+		free(s->mem[i].content);
+		json_decref(s->mem[i].metadata);
+	}
+	free(s->mem);
+	free(s);
+}
+
+static void
+prune(struct store *s)
+{
+	char q[256];
+	if (s->prune_events && s->events_in_db) {
+		int64_t cut = s->next_id - 1 - s->retention;
+		if (cut > 0) {
+			snprintf(q, sizeof(q), "DELETE FROM events WHERE id <= %lld", (long long)cut);
+			if (sqlite3_exec(s->db, q, NULL, NULL, NULL) == SQLITE_OK)
+				s->dropped += sqlite3_changes(s->db);
+		}
+		snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta VALUES ('next_event_id', %lld)",
+		    (long long)s->next_id);
+		sqlite3_exec(s->db, q, NULL, NULL, NULL);
+	}
+	if (s->prune_memory && s->memory_in_db) {
+		snprintf(q, sizeof(q), "DELETE FROM memory WHERE id IN (SELECT id FROM "
+		    "(SELECT id, ROW_NUMBER() OVER (PARTITION BY agent, memory_type ORDER BY "
+		    "id DESC) AS n FROM memory) WHERE n > %lld)", (long long)s->mem_retention);
+		sqlite3_exec(s->db, q, NULL, NULL, NULL);
+	}
+	s->prune_events = s->prune_memory = false;
+}
+
+int
+store_flush(struct store *s)
+{
+	if (!s->in_tx)
+		return 0;
+	prune(s);
+	s->in_tx = false;
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, "commit");
+	return 0;
+}
+
+/* ---- state ---------------------------------------------------------------- */
+
+int
+store_state_load(struct store *s, const char *agent, struct agent_state *st)
+{
+	sqlite3_stmt *q = stmt(s, ST_STATE_GET);
+	memset(st, 0, sizeof(*st));
+	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return db_fail(s, "loading agent state");
+	st->run_count = sqlite3_column_int64(q, 0);
+	st->error_count = sqlite3_column_int64(q, 1);
+	st->skipped_count = sqlite3_column_int64(q, 2);
+	st->restart_count = sqlite3_column_int64(q, 3);
+	st->last_run = sqlite3_column_int64(q, 4);
+	st->last_success = sqlite3_column_int64(q, 5);
+	st->next_run = sqlite3_column_int64(q, 6);
+	st->seq = sqlite3_column_int64(q, 7);
+	st->paused = sqlite3_column_int(q, 8) != 0;
+	const char *sid = (const char *)sqlite3_column_text(q, 9);
+	snprintf(st->session_id, sizeof(st->session_id), "%s", sid ? sid : "");
+	const char *extra = (const char *)sqlite3_column_text(q, 10);
+	if (extra)
+		st->extra = json_loads(extra, 0, NULL);
+	sqlite3_reset(q);
+	return 1;
+}
+
+int
+store_state_save(struct store *s, const char *agent, const struct agent_state *st)
+{
+	if (begin(s) < 0)
+		return -1;
+	sqlite3_stmt *q = stmt(s, ST_STATE_PUT);
+	char *extra = st->extra ? json_dumps(st->extra, JSON_COMPACT) : NULL;
+	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, st->run_count);
+	sqlite3_bind_int64(q, 3, st->error_count);
+	sqlite3_bind_int64(q, 4, st->skipped_count);
+	sqlite3_bind_int64(q, 5, st->restart_count);
+	sqlite3_bind_int64(q, 6, st->last_run);
+	sqlite3_bind_int64(q, 7, st->last_success);
+	sqlite3_bind_int64(q, 8, st->next_run);
+	sqlite3_bind_int64(q, 9, st->seq);
+	sqlite3_bind_int(q, 10, st->paused);
+	sqlite3_bind_text(q, 11, st->session_id, -1, SQLITE_STATIC);
+	if (extra)
+		sqlite3_bind_text(q, 12, extra, -1, free);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : db_fail(s, "saving agent state");
+}
+
+int
+store_state_delete(struct store *s, const char *agent)
+{
+	if (begin(s) < 0)
+		return -1;
+	sqlite3_stmt *q = stmt(s, ST_STATE_DEL);
+	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : db_fail(s, "deleting agent state");
+}
+
+void
+agent_state_free(struct agent_state *st)
+{
+	json_decref(st->extra);
+	st->extra = NULL;
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+json_t *
+event_to_json(const struct event *ev)
+{
+	char ts[32];
+	iso8601(ev->timestamp, ts, sizeof(ts));
+	return json_pack("{s:I, s:s, s:s, s:s, s:I, s:s, s:O}", "id", (json_int_t)ev->id,
+	    "event_id", ev->event_id, "type", ev->type, "agent_name", ev->agent_name,
+	    "seq", (json_int_t)ev->seq, "timestamp", ts, "payload", ev->payload);
+}
+
+int
+store_event_append(struct store *s, struct event *ev)
+{
+	ev->id = s->next_id++;
+	if (!s->events_in_db) {
+		size_t cap = (size_t)s->retention;
+		struct ring_event *r;
+		if (s->ring_len == cap) {
+			r = &s->ring[s->ring_head];
+			free(r->type);
+			free(r->agent);
+			json_decref(r->ev.payload);
+			s->ring_head = (s->ring_head + 1) % cap;
+			s->ring_len--;
+			s->dropped++;
+		}
+		r = &s->ring[(s->ring_head + s->ring_len++) % cap];
+		r->ev = *ev;
+		r->type = xstrdup(ev->type);
+		r->agent = xstrdup(ev->agent_name);
+		r->ev.type = r->type;
+		r->ev.agent_name = r->agent;
+		r->ev.payload = json_incref(ev->payload);
+		return 0;
+	}
+	if (begin(s) < 0)
+		return -1;
+	sqlite3_stmt *q = stmt(s, ST_EV_PUT);
+	char *payload = json_dumps(ev->payload, JSON_COMPACT);
+	sqlite3_bind_int64(q, 1, ev->id);
+	sqlite3_bind_text(q, 2, ev->event_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, ev->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, ev->agent_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 5, ev->seq);
+	sqlite3_bind_int64(q, 6, ev->timestamp);
+	sqlite3_bind_text(q, 7, payload ? payload : "{}", -1, SQLITE_TRANSIENT);
+	free(payload);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	s->prune_events = true;
+	return rc == SQLITE_DONE ? 0 : db_fail(s, "appending an event");
+}
+
+static int
+ring_query(struct store *s, const char *agent, int64_t after, int limit, json_t *out)
+{
+	size_t cap = (size_t)s->retention, start = 0, n = 0;
+	/* Newest-N: walk back from the end to find where to start. */
+	if (after < 0) {
+		size_t seen = 0;
+		start = s->ring_len;
+		while (start > 0 && seen < (size_t)limit) {
+			struct ring_event *r = &s->ring[(s->ring_head + start - 1) % cap];
+			if (agent == NULL || strcmp(agent, r->agent) == 0)
+				seen++;
+			start--;
+		}
+	}
+	for (size_t i = start; i < s->ring_len && n < (size_t)limit; i++) {
+		struct ring_event *r = &s->ring[(s->ring_head + i) % cap];
+		if (r->ev.id <= after || (agent && strcmp(agent, r->agent)))
+			continue;
+		json_array_append_new(out, event_to_json(&r->ev));
+		n++;
+	}
+	return 0;
+}
+
+int
+store_events_query(struct store *s, const char *agent, int64_t after_id, int limit,
+    json_t **out)
+{
+	*out = json_array();
+	if (!s->events_in_db)
+		return ring_query(s, agent, after_id, limit, *out);
+	int which = after_id < 0 ? (agent ? ST_EV_TAIL_AGENT : ST_EV_TAIL) :
+	    (agent ? ST_EV_AGENT : ST_EV_ALL);
+	sqlite3_stmt *q = stmt(s, which);
+	sqlite3_bind_int64(q, 1, after_id);
+	sqlite3_bind_int(q, 2, limit);
+	if (agent)
+		sqlite3_bind_text(q, 3, agent, -1, SQLITE_STATIC);
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct event ev = { 0 };
+		ev.id = sqlite3_column_int64(q, 0);
+		snprintf(ev.event_id, sizeof(ev.event_id), "%s", sqlite3_column_text(q, 1));
+		ev.type = (const char *)sqlite3_column_text(q, 2);
+		ev.agent_name = (const char *)sqlite3_column_text(q, 3);
+		ev.seq = sqlite3_column_int64(q, 4);
+		ev.timestamp = sqlite3_column_int64(q, 5);
+		ev.payload = json_loads((const char *)sqlite3_column_text(q, 6), 0, NULL);
+		if (ev.payload == NULL)
+			ev.payload = json_object();
+		json_array_append_new(*out, event_to_json(&ev));
+		json_decref(ev.payload);
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : db_fail(s, "querying events");
+}
+
+const char *store_event_backend(const struct store *s) { return s->event_backend; }
+const char *store_memory_backend(const struct store *s) { return s->memory_backend; }
+int64_t store_events_dropped(const struct store *s) { return s->dropped; }
+
+/* ---- memory --------------------------------------------------------------- */
+
+static json_t *
+mem_json(const char *role, const char *content, const char *type, int64_t ts,
+    json_t *metadata)
+{
+	char iso[32];
+	iso8601(ts, iso, sizeof(iso));
+	return json_pack("{s:s, s:s, s:s, s:s, s:o}", "role", role ? role : "",
+	    "content", content ? content : "", "memory_type", type, "timestamp", iso,
+	    "metadata", metadata ? metadata : json_null());
+}
+
+int
+store_mem_append(struct store *s, const char *agent, const char *session_id,
+    const char *memory_type, const char *role, const char *content,
+    const json_t *metadata)
+{
+	if (!memory_type_valid(memory_type))
+		return -1;
+	if (!s->memory_in_db) {
+		size_t same = 0, oldest = SIZE_MAX;
+		for (size_t i = 0; i < s->nmem; i++)
+			if (!strcmp(s->mem[i].agent, agent) && !strcmp(s->mem[i].type, memory_type)) {
+				if (oldest == SIZE_MAX)
+					oldest = i;
+				same++;
+			}
+		if ((int64_t)same >= s->mem_retention && oldest != SIZE_MAX) {
+			struct mem_item *m = &s->mem[oldest];
+			free(m->agent); free(m->type); free(m->role); free(m->content);
+			json_decref(m->metadata);
+			memmove(m, m + 1, (s->nmem - oldest - 1) * sizeof(*m));
+			s->nmem--;
+		}
+		if (s->nmem == s->capmem) {
+			s->capmem = s->capmem ? s->capmem * 2 : 64;
+			s->mem = xrealloc(s->mem, s->capmem * sizeof(*s->mem));
+		}
+		s->mem[s->nmem++] = (struct mem_item){ xstrdup(agent), xstrdup(memory_type),
+		    xstrdup(role ? role : ""), xstrdup(content ? content : ""),
+		    metadata ? json_deep_copy(metadata) : NULL, wall_ms() };
+		return 0;
+	}
+	if (begin(s) < 0)
+		return -1;
+	sqlite3_stmt *q = stmt(s, ST_MEM_PUT);
+	char *md = metadata ? json_dumps(metadata, JSON_COMPACT) : NULL;
+	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, session_id ? session_id : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, memory_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, role ? role : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, content ? content : "", -1, SQLITE_STATIC);
+	if (md)
+		sqlite3_bind_text(q, 6, md, -1, free);
+	sqlite3_bind_int64(q, 7, wall_ms());
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	s->prune_memory = true;
+	return rc == SQLITE_DONE ? 0 : db_fail(s, "storing memory");
+}
+
+int
+store_mem_context(struct store *s, const char *agent, const char *memory_type,
+    int limit, json_t **out)
+{
+	if (!memory_type_valid(memory_type) || limit < 0)
+		return -1;
+	*out = json_array();
+	if (!s->memory_in_db) {
+		size_t n = 0, i = s->nmem;
+		while (i > 0 && n < (size_t)limit) {
+			i--;
+			if (!strcmp(s->mem[i].agent, agent) && !strcmp(s->mem[i].type, memory_type))
+				n++;
+		}
+		for (; i < s->nmem; i++) {
+			struct mem_item *m = &s->mem[i];
+			if (strcmp(m->agent, agent) || strcmp(m->type, memory_type))
+				continue;
+			json_array_append_new(*out, mem_json(m->role, m->content, m->type, m->ts,
+			    m->metadata ? json_deep_copy(m->metadata) : NULL));
+		}
+		return 0;
+	}
+	sqlite3_stmt *q = stmt(s, ST_MEM_GET);
+	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, memory_type, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 3, limit);
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *md = (const char *)sqlite3_column_text(q, 5);
+		json_array_append_new(*out, mem_json((const char *)sqlite3_column_text(q, 1),
+		    (const char *)sqlite3_column_text(q, 2), memory_type,
+		    sqlite3_column_int64(q, 4), md ? json_loads(md, 0, NULL) : NULL));
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : db_fail(s, "reading memory");
+}
+
+int
+store_mem_clear(struct store *s, const char *agent, const char *memory_type)
+{
+	if (!memory_type_valid(memory_type))
+		return -1;
+	if (!s->memory_in_db) {
+		size_t k = 0;
+		for (size_t i = 0; i < s->nmem; i++) {
+			struct mem_item *m = &s->mem[i];
+			if (!strcmp(m->agent, agent) && !strcmp(m->type, memory_type)) {
+				free(m->agent); free(m->type); free(m->role); free(m->content);
+				json_decref(m->metadata);
+			} else
+				s->mem[k++] = *m;
+		}
+		s->nmem = k;
+		return 0;
+	}
+	if (begin(s) < 0)
+		return -1;
+	sqlite3_stmt *q = stmt(s, ST_MEM_CLEAR);
+	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, memory_type, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : db_fail(s, "clearing memory");
+}
