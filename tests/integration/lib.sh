@@ -1,0 +1,83 @@
+# Helpers for the integration tests: each test file sources this, runs in
+# its own temp dir, and everything it starts is killed on exit.
+set -u
+
+B=${AGENTD_BUILD:?AGENTD_BUILD must name the build directory}
+T=$(mktemp -d /tmp/agentd-it.XXXXXX)
+SOCK=$T/state/agentd.sock
+AGENTD_PID=
+export AGENTD_SOCKET=$SOCK
+
+cleanup() {
+	if [ -n "$AGENTD_PID" ] && kill -0 "$AGENTD_PID" 2>/dev/null; then
+		kill -TERM "$AGENTD_PID" 2>/dev/null
+		for _ in $(seq 50); do kill -0 "$AGENTD_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$AGENTD_PID" 2>/dev/null
+	fi
+	# Anything still running from this test's directory goes too.
+	pkill -KILL -f "$T" 2>/dev/null
+	for p in $(pgrep -f agentd-worker 2>/dev/null); do
+		case "$(readlink "/proc/$p/cwd" 2>/dev/null)" in
+		"$T"/*) kill -KILL "$p" 2>/dev/null ;;
+		esac
+	done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; [ -f "$T/agentd.log" ] && tail -n 30 "$T/agentd.log" >&2; exit 1; }
+note() { echo "  - $*"; }
+
+# wait_until SECONDS CMD...: poll CMD every 20 ms until it succeeds.
+wait_until() {
+	local limit=$1; shift
+	local end=$(( $(date +%s%N) / 1000000 + limit * 1000 ))
+	while [ $(( $(date +%s%N) / 1000000 )) -lt $end ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+ctl() { "$B/agentctl" -s "$SOCK" "$@"; }
+
+# jget EXPR: evaluate a Python expression over the JSON on stdin (as d).
+jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); r=eval(sys.argv[1]); print(json.dumps(r) if isinstance(r,(dict,list,bool)) or r is None else r)' "$1"; }
+
+field() { ctl --json status "$1" | jget "d['$2']"; }
+events_json() { ctl --json events -n 10000 "$@"; }
+count_events() { events_json "$1" | jget "len([e for e in d if e['type']=='$2'])"; }
+
+write_config() { cat > "$T/agents.yaml"; }
+
+start_agentd() {
+	"$B/agentd" -c "$T/agents.yaml" "$@" > "$T/agentd.log" 2>&1 &
+	AGENTD_PID=$!
+	wait_until 10 test -S "$SOCK" || fail "agentd did not create its socket"
+	wait_until 10 ctl status || fail "agentd does not answer"
+}
+
+# all_idle: every agent's worker is up and idle.
+all_idle() { ctl --json status | jget "all(a['state']=='idle' for a in d['agents'])" | grep -qx true; }
+
+state_is() { [ "$(field "$1" state)" = "$2" ]; }
+
+stop_agentd() {
+	kill -TERM "$AGENTD_PID"
+	local rc=0
+	wait "$AGENTD_PID" || rc=$?
+	AGENTD_PID=
+	return $rc
+}
+
+# A config header every test shares: state in the temp dir, short timeouts.
+header() {
+	cat <<YAML
+agentd:
+  state_dir: $T/state
+  log_level: debug
+  stop_grace: 1s
+  ack_timeout: 5s
+background_agents:
+YAML
+}
