@@ -19,7 +19,7 @@ wait_until 5 all_idle || fail "workers not idle"
 [ "$(stat -c %a "$SOCK")" = 600 ] || fail "socket mode $(stat -c %a "$SOCK")"
 [ "$(field health agent_id)" = health_id ] || fail "agent_id"
 [ "$(field health schedule)" = manual ] || fail "schedule"
-[ "$(field watcher next_run)" != None ] || fail "interval agent has no next_run"
+[ "$(field watcher next_run)" != null ] || fail "interval agent has no next_run"
 sid=$(field health session_id)
 case "$sid" in background_health_id_*) ;; *) fail "session_id $sid" ;; esac
 

@@ -1,0 +1,62 @@
+# Runs: retries only for retryable failures, with growing delays; overlap
+# skip counted; pause and resume; queue.
+. ./lib.sh
+
+{ header; cat <<YAML
+  flaky:
+    task_config: {tool: test_fail, args: {retryable: true, message: "upstream 503"}}
+    max_retries: 3
+    retry_delay: 100ms
+    env: {AGENTD_TEST_HOOKS: "1"}
+  broken:
+    task_config: {tool: test_fail, args: {retryable: false, message: "bad request"}}
+    max_retries: 3
+    retry_delay: 100ms
+    env: {AGENTD_TEST_HOOKS: "1"}
+  slow:
+    task_config: {tool: test_sleep, args: {seconds: 1}}
+    interval: 200ms
+    env: {AGENTD_TEST_HOOKS: "1"}
+  queued:
+    task_config: {tool: test_sleep, args: {seconds: 0.3}}
+    overlap: queue
+    env: {AGENTD_TEST_HOOKS: "1"}
+YAML
+} | write_config
+start_agentd
+wait_until 5 all_idle || true
+
+ctl run flaky >/dev/null
+wait_until 10 sh -c "[ \$($B/agentctl -s $SOCK --json status flaky | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"error_count\"])') -ge 4 ]" || fail "flaky not retried 3 times"
+errs=$(events_json flaky | jget "[(e['payload']['attempt'], e['payload']['will_retry']) for e in d if e['type']=='background_task_error']")
+[ "$errs" = '[[1, true], [2, true], [3, true], [4, false]]' ] || fail "flaky attempts: $errs"
+gaps=$(events_json flaky | jget "[e['timestamp'] for e in d if e['type']=='background_task_error']")
+note "flaky error timestamps: $gaps"
+[ "$(field flaky run_count)" = 1 ] || fail "retries counted as runs"
+[ "$(field flaky status)" = error ] || fail "seed status after failure: $(field flaky status)"
+
+ctl run broken >/dev/null
+sleep 0.6
+errs=$(events_json broken | jget "[(e['payload']['attempt'], e['payload']['retryable']) for e in d if e['type']=='background_task_error']")
+[ "$errs" = '[[1, false]]' ] || fail "a non-retryable failure was retried: $errs"
+
+# Overlap skip: a 1 s run every 200 ms.
+wait_until 5 sh -c "[ \$($B/agentctl -s $SOCK --json status slow | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"skipped_count\"])') -ge 2 ]" || fail "no skipped runs counted"
+[ "$(count_events slow background_task_skipped)" -ge 2 ] || fail "no skipped events"
+
+# Pause: no more runs, no next run; resume: runs again.
+ctl pause slow >/dev/null || fail "pause"
+wait_until 3 sh -c "[ \"\$($B/agentctl -s $SOCK --json status slow | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"is_running\"])')\" = False ]" || fail "run did not finish"
+n=$(field slow run_count)
+sleep 0.7
+[ "$(field slow run_count)" = "$n" ] || fail "a paused agent ran"
+[ "$(field slow next_run)" = null ] || fail "paused agent has a next run"
+[ "$(field slow paused)" = true ] || fail "not shown paused"
+ctl resume slow >/dev/null || fail "resume"
+wait_until 3 sh -c "[ \$($B/agentctl -s $SOCK --json status slow | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"run_count\"])') -gt $n ]" || fail "resumed agent did not run"
+
+# Queue: three requests while one runs -> all run, one after another.
+for i in 1 2 3; do ctl run queued >/dev/null; done
+wait_until 5 sh -c "[ \$($B/agentctl -s $SOCK --json status queued | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"run_count\"])') -eq 3 ]" || fail "queued runs did not all run"
+[ "$(field queued skipped_count)" = 0 ] || fail "queue skipped runs"
+exit 0
