@@ -653,10 +653,12 @@ is_free_key(const char *k)
 }
 
 static void
-parse_agent_key(struct loader *L, const char *k, const struct ynode *n, const char *path,
-    struct agent_conf *a, const char **task_ref, const struct ynode **task_node)
+parse_agent_key(struct loader *L, const struct ynode *keyn, const struct ynode *n,
+    const char *path, struct agent_conf *a, const char **task_ref,
+    const struct ynode **task_node)
 {
 	static const char *const overlaps[] = { "skip", "queue", "cancel_previous", NULL };
+	const char *k = keyn->value;
 	int64_t v;
 	int choice;
 	char sub[512];
@@ -706,7 +708,7 @@ parse_agent_key(struct loader *L, const char *k, const struct ynode *n, const ch
 	} else if (!strcmp(k, "memory_limit")) {
 		get_int(L, n, sub, 0, 100000, &v);
 	} else if (!is_free_key(k))
-		err_at(L, n, "unknown key \"%s\" in %s", k, path);
+		err_at(L, keyn, "unknown key \"%s\" in %s", k, path);
 }
 
 static bool
@@ -788,7 +790,7 @@ parse_agent(struct loader *L, const char *name, const struct ynode *key,
 	}
 	check_duplicates(L, m, path);
 	for (size_t i = 0; i < m->n; i++)
-		parse_agent_key(L, m->keys[i]->value, m->vals[i], path, a, &task_ref, &task_node);
+		parse_agent_key(L, m->keys[i], m->vals[i], path, a, &task_ref, &task_node);
 	check_tool_lists(L, m, path);
 	if (a->agent_id == NULL)
 		a->agent_id = xstrdup(name);

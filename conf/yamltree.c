@@ -203,9 +203,14 @@ ytree_parse(const char *text, size_t len, char *err, size_t errlen)
 	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
 	while (!done) {
 		if (!yaml_parser_parse(&p, &ev)) {
-			snprintf(err, errlen, "%zu:%zu: %s%s%s", p.problem_mark.line + 1,
-			    p.problem_mark.column + 1, p.problem ? p.problem : "syntax error",
-			    p.context ? " " : "", p.context ? p.context : "");
+			if (p.context)
+				snprintf(err, errlen, "%zu:%zu: %s %s (started at %zu:%zu)",
+				    p.problem_mark.line + 1, p.problem_mark.column + 1,
+				    p.problem ? p.problem : "syntax error", p.context,
+				    p.context_mark.line + 1, p.context_mark.column + 1);
+			else
+				snprintf(err, errlen, "%zu:%zu: %s", p.problem_mark.line + 1,
+				    p.problem_mark.column + 1, p.problem ? p.problem : "syntax error");
 			goto fail;
 		}
 		done = ev.type == YAML_STREAM_END_EVENT;
