@@ -79,7 +79,7 @@ $(BUILD)/agentd-worker: $(call obj,worker/main.c) $(LIBWORKER) $(LIBAGENTD)
 $(BUILD)/agentctl: $(call obj,supervisor/agentctl.c) $(LIBAGENTD)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-test_libs = $(if $(filter sup_%,$(1)),$(LIBSUP)) $(if $(filter worker_%,$(1)),$(LIBWORKER)) $(LIBAGENTD)
+test_libs = $(if $(filter test_sup_%,$(1)),$(LIBSUP)) $(if $(filter test_worker_%,$(1)),$(LIBWORKER)) $(LIBAGENTD)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIBAGENTD) $(LIBSUP) $(LIBWORKER)
 	@mkdir -p $(dir $@)

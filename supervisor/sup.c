@@ -326,6 +326,8 @@ sup_run(struct sup *s)
 		agent_save(a);
 		agent_free(a);
 	}
+	free(s->agents);
+	s->agents = NULL;
 	store_flush(s->store);
 	reap(s);
 	log_info("agentd stopped");

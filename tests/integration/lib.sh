@@ -9,6 +9,7 @@ AGENTD_PID=
 export AGENTD_SOCKET=$SOCK
 
 cleanup() {
+	local rc=$?
 	if [ -n "$AGENTD_PID" ] && kill -0 "$AGENTD_PID" 2>/dev/null; then
 		kill -TERM "$AGENTD_PID" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$AGENTD_PID" 2>/dev/null || break; sleep 0.1; done
@@ -21,7 +22,15 @@ cleanup() {
 		"$T"/*) kill -KILL "$p" 2>/dev/null ;;
 		esac
 	done
+	# A sanitizer report from agentd or any worker (their stderr is in
+	# agentd's log) fails the test even when everything else passed.
+	if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/*.log 2>/dev/null; then
+		echo "FAIL: sanitizer report:" >&2
+		grep -hE -A12 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/*.log | head -40 >&2
+		rc=1
+	fi
 	rm -rf "$T"
+	exit $rc
 }
 trap cleanup EXIT
 

@@ -1,0 +1,81 @@
+/*
+ * tools: the worker's built-in tools.
+ *
+ * A tool is a name, a description, the JSON Schema of its arguments (a
+ * JSON text, so it can be handed to a model unchanged) and a run function.
+ * Today a task runs one tool directly (task_config.tool); when the model
+ * runtime lands the same registry is what the model is offered, so the
+ * schemas are real and every run function validates its own arguments
+ * (a model's arguments are no more trusted than a config file).
+ *
+ * Arguments are a JSON object; keys a tool does not know are ignored,
+ * because a task's arguments are its whole task_config (query, ...) with
+ * the tool's own keys among them.
+ *
+ * The context gives a tool a place for state that survives the worker
+ * (its state directory) and a way to notice that the run was cancelled:
+ * a tool that may take long calls tool_interrupted() every so often and,
+ * when it returns true, stops and fails with "cancelled".
+ */
+#ifndef AGENTD_TOOLS_H
+#define AGENTD_TOOLS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct tool_ctx {
+	const char *state_dir;          /* the worker's own directory */
+	/* Nonzero when the run must stop now (cancel, shutdown).  May read
+	 * messages from agentd; NULL means "never interrupted". */
+	bool (*interrupted)(void *arg);
+	void *arg;
+};
+
+static inline bool
+tool_interrupted(const struct tool_ctx *ctx)
+{
+	return ctx && ctx->interrupted && ctx->interrupted(ctx->arg);
+}
+
+/*
+ * Run a tool: 0 and *out (a new JSON object) on success; -1 and a reason
+ * in err (without the tool's name: the caller adds it) on failure.
+ */
+typedef int (*tool_fn)(const struct tool_ctx *ctx, const json_t *args,
+    json_t **out, char *err, size_t errlen);
+
+struct tool {
+	const char *name;
+	const char *description;
+	const char *input_schema;       /* JSON Schema (draft 2020-12 subset) */
+	tool_fn run;
+};
+
+/* The registry, NULL-name terminated. */
+extern const struct tool builtin_tools[];
+
+/* NULL when there is no built-in tool of that name. */
+const struct tool *tool_find(const char *name);
+
+/* The tools themselves (tool_system_info.c, tool_new_files.c). */
+int tool_system_info(const struct tool_ctx *ctx, const json_t *args,
+    json_t **out, char *err, size_t errlen);
+int tool_new_files(const struct tool_ctx *ctx, const json_t *args,
+    json_t **out, char *err, size_t errlen);
+
+/* The file new_files keeps its watermark in, inside ctx->state_dir. */
+#define NEW_FILES_STATE "new_files.state"
+
+/*
+ * Helpers shared by the tools and the worker.
+ *
+ * json_string_lossy: a JSON string from arbitrary bytes (file names are not
+ * always UTF-8); invalid sequences become U+FFFD.
+ * utf8_cut: the largest length <= max that does not split a UTF-8
+ * sequence of s (which is valid UTF-8 of length len).
+ */
+json_t *json_string_lossy(const char *s);
+size_t utf8_cut(const char *s, size_t len, size_t max);
+
+#endif
