@@ -3,7 +3,9 @@
  * "30 2 1,15 * *", names jan-dec and sun-sat, @hourly @daily @weekly
  * @monthly @yearly @annually).  Day-of-month and day-of-week combine as
  * Vixie cron does: when both are restricted, a day matching either fires.
- * Times are evaluated in local time (TZ), as crontab does.
+ * Times are evaluated in local time (TZ), as crontab does.  A wall time
+ * that does not exist on a day (inside a DST gap) does not fire that day,
+ * as with systemd timers; an hour repeated when clocks go back fires once.
  */
 #ifndef AGENTD_CRON_H
 #define AGENTD_CRON_H
