@@ -16,7 +16,7 @@ struct builder {
 	struct ynode *stack[MAX_DEPTH];
 	int depth;
 	struct ynode *root;
-	bool pending_key[MAX_DEPTH];   /* map on stack[i] has a key waiting for its value */
+	struct ynode *pending[MAX_DEPTH]; /* map on stack[i]: its key awaiting a value */
 	struct ynode *anchors[MAX_ANCHORS];
 	int nanchors;
 	char *err;
@@ -103,20 +103,19 @@ attach(struct builder *b, struct ynode *n)
 		push_child(top, NULL, n);
 		return 0;
 	}
-	if (!b->pending_key[b->depth - 1]) {
+	struct ynode **key = &b->pending[b->depth - 1];
+	if (*key == NULL) {
 		if (n->kind != Y_SCALAR) {
 			snprintf(b->err, b->errlen, "%d:%d: a mapping key must be a plain value",
 			    n->line, n->col);
 			ytree_free(n);
 			return -1;
 		}
-		push_child(top, n, NULL);
-		top->n--;	/* the value completes the pair */
-		b->pending_key[b->depth - 1] = true;
+		*key = n;	/* owned by the builder until its value arrives */
 		return 0;
 	}
-	top->vals[top->n++] = n;
-	b->pending_key[b->depth - 1] = false;
+	push_child(top, *key, n);
+	*key = NULL;
 	return 0;
 }
 
@@ -160,7 +159,7 @@ on_event(struct builder *b, yaml_event_t *ev)
 		    ev->data.sequence_start.anchor : ev->data.mapping_start.anchor);
 		if (attach(b, n) < 0)
 			return -1;
-		b->pending_key[b->depth] = false;
+		b->pending[b->depth] = NULL;
 		b->stack[b->depth++] = n;
 		return 0;
 	case YAML_SEQUENCE_END_EVENT:
@@ -230,8 +229,8 @@ ytree_parse(const char *text, size_t len, char *err, size_t errlen)
 	return b.root;
 fail:
 	yaml_parser_delete(&p);
-	while (b.depth > 0 && b.stack[b.depth - 1] != b.root)
-		b.depth--;
+	for (int i = 0; i < b.depth; i++)
+		ytree_free(b.pending[i]);
 	ytree_free(b.root);
 	return NULL;
 }
