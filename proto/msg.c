@@ -159,6 +159,91 @@ msg_pack(enum msg_type t, const json_t *fields, struct buf *out)
 	return 0;
 }
 
+static uint64_t
+be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * msgpack-c allocates a container's slots from its declared count before
+ * reading them, so a few bytes claiming a map of 2^32 entries would make
+ * agentd allocate 128 GiB.  This scan, which allocates nothing, checks that
+ * every declared count and length fits in the bytes that are actually
+ * there (each item takes at least one byte) before msgpack sees them.
+ */
+static int
+sane_sizes(const uint8_t *p, size_t n, char *err, size_t errlen)
+{
+	size_t pos = 0;
+	uint64_t items = 1;
+
+	while (items > 0) {
+		if (pos >= n)
+			return 0;	/* truncated: msgpack reports it */
+		uint8_t b = p[pos++];
+		uint64_t count = 0, skip = 0;
+		int w = 0;
+		items--;
+		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+			continue;
+		if (b >= 0x80 && b <= 0x8f)
+			count = 2 * (uint64_t)(b & 0x0f);
+		else if (b >= 0x90 && b <= 0x9f)
+			count = b & 0x0f;
+		else if (b >= 0xa0 && b <= 0xbf)
+			skip = b & 0x1f;
+		else switch (b) {
+		case 0xc4: case 0xd9: w = 1; break;		/* bin8, str8 */
+		case 0xc5: case 0xda: w = 2; break;
+		case 0xc6: case 0xdb: w = 4; break;
+		case 0xc7: w = 1; skip = 1; break;		/* ext: + type byte */
+		case 0xc8: w = 2; skip = 1; break;
+		case 0xc9: w = 4; skip = 1; break;
+		case 0xca: case 0xce: case 0xd2: skip = 4; break;
+		case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+		case 0xcc: case 0xd0: skip = 1; break;
+		case 0xcd: case 0xd1: skip = 2; break;
+		case 0xd4: skip = 2; break;
+		case 0xd5: skip = 3; break;
+		case 0xd6: skip = 5; break;
+		case 0xd7: skip = 9; break;
+		case 0xd8: skip = 17; break;
+		case 0xdc: case 0xde: w = -2; break;		/* array16, map16 */
+		case 0xdd: case 0xdf: w = -4; break;
+		default: return 0;	/* 0xc1: msgpack reports it */
+		}
+		if (w != 0) {
+			int nb = w < 0 ? -w : w;
+			if (n - pos < (size_t)nb)
+				return 0;
+			uint64_t v = be(p + pos, nb);
+			pos += (size_t)nb;
+			if (w > 0)
+				skip += v;
+			else
+				count = (b == 0xde || b == 0xdf) ? 2 * v : v;
+		}
+		if (skip > n - pos) {
+			if (w == 0)
+				return 0;	/* a short fixed-size value: truncated */
+			snprintf(err, errlen, "declared length %llu exceeds the message",
+			    (unsigned long long)skip);
+			return -1;
+		}
+		pos += (size_t)skip;
+		items += count;
+		if (items > n - pos) {
+			snprintf(err, errlen, "declared container size exceeds the message");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 msg_unpack(const uint8_t *p, size_t len, enum msg_type *t, json_t **fields,
     char *err, size_t errlen)
@@ -169,6 +254,8 @@ msg_unpack(const uint8_t *p, size_t len, enum msg_type *t, json_t **fields,
 	int rc = -1;
 
 	*fields = NULL;
+	if (sane_sizes(p, len, err, errlen) < 0)
+		return -1;
 	msgpack_unpacked_init(&u);
 	msgpack_unpack_return ur = msgpack_unpack_next(&u, (const char *)p, len, &off);
 	if (ur != MSGPACK_UNPACK_SUCCESS) {

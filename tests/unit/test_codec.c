@@ -182,7 +182,8 @@ START_TEST(malformed_messages)
 	expect_reject("[1,2,3]", true, "not a msgpack map");
 	/* Raw bytes. */
 	expect_reject("c1", false, "malformed");			/* never-used byte */
-	expect_reject("81a174", false, "truncated");			/* map missing its value */
+	expect_reject("81a174", false, "exceeds");			/* map missing its value */
+	expect_reject("81a174cb0000", false, "truncated");		/* short float64 */
 	expect_reject("81a174a3726177c0", false, "trailing");		/* one byte too many */
 	expect_reject("8101a3727574", false, "key is not a string");	/* {1: "rut"} */
 	expect_reject("82a174a573746f7070a174a3727574", false, "duplicate");
@@ -191,6 +192,10 @@ START_TEST(malformed_messages)
 	expect_reject("81a174d40100", false, "bin and ext");		/* fixext 1 */
 	expect_reject("81a174a2c328", false, "invalid UTF-8");
 	expect_reject("81a174a3610062", false, "NUL");
+	/* Sizes that do not fit the bytes present: refused before allocating. */
+	expect_reject("dfffffffff", false, "exceeds");			/* map32 of 2^32-1 */
+	expect_reject("81a174ddffffffff00", false, "exceeds");		/* array32 */
+	expect_reject("81a174dbffffffff41", false, "exceeds");		/* str32 */
 }
 END_TEST
 
