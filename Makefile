@@ -117,6 +117,7 @@ fuzz:
 		$(PKG_LIBS) -lm
 	@mkdir -p $(BUILD)/fuzz/corpus
 	$(BUILD)/fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-artifact_prefix=$(BUILD)/fuzz/ \
 		$(BUILD)/fuzz/corpus tests/fuzz/seeds
 
 install: all
