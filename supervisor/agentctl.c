@@ -116,10 +116,10 @@ print_status_table(json_t *agents)
 				w[c] = strlen(cells[i][c]);
 	}
 	for (int c = 0; c < COLS; c++)
-		printf("%-*s%s", (int)w[c], head[c], c + 1 < COLS ? "  " : "\n");
+		printf("%-*s%s", c + 1 < COLS ? (int)w[c] : 0, head[c], c + 1 < COLS ? "  " : "\n");
 	for (size_t i = 0; i < n; i++)
 		for (int c = 0; c < COLS; c++)
-			printf("%-*s%s", (int)w[c], cells[i][c], c + 1 < COLS ? "  " : "\n");
+			printf("%-*s%s", c + 1 < COLS ? (int)w[c] : 0, cells[i][c], c + 1 < COLS ? "  " : "\n");
 	free(cells);
 }
 
