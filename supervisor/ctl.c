@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/util.h"
+#include "supervisor/relay.h"
 #include "supervisor/sup.h"
 
 #define CTL_QUEUE_LIMIT (8u << 20)
@@ -131,9 +132,14 @@ manager_status(struct sup *s)
 		paused += a->st.paused;
 		json_array_append_new(agents, agent_status_json(a));
 	}
-	return json_pack("{s:I, s:i, s:i, s:o, s:I}", "total_agents",
+	json_t *o = json_pack("{s:I, s:i, s:i, s:o, s:I, s:s, s:I}", "total_agents",
 	    (json_int_t)s->nagents, "running_agents", running, "paused_agents", paused,
-	    "agents", agents, "pid", (json_int_t)getpid());
+	    "agents", agents, "pid", (json_int_t)getpid(), "event_store",
+	    store_event_backend(s->store), "events_dropped",
+	    (json_int_t)store_events_dropped(s->store));
+	if (s->relay)
+		json_object_set_new(o, "outbox", relay_status(s->relay));
+	return o;
 }
 
 static json_t *

@@ -21,6 +21,10 @@ event_emit(struct agent *a, const char *type, json_t *payload)
 
 	if (payload == NULL)	/* json_pack failed: a bug, but never lose the event */
 		payload = json_object();
+	/* Consumers read by session (the seed's per-session streams): every
+	 * event says which session it belongs to. */
+	if (json_object_get(payload, "session_id") == NULL)
+		json_object_set_new(payload, "session_id", json_string(a->st.session_id));
 	uuid4(ev.event_id);
 	ev.type = type;
 	ev.agent_name = a->name;

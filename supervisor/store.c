@@ -86,6 +86,9 @@ struct store {
 	struct mem_item *mem;
 	size_t nmem, capmem;
 	bool prune_events, prune_memory;
+	bool outbox;              /* events wait here until shipped_id passes them */
+	int64_t shipped_id;       /* highest event id the relay has delivered */
+	int64_t outbox_dropped;   /* unshipped events dropped at the outbox bound */
 };
 
 bool
@@ -99,6 +102,8 @@ memory_type_valid(const char *t)
 			return true;
 	return false;
 }
+
+int store_set_shipped(struct store *s, int64_t id);
 
 static int
 db_fail(struct store *s, const char *what)
@@ -159,6 +164,12 @@ open_db(struct store *s, const char *dir, char *err, size_t errlen)
 		}
 	sqlite3_stmt *q;
 	s->next_id = 1;
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='shipped_id'", -1,
+	    &q, NULL) == SQLITE_OK) {
+		if (sqlite3_step(q) == SQLITE_ROW)
+			s->shipped_id = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+	}
 	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(id),0), "
 	    "(SELECT value FROM meta WHERE key='next_event_id') FROM events", -1, &q, NULL) == SQLITE_OK) {
 		if (sqlite3_step(q) == SQLITE_ROW) {
@@ -178,9 +189,9 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 	const char *ev = g->event_store ? g->event_store : "database";
 	const char *mem = g->memory_store ? g->memory_store : "database";
 
-	if (strcmp(ev, "database") && strcmp(ev, "memory")) {
+	if (strcmp(ev, "database") && strcmp(ev, "memory") && strcmp(ev, "redis_stream")) {
 		snprintf(err, errlen, "event_store %s is not available in this build "
-		    "(available: database, memory)", ev);
+		    "(available: database, memory, redis_stream)", ev);
 		free(s);
 		return -1;
 	}
@@ -190,9 +201,12 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 		free(s);
 		return -1;
 	}
-	s->events_in_db = strcmp(ev, "database") == 0;
+	/* redis_stream keeps every event in SQLite first: the table is the
+	 * durable outbox the relay ships from (relay.c). */
+	s->events_in_db = strcmp(ev, "memory") != 0;
+	s->outbox = strcmp(ev, "redis_stream") == 0;
 	s->memory_in_db = strcmp(mem, "database") == 0;
-	s->event_backend = s->events_in_db ? "database" : "memory";
+	s->event_backend = s->outbox ? "redis_stream" : s->events_in_db ? "database" : "memory";
 	s->memory_backend = s->memory_in_db ? "database" : "memory";
 	s->retention = g->event_retention > 0 ? g->event_retention : 100000;
 	s->mem_retention = g->memory_retention > 0 ? g->memory_retention : 10000;
@@ -248,6 +262,21 @@ prune(struct store *s)
 	char q[256];
 	if (s->prune_events && s->events_in_db) {
 		int64_t cut = s->next_id - 1 - s->retention;
+		/* An unshipped event is kept past retention, up to the outbox
+		 * bound (4x retention); beyond that the oldest go, counted and
+		 * reported by the caller (store_outbox_dropped). */
+		if (s->outbox && cut > s->shipped_id) {
+			int64_t hard = s->next_id - 1 - 4 * s->retention;
+			if (hard > s->shipped_id) {
+				s->outbox_dropped += hard - s->shipped_id;
+				log_error("store: outbox full: %lld unshipped events dropped "
+				    "(Redis unreachable for too long)",
+				    (long long)(hard - s->shipped_id));
+				s->shipped_id = hard;
+				store_set_shipped(s, hard);
+			}
+			cut = s->shipped_id;
+		}
 		if (cut > 0) {
 			snprintf(q, sizeof(q), "DELETE FROM events WHERE id <= %lld", (long long)cut);
 			if (sqlite3_exec(s->db, q, NULL, NULL, NULL) == SQLITE_OK)
@@ -467,6 +496,33 @@ store_events_query(struct store *s, const char *agent, int64_t after_id, int lim
 }
 
 const char *store_event_backend(const struct store *s) { return s->event_backend; }
+
+/* ---- outbox bookkeeping (redis_stream) ----------------------------------------- */
+
+int64_t
+store_shipped(struct store *s)
+{
+	return s->shipped_id;
+}
+
+int64_t store_last_id(const struct store *s) { return s->next_id - 1; }
+int64_t store_outbox_dropped(const struct store *s) { return s->outbox_dropped; }
+
+int
+store_set_shipped(struct store *s, int64_t id)
+{
+	char q[128];
+	if (id <= s->shipped_id && id != 0)
+		return 0;
+	s->shipped_id = id;
+	if (begin(s) < 0)
+		return -1;
+	snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta VALUES ('shipped_id', %lld)",
+	    (long long)id);
+	if (sqlite3_exec(s->db, q, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, "recording shipped events");
+	return 0;
+}
 const char *store_memory_backend(const struct store *s) { return s->memory_backend; }
 int64_t store_events_dropped(const struct store *s) { return s->dropped; }
 

@@ -79,6 +79,14 @@ const char *store_event_backend(const struct store *s);
 const char *store_memory_backend(const struct store *s);
 int64_t store_events_dropped(const struct store *s);   /* by retention */
 
+/* The outbox, for event_store redis_stream: events stay in SQLite, and
+ * the relay records how far it has delivered them.  Unshipped events
+ * survive retention, up to an outbox bound of 4x event_retention. */
+int64_t store_shipped(struct store *s);
+int store_set_shipped(struct store *s, int64_t id);
+int64_t store_last_id(const struct store *s);
+int64_t store_outbox_dropped(const struct store *s);
+
 /* Memory.  memory_type one of working, episodic, long_term, procedural
  * (anything else: -1).  metadata may be NULL. */
 int store_mem_append(struct store *s, const char *agent, const char *session_id,

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/util.h"
+#include "supervisor/relay.h"
 #include "supervisor/sup.h"
 
 struct agent *
@@ -308,6 +309,8 @@ sup_run(struct sup *s)
 		add_agent(s, &s->cfg->agents[i]);
 	log_info("agentd %s started: %zu agents, state in %s, control socket %s",
 	    AGENTD_VERSION, s->nagents, s->cfg->g.state_dir, s->cfg->g.control_socket);
+	if (strcmp(s->cfg->g.event_store, "redis_stream") == 0)
+		s->relay = relay_new(s->store, &s->cfg->g);
 	for (size_t i = 0; i < s->nagents; i++)
 		agent_start(s->agents[i]);
 	store_flush(s->store);
@@ -319,6 +322,7 @@ sup_run(struct sup *s)
 			break;
 		}
 		store_flush(s->store);
+		relay_pump(s->relay);
 	}
 	ctl_close(s);
 	while (s->nagents > 0) {
@@ -329,6 +333,11 @@ sup_run(struct sup *s)
 	free(s->agents);
 	s->agents = NULL;
 	store_flush(s->store);
+	if (s->relay && store_last_id(s->store) > store_shipped(s->store))
+		log_info("%lld events not yet in Redis stay in the outbox for the next start",
+		    (long long)(store_last_id(s->store) - store_shipped(s->store)));
+	relay_free(s->relay);
+	s->relay = NULL;
 	reap(s);
 	log_info("agentd stopped");
 	return s->exit_code;

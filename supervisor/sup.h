@@ -106,6 +106,7 @@ struct sup {
 	struct config *cfg;
 	char *config_path;
 	struct store *store;
+	struct relay *relay;       /* event_store redis_stream only */
 	struct agent **agents;
 	size_t nagents;
 

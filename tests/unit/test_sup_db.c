@@ -230,9 +230,9 @@ START_TEST(clean_failures)
 {
 	struct store *s;
 	char err[256], path[128];
-	g.event_store = "redis_stream";
+	g.event_store = "kafka";
 	ck_assert_int_eq(store_open(&s, &g, err, sizeof(err)), -1);
-	ck_assert_ptr_nonnull(strstr(err, "redis_stream"));
+	ck_assert_ptr_nonnull(strstr(err, "kafka"));
 	g.event_store = "database";
 	g.memory_store = "qdrant";
 	ck_assert_int_eq(store_open(&s, &g, err, sizeof(err)), -1);

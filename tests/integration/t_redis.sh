@@ -1,0 +1,94 @@
+# event_store redis_stream against a real redis-server: events reach the
+# seed's stream and the per-session streams with readable fields; Redis
+# killed mid-flow and restarted loses nothing and duplicates nothing, per
+# agent order holds; a consumer group reads them; events in the outbox of
+# a SIGKILLed agentd are shipped by the next one.
+. ./lib.sh
+command -v redis-server >/dev/null || fail "redis-server missing (scripts/bootstrap installs it)"
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+REDIS_PID=
+redis_start() {
+	redis-server --port "$PORT" --bind 127.0.0.1 --dir "$T" --save "" \
+		--appendonly yes --appendfsync always > "$T/redis.log" 2>&1 &
+	REDIS_PID=$!
+	wait_until 5 redis-cli -p "$PORT" ping || fail "redis did not start"
+}
+redis_kill() { kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=; }
+trap 'redis_kill 2>/dev/null; cleanup' EXIT
+R() { redis-cli -p "$PORT" "$@"; }
+outbox_pending() { ctl --json status | jget "d['outbox']['pending']"; }
+
+redis_start
+{ header; cat <<YAML
+  ticker:
+    task_config: {tool: new_files, directories: ["$T"]}
+    interval: 100ms
+  other:
+    task_config: {tool: new_files, directories: ["$T"]}
+    interval: 150ms
+YAML
+} | write_config
+sed -i "s|^agentd:|agentd:\n  event_store: redis_stream\n  redis: {port: $PORT}|" "$T/agents.yaml"
+start_agentd
+wait_until 5 sh -c "[ \$(redis-cli -p $PORT XLEN background_agent_events) -gt 20 ]" || fail "no events in Redis"
+R XRANGE background_agent_events - + COUNT 1 | grep -q agent_name || fail "fields"
+sid=$(field ticker session_id)
+[ "$(R XLEN "background_agent_events:$sid")" -gt 0 ] || fail "no per-session stream"
+
+# Redis dies mid-flow; events wait in the outbox; Redis comes back.
+redis_kill
+sleep 1
+[ "$(outbox_pending)" -gt 0 ] || fail "nothing waited in the outbox"
+[ "$(ctl --json status | jget "d['outbox']['redis']")" = down ] || fail "status does not say redis is down"
+redis_start
+ctl pause ticker >/dev/null; ctl pause other >/dev/null
+wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])')\" = 0 ]" || fail "outbox not drained"
+
+# Exactly once, in order: Redis holds exactly the events agentd stored.
+R --raw XRANGE background_agent_events - + > "$T/stream.txt"
+events_json > "$T/events.json"
+python3 - "$T/stream.txt" "$T/events.json" <<'PY' || fail "stream differs from the event log"
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+entries, i = [], 0
+while i < len(lines):
+    if "-" in lines[i] and lines[i].replace("-", "").isdigit():
+        j, f = i + 1, {}
+        while j + 1 < len(lines) and not (("-" in lines[j]) and lines[j].replace("-", "").isdigit()):
+            f[lines[j]] = lines[j + 1]; j += 2
+        entries.append(f); i = j
+    else:
+        i += 1
+stored = json.load(open(sys.argv[2]))
+ids = [e["event_id"] for e in entries]
+assert len(ids) == len(set(ids)), "duplicates in Redis"
+want = [e["event_id"] for e in stored]
+assert ids == want, f"Redis has {len(ids)} events, the log {len(want)}; order or content differ"
+for agent in ("ticker", "other"):
+    seqs = [int(e["seq"]) for e in entries if e["agent_name"] == agent]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"{agent}: seq gaps or disorder"
+json.loads(entries[0]["payload"])
+print(f"  - {len(ids)} events in Redis, each once, in order")
+PY
+
+# A consumer group reads them all.
+R XGROUP CREATE background_agent_events readers 0 >/dev/null
+n=$(R --raw XREADGROUP GROUP readers c1 COUNT 100000 STREAMS background_agent_events '>' | grep -c "^background_task\|^worker_\|^tool_call" )
+[ "$n" -gt 0 ] || fail "consumer group read nothing"
+
+# Redis down, events made, agentd SIGKILLed: the next agentd ships them.
+redis_kill
+ctl resume ticker >/dev/null
+sleep 0.5
+ctl pause ticker >/dev/null
+pending=$(outbox_pending)
+[ "$pending" -gt 0 ] || fail "no pending events before the SIGKILL"
+kill -9 "$AGENTD_PID"; wait "$AGENTD_PID" 2>/dev/null; AGENTD_PID=
+redis_start
+before=$(R XLEN background_agent_events)
+start_agentd
+wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])')\" = 0 ]" || fail "outbox of the killed agentd not shipped"
+after=$(R XLEN background_agent_events)
+[ $((after - before)) -ge "$pending" ] || fail "shipped $((after - before)) of $pending"
+exit 0
