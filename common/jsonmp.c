@@ -1,57 +1,98 @@
 /*
- * jsonmp: msgpack <-> jansson.  The decoder is the trust boundary for every
- * byte a worker or a control client sends, so it refuses anything the rest
- * of agentd would have to second-guess: non-string keys, duplicate keys,
- * integers beyond int64, bin and ext objects, invalid UTF-8 or NUL in
- * strings, and nesting deeper than JSONMP_MAX_DEPTH.
+ * jsonmp: msgpack <-> jansson.
+ *
+ * The decoder is the trust boundary for every byte a worker or a control
+ * client sends, so it refuses anything the rest of agentd would have to
+ * second-guess: non-string, duplicate, NUL-bearing or non-UTF-8 keys;
+ * integers beyond int64; non-finite floats (JSON has no NaN, and jansson
+ * refuses them); NUL or invalid UTF-8 in strings; bin and ext objects; and
+ * more than JSONMP_MAX_DEPTH nested containers.  Depth counts containers,
+ * not values: a scalar may sit inside 32 containers, a 33rd container may
+ * not.  The encoder applies the same depth bound, so agentd never sends
+ * what its own decoder (or a cyclic jansson value) would choke on.
+ *
+ * Duplicate keys are found without a second hash lookup: setting an
+ * existing key replaces it and leaves the object's size unchanged.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "common/jsonmp.h"
 
 static json_t *conv(const msgpack_object *o, int depth, char *err, size_t errlen);
 
-static json_t *
-conv_str(const char *p, uint32_t n, char *err, size_t errlen)
+/* A key for an error message: printable ASCII kept, the rest as '?'. */
+static void
+printable(char *dst, size_t dstlen, const char *p, size_t n)
 {
+	size_t i;
+
+	if (n > dstlen - 1)
+		n = dstlen - 1;
+	for (i = 0; i < n; i++)
+		dst[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
+	dst[i] = '\0';
+}
+
+static json_t *
+conv_str(const char *p, size_t n, char *err, size_t errlen)
+{
+	json_t *s;
+
 	if (memchr(p, '\0', n)) {
 		snprintf(err, errlen, "string contains NUL");
 		return NULL;
 	}
-	json_t *s = json_stringn(p, n);
-	if (s == NULL)
+	if ((s = json_stringn(p, n)) == NULL)
 		snprintf(err, errlen, "invalid UTF-8 string");
 	return s;
+}
+
+static int
+conv_key(json_t *obj, const msgpack_object *k, json_t *v, char *err, size_t errlen)
+{
+	const char *p = k->via.str.ptr;
+	size_t n = k->via.str.size, before = json_object_size(obj);
+	char shown[48];
+
+	if (memchr(p, '\0', n)) {
+		snprintf(err, errlen, "map key contains NUL");
+		json_decref(v);
+		return -1;
+	}
+	if (json_object_setn_new(obj, p, n, v) < 0) {	/* v is stolen either way */
+		snprintf(err, errlen, "invalid UTF-8 map key");
+		return -1;
+	}
+	if (json_object_size(obj) == before) {
+		printable(shown, sizeof(shown), p, n);
+		snprintf(err, errlen, "duplicate map key \"%s\"", shown);
+		return -1;
+	}
+	return 0;
 }
 
 static json_t *
 conv_map(const msgpack_object_map *m, int depth, char *err, size_t errlen)
 {
 	json_t *o = json_object();
+
+	if (o == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
 	for (uint32_t i = 0; i < m->size; i++) {
 		const msgpack_object *k = &m->ptr[i].key;
-		char key[256];
+		json_t *v;
+
 		if (k->type != MSGPACK_OBJECT_STR) {
 			snprintf(err, errlen, "map key is not a string");
 			goto fail;
 		}
-		if (k->via.str.size >= sizeof(key) || memchr(k->via.str.ptr, '\0', k->via.str.size)) {
-			snprintf(err, errlen, "map key too long or contains NUL");
+		if ((v = conv(&m->ptr[i].val, depth + 1, err, errlen)) == NULL)
 			goto fail;
-		}
-		memcpy(key, k->via.str.ptr, k->via.str.size);
-		key[k->via.str.size] = '\0';
-		if (json_object_get(o, key)) {
-			snprintf(err, errlen, "duplicate map key \"%s\"", key);
+		if (conv_key(o, k, v, err, errlen) < 0)
 			goto fail;
-		}
-		json_t *v = conv(&m->ptr[i].val, depth + 1, err, errlen);
-		if (v == NULL)
-			goto fail;
-		if (json_object_set_new(o, key, v) < 0) {
-			snprintf(err, errlen, "invalid UTF-8 map key");
-			goto fail;
-		}
 	}
 	return o;
 fail:
@@ -60,12 +101,29 @@ fail:
 }
 
 static json_t *
-conv(const msgpack_object *o, int depth, char *err, size_t errlen)
+conv_array(const msgpack_object_array *a, int depth, char *err, size_t errlen)
 {
-	if (depth > JSONMP_MAX_DEPTH) {
-		snprintf(err, errlen, "nesting deeper than %d", JSONMP_MAX_DEPTH);
+	json_t *arr = json_array();
+
+	if (arr == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	for (uint32_t i = 0; i < a->size; i++) {
+		json_t *v = conv(&a->ptr[i], depth + 1, err, errlen);
+		if (v == NULL || json_array_append_new(arr, v) < 0) {
+			if (v != NULL)
+				snprintf(err, errlen, "out of memory");
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static json_t *
+conv_scalar(const msgpack_object *o, char *err, size_t errlen)
+{
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
 		return json_null();
@@ -73,7 +131,8 @@ conv(const msgpack_object *o, int depth, char *err, size_t errlen)
 		return json_boolean(o->via.boolean);
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
 		if (o->via.u64 > (uint64_t)INT64_MAX) {
-			snprintf(err, errlen, "integer beyond int64");
+			snprintf(err, errlen, "integer %llu beyond int64",
+			    (unsigned long long)o->via.u64);
 			return NULL;
 		}
 		return json_integer((json_int_t)o->via.u64);
@@ -81,27 +140,32 @@ conv(const msgpack_object *o, int depth, char *err, size_t errlen)
 		return json_integer((json_int_t)o->via.i64);
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
+		if (!isfinite(o->via.f64)) {
+			snprintf(err, errlen, "non-finite float");
+			return NULL;
+		}
 		return json_real(o->via.f64);
 	case MSGPACK_OBJECT_STR:
 		return conv_str(o->via.str.ptr, o->via.str.size, err, errlen);
-	case MSGPACK_OBJECT_ARRAY: {
-		json_t *a = json_array();
-		for (uint32_t i = 0; i < o->via.array.size; i++) {
-			json_t *v = conv(&o->via.array.ptr[i], depth + 1, err, errlen);
-			if (v == NULL) {
-				json_decref(a);
-				return NULL;
-			}
-			json_array_append_new(a, v);
-		}
-		return a;
-	}
-	case MSGPACK_OBJECT_MAP:
-		return conv_map(&o->via.map, depth, err, errlen);
 	default:
 		snprintf(err, errlen, "bin and ext objects are not accepted");
 		return NULL;
 	}
+}
+
+/* depth: how many containers enclose o. */
+static json_t *
+conv(const msgpack_object *o, int depth, char *err, size_t errlen)
+{
+	if (o->type != MSGPACK_OBJECT_ARRAY && o->type != MSGPACK_OBJECT_MAP)
+		return conv_scalar(o, err, errlen);
+	if (depth >= JSONMP_MAX_DEPTH) {
+		snprintf(err, errlen, "nesting deeper than %d", JSONMP_MAX_DEPTH);
+		return NULL;
+	}
+	if (o->type == MSGPACK_OBJECT_ARRAY)
+		return conv_array(&o->via.array, depth, err, errlen);
+	return conv_map(&o->via.map, depth, err, errlen);
 }
 
 json_t *
@@ -110,8 +174,48 @@ jsonmp_to_json(const msgpack_object *o, char *err, size_t errlen)
 	return conv(o, 0, err, errlen);
 }
 
-int
-jsonmp_pack(msgpack_packer *pk, const json_t *j)
+static int
+pack_str(msgpack_packer *pk, const char *s, size_t n)
+{
+	if (n > UINT32_MAX || msgpack_pack_str(pk, n) < 0)
+		return -1;
+	return msgpack_pack_str_body(pk, s, n);
+}
+
+static int pack(msgpack_packer *pk, const json_t *j, int depth);
+
+static int
+pack_array(msgpack_packer *pk, const json_t *j, int depth)
+{
+	size_t i, n = json_array_size(j);
+
+	if (n > UINT32_MAX || msgpack_pack_array(pk, n) < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (pack(pk, json_array_get(j, i), depth + 1) < 0)
+			return -1;
+	return 0;
+}
+
+static int
+pack_object(msgpack_packer *pk, const json_t *j, int depth)
+{
+	const char *k;
+	size_t klen;
+	json_t *v;
+
+	if (json_object_size(j) > UINT32_MAX ||
+	    msgpack_pack_map(pk, json_object_size(j)) < 0)
+		return -1;
+	json_object_keylen_foreach((json_t *)j, k, klen, v) {
+		if (pack_str(pk, k, klen) < 0 || pack(pk, v, depth + 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+pack(msgpack_packer *pk, const json_t *j, int depth)
 {
 	switch (json_typeof(j)) {
 	case JSON_NULL: return msgpack_pack_nil(pk);
@@ -119,33 +223,22 @@ jsonmp_pack(msgpack_packer *pk, const json_t *j)
 	case JSON_FALSE: return msgpack_pack_false(pk);
 	case JSON_INTEGER: return msgpack_pack_int64(pk, json_integer_value(j));
 	case JSON_REAL: return msgpack_pack_double(pk, json_real_value(j));
-	case JSON_STRING: {
-		size_t n = json_string_length(j);
-		msgpack_pack_str(pk, n);
-		return msgpack_pack_str_body(pk, json_string_value(j), n);
-	}
-	case JSON_ARRAY: {
-		size_t i;
-		json_t *v;
-		msgpack_pack_array(pk, json_array_size(j));
-		json_array_foreach(j, i, v)
-			if (jsonmp_pack(pk, v) < 0)
-				return -1;
-		return 0;
-	}
-	case JSON_OBJECT: {
-		const char *k;
-		json_t *v;
-		msgpack_pack_map(pk, json_object_size(j));
-		json_object_foreach((json_t *)j, k, v) {
-			size_t n = strlen(k);
-			msgpack_pack_str(pk, n);
-			msgpack_pack_str_body(pk, k, n);
-			if (jsonmp_pack(pk, v) < 0)
-				return -1;
-		}
-		return 0;
-	}
+	case JSON_STRING: return pack_str(pk, json_string_value(j), json_string_length(j));
+	case JSON_ARRAY:
+	case JSON_OBJECT:
+		if (depth >= JSONMP_MAX_DEPTH)
+			return -1;	/* the peer would refuse it; also stops cycles */
+		if (json_is_array(j))
+			return pack_array(pk, j, depth);
+		return pack_object(pk, j, depth);
 	}
 	return -1;
+}
+
+int
+jsonmp_pack(msgpack_packer *pk, const json_t *j)
+{
+	if (j == NULL)
+		return -1;
+	return pack(pk, j, 0);
 }

@@ -2,6 +2,22 @@
  * msg: the message catalogue (see msg.h for the table in prose).  One
  * table lists every type's fields; one function checks a decoded body
  * against it, so no handler ever has to re-check a type.
+ *
+ * Decoding is three passes over untrusted bytes, cheapest first:
+ *
+ *  1. wire_check walks the raw msgpack once.  msgpack-c allocates an
+ *     array's or map's element slots as soon as it reads the header, so
+ *     five bytes announcing 2^32 entries would ask for ~100 GB.  The walk
+ *     keeps the count of items announced but not yet seen and refuses the
+ *     input when it exceeds the bytes left (every item takes at least one),
+ *     which bounds msgpack-c's allocation by the frame size.  It also
+ *     refuses what the rest would refuse anyway (bin/ext, deep nesting,
+ *     trailing bytes) with the offset where it found it.
+ *  2. msgpack_unpack_next into a zone, and jsonmp_to_json (strict).
+ *  3. The type key "t" is looked up and the fields are checked.
+ *
+ * Encoding packs {"t": name, ...fields} through jsonmp_pack, writing
+ * straight into the caller's struct buf for msg_pack (no bounce buffer).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,10 +70,174 @@ msg_type_name(enum msg_type t)
 int
 msg_type_lookup(const char *name)
 {
-	for (int t = 0; t < MSG__COUNT; t++)
+	for (int t = 0; name && t < MSG__COUNT; t++)
 		if (strcmp(catalogue[t].name, name) == 0)
 			return t;
 	return -1;
+}
+
+/* ---- pass 1: the shape of the raw bytes ---- */
+
+/* Big-endian unsigned of n (1, 2, 4) bytes. */
+static uint32_t
+be(const uint8_t *p, size_t n)
+{
+	uint32_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * One msgpack header at p[0] (always present): how many length bytes follow
+ * it (*lenbytes, whose value is the payload size or the item count), or a
+ * fixed payload size, and how many items it opens (*items, maps count keys
+ * and values).  -1 for 0xc1, bin and ext.
+ */
+static int
+header(uint8_t b, size_t *lenbytes, size_t *payload, uint64_t *items, int *kind)
+{
+	*lenbytes = *payload = 0;
+	*items = 0;
+	*kind = 0;	/* 0 scalar, 1 str (payload = length), 2 array, 3 map */
+	if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+		return 0;
+	if (b >= 0x80 && b <= 0x8f) {
+		*items = 2u * (b & 0x0f);
+		*kind = 3;
+		return 0;
+	}
+	if (b >= 0x90 && b <= 0x9f) {
+		*items = b & 0x0f;
+		*kind = 2;
+		return 0;
+	}
+	if (b >= 0xa0 && b <= 0xbf) {
+		*payload = b & 0x1f;
+		*kind = 1;
+		return 0;
+	}
+	switch (b) {
+	case 0xca: *payload = 4; return 0;
+	case 0xcb: *payload = 8; return 0;
+	case 0xcc: case 0xd0: *payload = 1; return 0;
+	case 0xcd: case 0xd1: *payload = 2; return 0;
+	case 0xce: case 0xd2: *payload = 4; return 0;
+	case 0xcf: case 0xd3: *payload = 8; return 0;
+	case 0xd9: *lenbytes = 1; *kind = 1; return 0;
+	case 0xda: *lenbytes = 2; *kind = 1; return 0;
+	case 0xdb: *lenbytes = 4; *kind = 1; return 0;
+	case 0xdc: *lenbytes = 2; *kind = 2; return 0;
+	case 0xdd: *lenbytes = 4; *kind = 2; return 0;
+	case 0xde: *lenbytes = 2; *kind = 3; return 0;
+	case 0xdf: *lenbytes = 4; *kind = 3; return 0;
+	default: return -1;	/* 0xc1, bin 0xc4-c6, ext 0xc7-c9 and 0xd4-d8 */
+	}
+}
+
+static int
+wire_check(const uint8_t *p, size_t len, size_t *used, char *err, size_t errlen)
+{
+	uint64_t left[JSONMP_MAX_DEPTH + 1];	/* items left per open container */
+	uint64_t owed = 1;	/* items announced, not yet started */
+	size_t off = 0, lenbytes, payload, at;
+	uint64_t items;
+	int sp = 0, kind;
+
+	if (len == 0) {
+		snprintf(err, errlen, "malformed msgpack: no bytes");
+		return -1;
+	}
+	left[0] = 1;	/* the root slot: one top-level object */
+	while (sp >= 0) {
+		if (left[sp] == 0) {
+			sp--;
+			continue;
+		}
+		left[sp]--;
+		owed--;
+		at = off;
+		uint8_t b = p[off++];	/* owed <= len - off held before: a byte is here */
+		if (header(b, &lenbytes, &payload, &items, &kind) < 0) {
+			if (b == 0xc1)
+				snprintf(err, errlen, "malformed msgpack: byte 0xc1 at offset %zu", at);
+			else
+				snprintf(err, errlen, "bin and ext objects are not accepted "
+				    "(offset %zu)", at);
+			return -1;
+		}
+		if (lenbytes > len - off) {
+			snprintf(err, errlen, "malformed msgpack: truncated at offset %zu", at);
+			return -1;
+		}
+		if (lenbytes) {
+			uint32_t v = be(p + off, lenbytes);
+			off += lenbytes;
+			if (kind == 1)
+				payload = v;
+			else
+				items = kind == 3 ? 2 * (uint64_t)v : v;
+		}
+		if (payload > len - off) {
+			if (kind == 1)
+				snprintf(err, errlen, "malformed msgpack: string of %zu bytes at "
+				    "offset %zu exceeds the %zu bytes left", payload, at, len - off);
+			else
+				snprintf(err, errlen, "malformed msgpack: truncated at offset %zu", at);
+			return -1;
+		}
+		off += payload;
+		if (kind >= 2) {
+			if (sp >= JSONMP_MAX_DEPTH) {
+				snprintf(err, errlen, "nesting deeper than %d (offset %zu)",
+				    JSONMP_MAX_DEPTH, at);
+				return -1;
+			}
+			left[++sp] = items;
+			owed += items;
+		}
+		if (owed > len - off) {
+			snprintf(err, errlen, "malformed msgpack: container size exceeds the "
+			    "input (%llu items announced, %zu bytes left at offset %zu)",
+			    (unsigned long long)owed, len - off, off);
+			return -1;
+		}
+	}
+	*used = off;
+	return 0;
+}
+
+/* ---- pass 3: the type and the fields ---- */
+
+static void
+printable(char *dst, size_t dstlen, const char *p, size_t n)
+{
+	size_t i;
+
+	if (n > dstlen - 1)
+		n = dstlen - 1;
+	for (i = 0; i < n; i++)
+		dst[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
+	dst[i] = '\0';
+}
+
+/* The "t" key of a decoded body (its strings are NUL-free UTF-8). */
+static int
+body_type(const json_t *body, char *err, size_t errlen)
+{
+	const json_t *tv = json_object_get(body, "t");
+	char shown[65];
+	int t;
+
+	if (!json_is_string(tv)) {
+		snprintf(err, errlen, "message type \"t\" missing or not a string");
+		return -1;
+	}
+	if ((t = msg_type_lookup(json_string_value(tv))) < 0) {
+		printable(shown, sizeof(shown), json_string_value(tv), json_string_length(tv));
+		snprintf(err, errlen, "unknown message type \"%s\"", shown);
+	}
+	return t;
 }
 
 static int
@@ -77,6 +257,7 @@ static int
 check_fields(enum msg_type t, const json_t *body, char *err, size_t errlen)
 {
 	const struct msgdef *d = &catalogue[t];
+
 	for (const struct field *f = d->fields; f->name; f++) {
 		json_t *v = json_object_get(body, f->name);
 		if (v == NULL) {
@@ -86,160 +267,14 @@ check_fields(enum msg_type t, const json_t *body, char *err, size_t errlen)
 			}
 			continue;
 		}
-		if (f->types == F_ANY)
+		if (f->types == F_ANY || (type_bit(v) & f->types))
 			continue;
-		if (!(type_bit(v) & f->types)) {
-			int bit = 0;
-			while (!(f->types & (1 << bit)))
-				bit++;
-			snprintf(err, errlen, "%s: field %s must be %s", d->name, f->name,
-			    type_words[bit]);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-int
-msg_pack_body(enum msg_type t, const json_t *fields, char **data, size_t *len)
-{
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	const char *k;
-	json_t *v;
-
-	if ((unsigned)t >= MSG__COUNT || (fields && !json_is_object(fields)))
+		int bit = 0;
+		while (!(f->types & (1 << bit)))
+			bit++;
+		snprintf(err, errlen, "%s: field %s must be %s", d->name, f->name,
+		    type_words[bit]);
 		return -1;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	size_t n = 1;
-	if (fields)
-		json_object_foreach((json_t *)fields, k, v)
-			if (strcmp(k, "t") != 0)
-				n++;
-	msgpack_pack_map(&pk, n);
-	msgpack_pack_str(&pk, 1);
-	msgpack_pack_str_body(&pk, "t", 1);
-	size_t nl = strlen(catalogue[t].name);
-	msgpack_pack_str(&pk, nl);
-	msgpack_pack_str_body(&pk, catalogue[t].name, nl);
-	if (fields)
-		json_object_foreach((json_t *)fields, k, v) {
-			if (strcmp(k, "t") == 0)
-				continue;
-			size_t kl = strlen(k);
-			msgpack_pack_str(&pk, kl);
-			msgpack_pack_str_body(&pk, k, kl);
-			if (jsonmp_pack(&pk, v) < 0) {
-				msgpack_sbuffer_destroy(&sb);
-				return -1;
-			}
-		}
-	*data = sb.data;	/* malloc'd by the sbuffer: the caller frees */
-	*len = sb.size;
-	return 0;
-}
-
-int
-msg_pack(enum msg_type t, const json_t *fields, struct buf *out)
-{
-	char *body;
-	size_t len;
-	uint8_t hdr[4];
-
-	if (msg_pack_body(t, fields, &body, &len) < 0)
-		return -1;
-	hdr[0] = (uint8_t)(len >> 24);
-	hdr[1] = (uint8_t)(len >> 16);
-	hdr[2] = (uint8_t)(len >> 8);
-	hdr[3] = (uint8_t)len;
-	buf_append(out, hdr, 4);
-	buf_append(out, body, len);
-	free(body);
-	return 0;
-}
-
-static uint64_t
-be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/*
- * msgpack-c allocates a container's slots from its declared count before
- * reading them, so a few bytes claiming a map of 2^32 entries would make
- * agentd allocate 128 GiB.  This scan, which allocates nothing, checks that
- * every declared count and length fits in the bytes that are actually
- * there (each item takes at least one byte) before msgpack sees them.
- */
-static int
-sane_sizes(const uint8_t *p, size_t n, char *err, size_t errlen)
-{
-	size_t pos = 0;
-	uint64_t items = 1;
-
-	while (items > 0) {
-		if (pos >= n)
-			return 0;	/* truncated: msgpack reports it */
-		uint8_t b = p[pos++];
-		uint64_t count = 0, skip = 0;
-		int w = 0;
-		items--;
-		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-			continue;
-		if (b >= 0x80 && b <= 0x8f)
-			count = 2 * (uint64_t)(b & 0x0f);
-		else if (b >= 0x90 && b <= 0x9f)
-			count = b & 0x0f;
-		else if (b >= 0xa0 && b <= 0xbf)
-			skip = b & 0x1f;
-		else switch (b) {
-		case 0xc4: case 0xd9: w = 1; break;		/* bin8, str8 */
-		case 0xc5: case 0xda: w = 2; break;
-		case 0xc6: case 0xdb: w = 4; break;
-		case 0xc7: w = 1; skip = 1; break;		/* ext: + type byte */
-		case 0xc8: w = 2; skip = 1; break;
-		case 0xc9: w = 4; skip = 1; break;
-		case 0xca: case 0xce: case 0xd2: skip = 4; break;
-		case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
-		case 0xcc: case 0xd0: skip = 1; break;
-		case 0xcd: case 0xd1: skip = 2; break;
-		case 0xd4: skip = 2; break;
-		case 0xd5: skip = 3; break;
-		case 0xd6: skip = 5; break;
-		case 0xd7: skip = 9; break;
-		case 0xd8: skip = 17; break;
-		case 0xdc: case 0xde: w = -2; break;		/* array16, map16 */
-		case 0xdd: case 0xdf: w = -4; break;
-		default: return 0;	/* 0xc1: msgpack reports it */
-		}
-		if (w != 0) {
-			int nb = w < 0 ? -w : w;
-			if (n - pos < (size_t)nb)
-				return 0;
-			uint64_t v = be(p + pos, nb);
-			pos += (size_t)nb;
-			if (w > 0)
-				skip += v;
-			else
-				count = (b == 0xde || b == 0xdf) ? 2 * v : v;
-		}
-		if (skip > n - pos) {
-			if (w == 0)
-				return 0;	/* a short fixed-size value: truncated */
-			snprintf(err, errlen, "declared length %llu exceeds the message",
-			    (unsigned long long)skip);
-			return -1;
-		}
-		pos += (size_t)skip;
-		items += count;
-		if (items > n - pos) {
-			snprintf(err, errlen, "declared container size exceeds the message");
-			return -1;
-		}
 	}
 	return 0;
 }
@@ -249,22 +284,24 @@ msg_unpack(const uint8_t *p, size_t len, enum msg_type *t, json_t **fields,
     char *err, size_t errlen)
 {
 	msgpack_unpacked u;
-	size_t off = 0;
+	msgpack_unpack_return ur;
+	size_t used = 0, off = 0;
 	json_t *body = NULL;
-	int rc = -1;
+	int type, rc = -1;
 
 	*fields = NULL;
-	if (sane_sizes(p, len, err, errlen) < 0)
+	if (wire_check(p, len, &used, err, errlen) < 0)
 		return -1;
-	msgpack_unpacked_init(&u);
-	msgpack_unpack_return ur = msgpack_unpack_next(&u, (const char *)p, len, &off);
-	if (ur != MSGPACK_UNPACK_SUCCESS) {
-		snprintf(err, errlen, ur == MSGPACK_UNPACK_CONTINUE ? "truncated msgpack" :
-		    "malformed msgpack");
-		goto out;
+	if (used != len) {
+		snprintf(err, errlen, "%zu trailing bytes", len - used);
+		return -1;
 	}
-	if (off != len) {
-		snprintf(err, errlen, "%zu trailing bytes", len - off);
+	msgpack_unpacked_init(&u);
+	ur = msgpack_unpack_next(&u, (const char *)p, len, &off);
+	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
+		/* wire_check passed, so only an allocation can fail here. */
+		snprintf(err, errlen, ur == MSGPACK_UNPACK_NOMEM_ERROR ?
+		    "out of memory decoding msgpack" : "malformed msgpack");
 		goto out;
 	}
 	if (u.data.type != MSGPACK_OBJECT_MAP) {
@@ -273,16 +310,8 @@ msg_unpack(const uint8_t *p, size_t len, enum msg_type *t, json_t **fields,
 	}
 	if ((body = jsonmp_to_json(&u.data, err, errlen)) == NULL)
 		goto out;
-	json_t *tv = json_object_get(body, "t");
-	if (!json_is_string(tv)) {
-		snprintf(err, errlen, "message type \"t\" missing or not a string");
+	if ((type = body_type(body, err, errlen)) < 0)
 		goto out;
-	}
-	int type = msg_type_lookup(json_string_value(tv));
-	if (type < 0) {
-		snprintf(err, errlen, "unknown message type \"%.64s\"", json_string_value(tv));
-		goto out;
-	}
 	json_object_del(body, "t");
 	if (check_fields(type, body, err, errlen) < 0)
 		goto out;
@@ -294,4 +323,80 @@ out:
 	json_decref(body);
 	msgpack_unpacked_destroy(&u);
 	return rc;
+}
+
+/* ---- encoding ---- */
+
+/*
+ * {"t": name} plus the fields (a "t" among them is ignored), as one object
+ * sharing the field values, so jsonmp_pack applies its depth bound with
+ * the same depths the peer's decoder will count.
+ */
+static int
+pack_msg(msgpack_packer *pk, enum msg_type t, const json_t *fields)
+{
+	const char *k;
+	size_t klen;
+	json_t *v, *m;
+	int rc;
+
+	if ((unsigned)t >= MSG__COUNT || (fields && !json_is_object(fields)))
+		return -1;
+	if ((m = json_object()) == NULL)
+		return -1;
+	json_object_set_new_nocheck(m, "t", json_string_nocheck(catalogue[t].name));
+	if (fields)
+		json_object_keylen_foreach((json_t *)fields, k, klen, v)
+			if (klen != 1 || k[0] != 't')
+				json_object_setn_new_nocheck(m, k, klen, json_incref(v));
+	rc = jsonmp_pack(pk, m);
+	json_decref(m);
+	return rc;
+}
+
+int
+msg_pack_body(enum msg_type t, const json_t *fields, char **data, size_t *len)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (pack_msg(&pk, t, fields) < 0 || sb.size > UINT32_MAX) {
+		msgpack_sbuffer_destroy(&sb);
+		return -1;
+	}
+	*data = sb.data;	/* malloc'd by the sbuffer: the caller frees */
+	*len = sb.size;
+	return 0;
+}
+
+static int
+buf_write(void *data, const char *p, size_t n)
+{
+	buf_append(data, p, n);
+	return 0;
+}
+
+int
+msg_pack(enum msg_type t, const json_t *fields, struct buf *out)
+{
+	static const uint8_t zero[4];
+	msgpack_packer pk;
+	size_t at = buf_pending(out), n;	/* relative to off: survives a move */
+	uint8_t *h;
+
+	buf_append(out, zero, sizeof(zero));
+	msgpack_packer_init(&pk, out, buf_write);
+	if (pack_msg(&pk, t, fields) < 0 ||
+	    (n = buf_pending(out) - at - sizeof(zero)) > UINT32_MAX) {
+		out->len = out->off + at;	/* undo the partial frame */
+		return -1;
+	}
+	h = buf_head(out) + at;
+	h[0] = (uint8_t)(n >> 24);
+	h[1] = (uint8_t)(n >> 16);
+	h[2] = (uint8_t)(n >> 8);
+	h[3] = (uint8_t)n;
+	return 0;
 }
