@@ -44,7 +44,8 @@ exe_sibling(const char *name)
 }
 
 /* The worker binary: configured, $AGENTD_WORKER, beside agentd (a build
- * tree), or the install's libexec directory. */
+ * tree), in ../libexec/agentd beside it (an install, wherever it was
+ * moved), or the libexec directory of the build's PREFIX. */
 static char *
 find_worker(const struct config *c)
 {
@@ -53,7 +54,8 @@ find_worker(const struct config *c)
 		return xstrdup(c->g.worker_path);
 	if (getenv("AGENTD_WORKER"))
 		return xstrdup(getenv("AGENTD_WORKER"));
-	if ((p = exe_sibling("agentd-worker")) != NULL)
+	if ((p = exe_sibling("agentd-worker")) != NULL ||
+	    (p = exe_sibling("../libexec/agentd/agentd-worker")) != NULL)
 		return p;
 	return xstrdup(AGENTD_LIBEXECDIR "/agentd-worker");
 }
