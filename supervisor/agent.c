@@ -122,6 +122,12 @@ send_msg(struct agent *a, enum msg_type t, json_t *fields)
 		return -1;
 	rc = wqueue_push(&a->wq, body, len);
 	free(body);
+	if (rc < 0 && errno == EMSGSIZE) {
+		/* Ours is too big (a huge task_config): not the worker's fault. */
+		log_agent(LL_ERROR, a->name, "%s message of %zu bytes exceeds the frame "
+		    "limit; not sent", msg_type_name(t), len);
+		return -1;
+	}
 	if (rc < 0) {
 		/* A worker that does not read its pipe for 16 MiB is stuck. */
 		worker_fault(a, "worker does not read its pipe (%zu bytes queued)",

@@ -302,7 +302,12 @@ run_command(const char *sock, const char *cmd, const char *agent, json_t *args)
 	if (args)
 		json_object_set(req, "args", args);
 	buf_init(&out);
-	msg_pack(MSG_REQUEST, req, &out);
+	if (msg_pack(MSG_REQUEST, req, &out) < 0) {
+		fprintf(stderr, "agentctl: cannot encode the request\n");
+		json_decref(req);
+		close(fd);
+		return EXIT_USAGE;
+	}
 	json_decref(req);
 	if (write_all(fd, buf_head(&out), buf_pending(&out)) < 0) {
 		fprintf(stderr, "agentctl: writing to agentd: %s\n", strerror(errno));
@@ -311,7 +316,7 @@ run_command(const char *sock, const char *cmd, const char *agent, json_t *args)
 		return EXIT_UNREACHABLE;
 	}
 	buf_free(&out);
-	frame_reader_init(&rd, 64u << 20);
+	frame_reader_init(&rd, FRAME_MAX_DEFAULT);
 	rc = next_msg(fd, &rd, 30000, &t, &m);
 	if (rc != 1 || t != MSG_RESPONSE) {
 		if (rc == 1)

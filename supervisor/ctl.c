@@ -72,10 +72,26 @@ client_send(struct ctl_client *c, enum msg_type t, json_t *fields)
 	char *body;
 	size_t len;
 
-	if (c->closing || msg_pack_body(t, fields, &body, &len) < 0)
+	if (c->closing)
 		return;
+	if (msg_pack_body(t, fields, &body, &len) < 0) {
+		log_error("control: cannot encode a %s message", msg_type_name(t));
+		client_close(c);
+		return;
+	}
 	int rc = wqueue_push(&c->wq, body, len);
 	free(body);
+	if (rc < 0 && errno == EMSGSIZE) {
+		/* Our answer is too big for one frame: say so instead. */
+		log_warn("control: %s of %zu bytes exceeds the frame limit", msg_type_name(t), len);
+		if (t == MSG_RESPONSE) {
+			json_t *e = json_pack("{s:b, s:i, s:s}", "ok", 0, "code", 1, "error",
+			    "the answer exceeds the 4 MiB frame limit; ask for less (events -n)");
+			client_send(c, MSG_RESPONSE, e);
+			json_decref(e);
+		}
+		return;
+	}
 	if (rc < 0) {
 		log_warn("control client does not read its socket (%zu bytes queued); "
 		    "disconnecting it", wqueue_pending(&c->wq));
