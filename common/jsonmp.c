@@ -18,21 +18,9 @@
 #include <stdio.h>
 #include <string.h>
 #include "common/jsonmp.h"
+#include "common/util.h"
 
 static json_t *conv(const msgpack_object *o, int depth, char *err, size_t errlen);
-
-/* A key for an error message: printable ASCII kept, the rest as '?'. */
-static void
-printable(char *dst, size_t dstlen, const char *p, size_t n)
-{
-	size_t i;
-
-	if (n > dstlen - 1)
-		n = dstlen - 1;
-	for (i = 0; i < n; i++)
-		dst[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
-	dst[i] = '\0';
-}
 
 static json_t *
 conv_str(const char *p, size_t n, char *err, size_t errlen)
@@ -65,7 +53,7 @@ conv_key(json_t *obj, const msgpack_object *k, json_t *v, char *err, size_t errl
 		return -1;
 	}
 	if (json_object_size(obj) == before) {
-		printable(shown, sizeof(shown), p, n);
+		str_printable(shown, sizeof(shown), p, n);
 		snprintf(err, errlen, "duplicate map key \"%s\"", shown);
 		return -1;
 	}

@@ -186,6 +186,20 @@ rand_unit(void)
 	return (double)(x >> 11) / 9007199254740992.0;
 }
 
+void
+str_printable(char *dst, size_t dstlen, const char *p, size_t n)
+{
+	size_t i;
+
+	if (dstlen == 0)
+		return;
+	if (n > dstlen - 1)
+		n = dstlen - 1;
+	for (i = 0; i < n; i++)
+		dst[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
+	dst[i] = '\0';
+}
+
 int
 set_nonblock(int fd)
 {

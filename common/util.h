@@ -37,6 +37,10 @@ void uuid4(char *out);
 /* Uniform random in [0, 1) from a process-local xorshift seeded by getrandom. */
 double rand_unit(void);
 
+/* Copy at most n bytes of p into dst for an error message: printable ASCII
+ * kept, everything else shown as '?'; always NUL-terminated. */
+void str_printable(char *dst, size_t dstlen, const char *p, size_t n);
+
 int set_nonblock(int fd);
 int set_cloexec(int fd);
 

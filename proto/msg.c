@@ -24,6 +24,7 @@
 #include <string.h>
 #include "common/buf.h"
 #include "common/jsonmp.h"
+#include "common/util.h"
 #include "proto/msg.h"
 
 enum { F_STR = 1, F_INT = 2, F_BOOL = 4, F_OBJ = 8, F_ARR = 16, F_ANY = 31 };
@@ -209,18 +210,6 @@ wire_check(const uint8_t *p, size_t len, size_t *used, char *err, size_t errlen)
 
 /* ---- pass 3: the type and the fields ---- */
 
-static void
-printable(char *dst, size_t dstlen, const char *p, size_t n)
-{
-	size_t i;
-
-	if (n > dstlen - 1)
-		n = dstlen - 1;
-	for (i = 0; i < n; i++)
-		dst[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
-	dst[i] = '\0';
-}
-
 /* The "t" key of a decoded body (its strings are NUL-free UTF-8). */
 static int
 body_type(const json_t *body, char *err, size_t errlen)
@@ -234,7 +223,7 @@ body_type(const json_t *body, char *err, size_t errlen)
 		return -1;
 	}
 	if ((t = msg_type_lookup(json_string_value(tv))) < 0) {
-		printable(shown, sizeof(shown), json_string_value(tv), json_string_length(tv));
+		str_printable(shown, sizeof(shown), json_string_value(tv), json_string_length(tv));
 		snprintf(err, errlen, "unknown message type \"%s\"", shown);
 	}
 	return t;

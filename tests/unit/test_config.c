@@ -4,6 +4,7 @@
  * user acts on.
  */
 #include <check.h>
+#include "tests/unit/check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,9 +323,5 @@ main(void)
 	tcase_add_test(tc, cron_expressions);
 	tcase_add_test(tc, cron_across_dst);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(s);
 }

@@ -11,6 +11,7 @@
  * cannot produce most of it.
  */
 #include <check.h>
+#include "tests/unit/check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1022,9 +1023,5 @@ main(void)
 	tcase_add_test(tc, small_message_is_fast);
 	suite_add_tcase(s, tc);
 
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(s);
 }

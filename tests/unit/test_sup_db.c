@@ -4,6 +4,7 @@
  * repeat after retention, memory isolation between agents, clean failures.
  */
 #include <check.h>
+#include "tests/unit/check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,9 +285,5 @@ main(void)
 	tcase_add_test(tc, clean_failures);
 	tcase_add_test(tc, append_rate);
 	suite_add_tcase(su, tc);
-	SRunner *sr = srunner_create(su);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(su);
 }

@@ -1,5 +1,6 @@
 /* Unit tests: the deadline heap and the loop (supervisor/loop.c). */
 #include <check.h>
+#include "tests/unit/check_main.h"
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -114,9 +115,5 @@ main(void)
 	tcase_add_test(tc, callbacks_may_rearm);
 	tcase_add_test(tc, defer_runs_after_pass);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(s);
 }

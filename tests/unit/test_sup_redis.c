@@ -4,6 +4,7 @@
  * with commands in flight, reconnection, and reply timeouts (SIGSTOP).
  */
 #include <check.h>
+#include "tests/unit/check_main.h"
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -216,9 +217,5 @@ main(void)
 	tcase_add_test(tc, reply_timeout_on_stopped_server);
 	tcase_add_test(tc, free_fails_pending);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(s);
 }

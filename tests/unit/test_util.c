@@ -1,5 +1,6 @@
 /* Unit tests: common/util.c and common/buf.c. */
 #include <check.h>
+#include "tests/unit/check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,9 +131,5 @@ main(void)
 	tcase_add_test(tc, buffers);
 	tcase_add_test(tc, atomic_files);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(s);
 }

@@ -7,6 +7,7 @@
  * the test's temp dir (for the test that looks for leaked secrets).
  */
 #include <check.h>
+#include "tests/unit/check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -689,9 +690,5 @@ int
 main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(suite());
 }

@@ -6,6 +6,7 @@
  * runs of one agent share its directory, also across worker restarts).
  */
 #include <check.h>
+#include "tests/unit/check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -588,9 +589,5 @@ suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(suite());
 }
