@@ -37,6 +37,7 @@ usage(void)
 	    "  pause AGENT | resume AGENT | restart AGENT | run AGENT\n"
 	    "  reload                  re-read the configuration\n"
 	    "  events [-f] [-n N] [AGENT]\n"
+	    "  memory AGENT [--type working|episodic|long_term|procedural] [-n N]\n"
 	    "  tasks                   the task registry\n"
 	    "  stop                    stop agentd\n");
 }
@@ -189,6 +190,15 @@ print_data(const char *cmd, json_t *data)
 		json_t *e;
 		json_array_foreach(data, i, e)
 			print_event(e);
+	} else if (!strcmp(cmd, "memory")) {
+		size_t i;
+		json_t *m;
+		json_array_foreach(data, i, m) {
+			char ts[64];
+			fmt_time(str(m, "timestamp"), ts, sizeof(ts));
+			printf("%s %-10s %-9s %s\n", ts, str(m, "memory_type") ? str(m, "memory_type") : "-",
+			    str(m, "role") ? str(m, "role") : "-", str(m, "content") ? str(m, "content") : "");
+		}
 	} else if (!strcmp(cmd, "reload")) {
 		char *s = json_dumps(data, JSON_COMPACT);
 		printf("reloaded: %s\n", s ? s : "");
@@ -346,7 +356,7 @@ run_command(const char *sock, const char *cmd, const char *agent, json_t *args)
 static bool
 needs_agent(const char *cmd)
 {
-	static const char *cmds[] = { "pause", "resume", "restart", "run" };
+	static const char *cmds[] = { "pause", "resume", "restart", "run", "memory" };
 	for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
 		if (!strcmp(cmd, cmds[i]))
 			return true;
@@ -357,7 +367,7 @@ static bool
 known(const char *cmd)
 {
 	static const char *cmds[] = { "status", "list", "pause", "resume", "restart", "run",
-		"reload", "events", "tasks", "stop" };
+		"reload", "events", "tasks", "stop", "memory" };
 	for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
 		if (!strcmp(cmd, cmds[i]))
 			return true;
@@ -369,11 +379,13 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+		{ "type", required_argument, NULL, 't' }, { "limit", required_argument, NULL, 'n' },
 		{ "follow", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
 	};
 	const char *sock = getenv("AGENTD_SOCKET") ? getenv("AGENTD_SOCKET") : DEFAULT_SOCKET;
 	bool follow_flag = false;
+	const char *mem_type = NULL;
 	long limit = 20;
 	int c;
 	char *pos[4];
@@ -382,7 +394,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* Options may come before or after the command ("status --json x"). */
 	while (optind < argc) {
-		if ((c = getopt_long(argc, argv, "+s:jfn:hV", opts, NULL)) == -1) {
+		if ((c = getopt_long(argc, argv, "+s:jfn:t:hV", opts, NULL)) == -1) {
 			if (npos == 4) {
 				usage();
 				return EXIT_USAGE;
@@ -392,6 +404,7 @@ main(int argc, char **argv)
 		}
 		switch (c) {
 		case 's': sock = optarg; break;
+		case 't': mem_type = optarg; break;
 		case 'j': json_out = true; break;
 		case 'f': follow_flag = true; break;
 		case 'n': {
@@ -419,6 +432,11 @@ main(int argc, char **argv)
 	json_t *args = NULL;
 	if (!strcmp(pos[0], "events"))
 		args = json_pack("{s:b, s:i}", "follow", follow_flag, "limit", (int)limit);
+	else if (!strcmp(pos[0], "memory")) {
+		args = json_pack("{s:i}", "limit", (int)limit);
+		if (mem_type)
+			json_object_set_new(args, "memory_type", json_string(mem_type));
+	}
 	int rc = run_command(sock, pos[0], npos == 2 ? pos[1] : NULL, args);
 	json_decref(args);
 	return rc;

@@ -195,6 +195,21 @@ cmd_agent(struct ctl_client *c, const char *cmd, struct agent *a, json_t *args)
 			respond(c, CODE_OK, NULL, message(a->name, "%s was not paused", a->name));
 		else
 			respond(c, CODE_OK, NULL, message(a->name, "%s resumed", a->name));
+	} else if (strcmp(cmd, "memory") == 0) {
+		const char *type = json_string_value(json_object_get(args, "memory_type"));
+		json_int_t limit = json_integer_value(json_object_get(args, "limit"));
+		json_t *items = NULL;
+		if (type == NULL)
+			type = "episodic";
+		if (limit <= 0 || limit > 10000)
+			limit = 20;
+		if (!memory_type_valid(type))
+			respond(c, CODE_BAD_REQUEST, "memory type must be working, episodic, "
+			    "long_term or procedural", NULL);
+		else if (store_mem_context(c->sup->store, a->name, type, (int)limit, &items) < 0)
+			respond(c, CODE_ERROR, "memory store query failed", NULL);
+		else
+			respond(c, CODE_OK, NULL, items);
 	} else if (strcmp(cmd, "restart") == 0) {
 		agent_restart_cmd(a);
 		respond(c, CODE_OK, NULL, message(a->name, "%s restarting", a->name));
@@ -239,7 +254,7 @@ handle_request(struct ctl_client *c, json_t *req)
 	const char *name = json_string_value(json_object_get(req, "agent"));
 	json_t *args = json_object_get(req, "args");
 	struct agent *a = name ? sup_find(s, name) : NULL;
-	static const char *per_agent[] = { "pause", "resume", "restart", "run" };
+	static const char *per_agent[] = { "pause", "resume", "restart", "run", "memory" };
 
 	for (size_t i = 0; i < ARRAY_LEN(per_agent); i++)
 		if (strcmp(cmd, per_agent[i]) == 0 && name == NULL) {

@@ -42,6 +42,13 @@ echo "$ev" | jget "all(e['seq']==i+1 for i,e in enumerate(d))" | grep -qx true |
 echo "$ev" | jget "all(set(e)>={'event_id','type','agent_name','timestamp','payload','seq'} for e in d)" |
 	grep -qx true || fail "event envelope"
 
+# The run's exchange is the agent's episodic memory, and only its own.
+ctl --json memory health | jget "len(d)==1 and d[0]['memory_type']=='episodic'" | grep -qx true ||
+	fail "no episodic memory after a run"
+ctl --json memory watcher | jget "len(d)" | grep -qx 0 || fail "another agent's memory leaked"
+ctl memory health --type procedural >/dev/null || fail "memory --type"
+ctl memory health --type bogus >/dev/null 2>&1; [ $? = 2 ] || fail "bad memory type accepted"
+
 ctl status nosuch >/dev/null 2>&1; [ $? = 3 ] || fail "unknown agent exit code"
 ctl frobnicate >/dev/null 2>&1; [ $? = 2 ] || fail "usage exit code"
 ctl pause >/dev/null 2>&1; [ $? = 2 ] || fail "missing agent exit code"
