@@ -585,20 +585,6 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 	return -1;
 }
 
-/* ---- runs ----------------------------------------------------------------- */
-
-__attribute__((weak)) int
-worker_run_model(struct worker *w, const struct worker_run *run,
-    struct run_outcome *out)
-{
-	(void)w;
-	(void)run;
-	snprintf(out->error, sizeof(out->error), "no model runtime in this build: "
-	    "set task_config.tool to run a built-in tool");
-	out->retryable = false;
-	return -1;
-}
-
 /* The task: the agent's task_config with the run's kwargs over it. */
 static json_t *
 build_task(const struct worker *w, const json_t *run)

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""
+A loopback stand-in for the OpenAI Chat Completions and Anthropic Messages
+APIs, for tests only (the real services are not reachable here).
+
+  fakemodel.py --script FILE --log FILE
+
+Binds 127.0.0.1 on a free port and prints "PORT n". The first path segment
+selects a scenario: base_url http://127.0.0.1:n/<scenario>/v1 (OpenAI) or
+http://127.0.0.1:n/<scenario> (Anthropic). The script maps each scenario to
+a list of responses, served in order (the last one repeats):
+  {"status": 200, "headers": {...}, "body": {...} | "raw": "text",
+   "content_type": "...", "delay": s, "hang": true, "size": bytes}
+Bodies given as {"openai_text": "..."} / {"openai_calls": [[name, args]]} /
+{"anthropic_text": ...} / {"anthropic_calls": ...} are expanded into the
+providers' real response shapes. Every request is appended to the log as one
+JSON line: scenario, path, headers, body.
+"""
+import argparse, json, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+counters, lock = {}, threading.Lock()
+
+
+def openai(text=None, calls=None, finish=None):
+    msg = {"role": "assistant", "content": text, "refusal": None}
+    if calls:
+        msg["tool_calls"] = [{"id": f"call_{i}_{name}", "type": "function",
+                              "function": {"name": name, "arguments": json.dumps(args)}}
+                             for i, (name, args) in enumerate(calls)]
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+            "model": "gpt-fake", "choices": [{"index": 0, "message": msg, "logprobs": None,
+            "finish_reason": finish or ("tool_calls" if calls else "stop")}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
+
+
+def anthropic(text=None, calls=None, stop=None):
+    content = [{"type": "text", "text": text}] if text else []
+    for i, (name, args) in enumerate(calls or []):
+        content.append({"type": "tool_use", "id": f"toolu_{i}_{name}", "name": name, "input": args})
+    return {"id": "msg_fake", "type": "message", "role": "assistant", "model": "claude-fake",
+            "content": content, "stop_reason": stop or ("tool_use" if calls else "end_turn"),
+            "stop_sequence": None, "usage": {"input_tokens": 13, "output_tokens": 5}}
+
+
+def expand(body):
+    if isinstance(body, dict):
+        if "openai_text" in body or "openai_calls" in body:
+            return openai(body.get("openai_text"), body.get("openai_calls"), body.get("finish"))
+        if "anthropic_text" in body or "anthropic_calls" in body:
+            return anthropic(body.get("anthropic_text"), body.get("anthropic_calls"), body.get("stop"))
+    return body
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        n = int(self.headers.get("content-length", 0))
+        raw = self.rfile.read(n)
+        scenario = self.path.strip("/").split("/")[0]
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        with lock:
+            with open(self.server.log, "a") as f:
+                f.write(json.dumps({"t": time.time(), "scenario": scenario, "path": self.path,
+                                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                                    "body": body}) + "\n")
+            steps = self.server.script.get(scenario, [{"status": 404, "body": {
+                "error": {"message": f"no scenario {scenario}", "type": "invalid_request_error"}}}])
+            i = counters.get(scenario, 0)
+            counters[scenario] = i + 1
+            step = steps[min(i, len(steps) - 1)]
+        if step.get("hang"):
+            time.sleep(3600)
+        time.sleep(step.get("delay", 0))
+        status = step.get("status", 200)
+        if "size" in step:
+            data = b'{"pad":"' + b"x" * step["size"] + b'"}'
+        elif "raw" in step:
+            data = step["raw"].encode()
+        else:
+            data = json.dumps(expand(step.get("body", {}))).encode()
+        self.send_response(status)
+        self.send_header("content-type", step.get("content_type", "application/json"))
+        self.send_header("request-id", f"req_fake_{i}")
+        for k, v in step.get("headers", {}).items():
+            self.send_header(k, str(v))
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--script", required=True)
+    ap.add_argument("--log", required=True)
+    a = ap.parse_args()
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    srv.script = json.load(open(a.script))
+    srv.log = a.log
+    print(f"PORT {srv.server_address[1]}", flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+# The agent run with a model, end to end: agentctl run -> agentd -> worker
+# -> a loopback server speaking the OpenAI / Anthropic wire formats -> tool
+# calls -> the completed event and the agent's memory.  Then the error
+# classes: 429 with Retry-After, 529 (as a status and as a body after 200),
+# 401, insufficient_quota, malformed and non-JSON bodies, a server that
+# never answers, a 50 MB body, and max_steps.
+. ./lib.sh
+
+cat > "$T/script.json" <<'JSON'
+{
+ "oa_tool": [{"body": {"openai_calls": [["system_info", {}]]}}, {"body": {"openai_text": "All fine."}}],
+ "an_tool": [{"body": {"anthropic_calls": [["system_info", {"path": "/"}]]}}, {"body": {"anthropic_text": "All fine."}}],
+ "oa_429": [{"status": 429, "headers": {"retry-after": "1"}, "body": {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}},
+            {"body": {"openai_text": "ok after waiting"}}],
+ "an_529": [{"status": 529, "body": {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}}, {"body": {"anthropic_text": "ok"}}],
+ "an_529b": [{"body": {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}}, {"body": {"anthropic_text": "ok"}}],
+ "oa_401": [{"status": 401, "body": {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}}],
+ "oa_quota": [{"status": 429, "body": {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}}],
+ "oa_bad": [{"raw": "{\"choices\": [{\"mess"}],
+ "oa_html": [{"content_type": "text/html", "raw": "<html>proxy error</html>"}],
+ "oa_hang": [{"hang": true}],
+ "oa_huge": [{"size": 50000000}],
+ "oa_loop": [{"body": {"openai_calls": [["system_info", {}]]}}]
+}
+JSON
+python3 ../fakemodel.py --script "$T/script.json" --log "$T/requests.log" > "$T/fake.out" 2>&1 &
+FAKE=$!
+trap 'kill $FAKE 2>/dev/null; cleanup' EXIT
+wait_until 5 grep -q PORT "$T/fake.out" || fail "fake server did not start"
+PORT=$(awk '/PORT/ {print $2}' "$T/fake.out")
+
+agent() { # name provider scenario [extra yaml]
+	local url="http://127.0.0.1:$PORT/$3"; [ "$2" = openai ] && url="$url/v1"
+	cat <<YAML
+  $1:
+    system_instruction: "You watch this machine."
+    model_config: {provider: $2, model: fake-model, base_url: "$url", request_timeout: 1s}
+    task_config: {query: "Check system health", thresholds: {disk_usage: 99}}
+    local_tools: [system_info]
+    max_retries: ${4:-0}
+    retry_delay: 100ms
+YAML
+}
+{ header; agent oa_tool openai oa_tool; agent an_tool anthropic an_tool
+  agent oa_429 openai oa_429 1; agent an_529 anthropic an_529 1; agent an_529b anthropic an_529b 1
+  agent oa_401 openai oa_401 3; agent oa_quota openai oa_quota 3; agent oa_bad openai oa_bad 3
+  agent oa_html openai oa_html 3; agent oa_hang openai oa_hang; agent oa_huge openai oa_huge
+  agent oa_loop openai oa_loop; echo "    agent_config: {max_steps: 3}"; } | write_config
+export OPENAI_API_KEY=sk-test-SECRET123 ANTHROPIC_API_KEY=ak-test-SECRET456
+start_agentd
+wait_until 5 all_idle || fail "workers not idle"
+
+done_run() { # agent: the run finished (completed, or failed for good)
+	events_json "$1" | jget "any(e['type']=='background_task_completed' or (e['type']=='background_task_error' and not e['payload']['will_retry']) for e in d)" | grep -qx true
+}
+for a in oa_tool an_tool oa_429 an_529 an_529b oa_401 oa_quota oa_bad oa_html oa_hang oa_huge oa_loop; do
+	ctl run $a >/dev/null || fail "run $a"
+done
+for a in oa_tool an_tool oa_429 an_529 an_529b oa_401 oa_quota oa_bad oa_html oa_hang oa_huge oa_loop; do
+	wait_until 15 done_run $a || fail "$a did not finish"
+done
+reqs() { python3 -c "import json,sys; print(json.dumps([json.loads(l) for l in open('$T/requests.log') if json.loads(l)['scenario']=='$1']))"; }
+completed() { events_json "$1" | jget "[e['payload']['result'] for e in d if e['type']=='background_task_completed'][0]"; }
+last_error() { events_json "$1" | jget "[e['payload'] for e in d if e['type']=='background_task_error'][-1]"; }
+
+# OpenAI: one tool call, the assistant message echoed, one role:tool answer.
+completed oa_tool | jget "d['answer']=='All fine.' and d['steps']==2 and d['tool_calls']==1" | grep -qx true || fail "oa_tool result: $(completed oa_tool)"
+reqs oa_tool | jget "d[0]['headers']['authorization']=='Bearer sk-test-SECRET123' and d[0]['body']['tools'][0]['function']['name']=='system_info' and d[0]['body']['messages'][0]=={'role':'system','content':'You watch this machine.'}" | grep -qx true || fail "oa_tool first request"
+reqs oa_tool | jget "d[1]['body']['messages'][2]['tool_calls'][0]['id']=='call_0_system_info' and d[1]['body']['messages'][3]['role']=='tool' and d[1]['body']['messages'][3]['tool_call_id']=='call_0_system_info' and 'cpu_usage' in d[1]['body']['messages'][3]['content']" | grep -qx true || fail "oa_tool second request"
+# Anthropic: x-api-key, version, top-level system, max_tokens, tool_result blocks.
+completed an_tool | jget "d['answer']=='All fine.'" | grep -qx true || fail "an_tool result"
+reqs an_tool | jget "d[0]['headers']['x-api-key']=='ak-test-SECRET456' and d[0]['headers']['anthropic-version']=='2023-06-01' and d[0]['body']['system']=='You watch this machine.' and d[0]['body']['max_tokens']>0 and d[0]['body']['tools'][0]['input_schema']['type']=='object'" | grep -qx true || fail "an_tool first request"
+reqs an_tool | jget "d[1]['body']['messages'][1]['content'][0]['type']=='tool_use' and d[1]['body']['messages'][2]['content'][0]=={**d[1]['body']['messages'][2]['content'][0], 'type':'tool_result','tool_use_id':'toolu_0_system_info','is_error':False}" | grep -qx true || fail "an_tool tool_result"
+# Retryable: 429 honours Retry-After (1 s), 529 both ways; then success.
+completed oa_429 | jget "d['answer']" | grep -qx "ok after waiting" || fail "oa_429 not retried to success"
+reqs oa_429 | jget "d[1]['t'] - d[0]['t'] >= 0.95" | grep -qx true || fail "Retry-After not honoured"
+for a in an_529 an_529b; do completed $a | jget "d['answer']" | grep -qx ok || fail "$a not retried"; done
+# Fatal: one request, no retry, the error names the cause.
+for a in oa_401:"HTTP 401" oa_quota:"quota" oa_bad:"not JSON" oa_html:"text/html"; do
+	n=${a%%:*}; want=${a#*:}
+	last_error $n | jget "d['retryable']==False and d['attempt']==1" | grep -qx true || fail "$n retried: $(last_error $n)"
+	last_error $n | jget "d['error']" | grep -q "$want" || fail "$n error: $(last_error $n)"
+	[ "$(reqs $n | jget 'len(d)')" = 1 ] || fail "$n sent more than one request"
+done
+last_error oa_hang | jget "d['retryable']==True and 'timed out' in d['error']" | grep -qx true || fail "hang: $(last_error oa_hang)"
+last_error oa_huge | jget "'exceeds 8 MiB' in d['error']" | grep -qx true || fail "huge: $(last_error oa_huge)"
+last_error oa_loop | jget "'max_steps (3)' in d['error']" | grep -qx true || fail "loop: $(last_error oa_loop)"
+[ "$(field oa_huge state)" = idle ] || fail "a 50 MB body hurt the worker"
+# model_request events, and no secret anywhere agentd writes.
+[ "$(count_events oa_tool model_request)" = 2 ] || fail "model_request events"
+events_json > "$T/all.json"
+grep -q "SECRET" "$T/all.json" "$T/agentd.log" && fail "an API key leaked into events or the log"
+# Memory: the run is remembered and given to the next run as context.
+ctl --json memory oa_tool | jget "[m['content'] for m in d]" | grep -q "All fine." || fail "episodic memory"
+ctl --json memory oa_tool --type procedural | jget "d[0]['content']" | grep -qx system_info || fail "procedural memory"
+ctl run oa_tool >/dev/null
+wait_until 10 sh -c "[ \$(python3 -c \"import json; print(len([l for l in open('$T/requests.log') if json.loads(l)['scenario']=='oa_tool']))\") -ge 3 ]" || fail "second run"
+reqs oa_tool | jget "'Context from earlier runs' in d[2]['body']['messages'][1]['content'] and 'All fine.' in d[2]['body']['messages'][1]['content']" | grep -qx true || fail "memory not given as context"
+exit 0

@@ -1,0 +1,298 @@
+/*
+ * agent_loop: a run with a model (worker_run_model, see worker.h).
+ *
+ *   system_instruction
+ *   user:  context from the agent's episodic memory, then the task
+ *          (task_config.query, the rest of task_config as JSON input)
+ *   loop up to agent_config.max_steps (10):
+ *     model call -> tool calls? run each (only the agent's allowed tools),
+ *     send the results back : final answer -> done
+ *
+ * Limits are per run and per agent, never process-wide: max_steps,
+ * request_limit (model calls), total_tokens_limit, and tool output cut to
+ * agent_config.tool_output_max bytes with a marker.  A retryable provider
+ * error fails the attempt (agentd's retry policy applies, with the
+ * server's delay); a fatal one fails the run.  A successful run leaves its
+ * exchange in episodic memory and its tool sequence in procedural memory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/buf.h"
+#include "common/util.h"
+#include "worker/model.h"
+#include "worker/tools.h"
+#include "worker/worker.h"
+
+struct limits {
+	int64_t max_steps, request_limit, total_tokens, tool_output_max, memory_limit;
+};
+
+static int64_t
+int_or(const json_t *o, const char *k, int64_t dflt)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : dflt;
+}
+
+static struct limits
+run_limits(const json_t *spec)
+{
+	const json_t *ac = json_object_get(spec, "agent_config");
+	struct limits l = {
+		.max_steps = int_or(ac, "max_steps", 10),
+		.total_tokens = int_or(ac, "total_tokens_limit", 0),
+		.tool_output_max = int_or(ac, "tool_output_max", 16384),
+		.memory_limit = int_or(spec, "memory_limit", 5),
+	};
+	l.request_limit = int_or(ac, "request_limit", l.max_steps);
+	return l;
+}
+
+static json_t *
+offered_tools(struct worker *w)
+{
+	json_t *arr = json_array();
+	for (const struct tool *t = builtin_tools; t->name; t++) {
+		if (!worker_tool_allowed(w, t->name))
+			continue;
+		json_t *schema = json_loads(t->input_schema, 0, NULL);
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:o}", "name", t->name,
+		    "description", t->description, "input_schema", schema ? schema : json_object()));
+	}
+	return arr;
+}
+
+/* The first user message: remembered context, then the task. */
+static char *
+task_text(struct worker *w, const json_t *task, int64_t memory_limit)
+{
+	struct buf b;
+	json_t *items = NULL, *rest = json_deep_copy(task), *it;
+	char err[256];
+	size_t i;
+	const char *query = json_string_value(json_object_get(task, "query"));
+
+	buf_init(&b);
+	if (memory_limit > 0 && worker_mem_query(w, "episodic", (int)memory_limit, query,
+	    &items, err, sizeof(err)) == 0 && json_array_size(items) > 0) {
+		const char *h = "Context from earlier runs:\n";
+		buf_append(&b, h, strlen(h));
+		json_array_foreach(items, i, it) {
+			const char *role = json_string_value(json_object_get(it, "role"));
+			const char *content = json_string_value(json_object_get(it, "content"));
+			char line[64];
+			snprintf(line, sizeof(line), "- (%s) ", role ? role : "?");
+			buf_append(&b, line, strlen(line));
+			if (content)
+				buf_append(&b, content, strlen(content) < 2000 ? strlen(content) : 2000);
+			buf_append(&b, "\n", 1);
+		}
+		buf_append(&b, "\n", 1);
+	}
+	json_decref(items);
+	buf_append(&b, "Task: ", 6);
+	buf_append(&b, query ? query : "Carry out the task described by the input.",
+	    strlen(query ? query : "Carry out the task described by the input."));
+	json_object_del(rest, "query");
+	if (json_object_size(rest) > 0) {
+		char *s = json_dumps(rest, JSON_COMPACT | JSON_SORT_KEYS);
+		buf_append(&b, "\n\nInput (JSON): ", 16);
+		buf_append(&b, s, strlen(s));
+		free(s);
+	}
+	json_decref(rest);
+	buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
+/* One tool call's result, as the text the model sees. */
+static json_t *
+call_tool(struct worker *w, const json_t *call, int64_t cap, json_t *used)
+{
+	const char *name = json_string_value(json_object_get(call, "name"));
+	json_t *args = json_object_get(call, "arguments"), *out = NULL;
+	char err[1024], *text;
+	bool is_error = false;
+
+	if (json_object_get(args, "_invalid_arguments")) {
+		snprintf(err, sizeof(err), "arguments are not a JSON object");
+		text = xstrdup(err);
+		is_error = true;
+	} else if (!worker_tool_allowed(w, name)) {
+		snprintf(err, sizeof(err), "tool %s is not available to this agent", name);
+		text = xstrdup(err);
+		is_error = true;
+	} else if (worker_call_tool(w, name, args, &out, err, sizeof(err), NULL) < 0) {
+		text = xstrdup(err);
+		is_error = true;
+	} else {
+		text = json_dumps(out, JSON_COMPACT);
+		json_decref(out);
+	}
+	json_array_append_new(used, json_string(name));
+	size_t n = strlen(text);
+	if ((int64_t)n > cap) {	/* keep the start, say what was cut */
+		char marker[64];
+		int m = snprintf(marker, sizeof(marker), "...[truncated %zu bytes]", n - (size_t)cap);
+		text = xrealloc(text, (size_t)cap + (size_t)m + 1);
+		memcpy(text + cap, marker, (size_t)m + 1);
+	}
+	json_t *r = json_pack("{s:O, s:s, s:b}", "id", json_object_get(call, "id"),
+	    "content", text, "is_error", is_error);
+	if (r == NULL)	/* output was not UTF-8 */
+		r = json_pack("{s:O, s:s, s:b}", "id", json_object_get(call, "id"),
+		    "content", "(tool output is not valid UTF-8)", "is_error", true);
+	free(text);
+	return r;
+}
+
+static void
+emit_request(struct worker *w, const struct model_cfg *c, const struct model_reply *r,
+    const struct model_error *e)
+{
+	json_t *p = json_pack("{s:s, s:s, s:i, s:I}", "provider", provider_name(c->provider),
+	    "model", c->model, "status", e ? e->status : r->status, "latency_ms",
+	    (json_int_t)(r ? r->latency_ms : 0));
+	if (e) {
+		json_object_set_new(p, "error_type", json_string(e->type));
+		json_object_set_new(p, "error", json_string(e->message));
+		json_object_set_new(p, "retryable", json_boolean(e->cls == MODEL_RETRYABLE));
+	} else {
+		json_object_set_new(p, "input_tokens", json_integer(r->input_tokens));
+		json_object_set_new(p, "output_tokens", json_integer(r->output_tokens));
+		json_object_set_new(p, "finish", json_string(r->finish));
+	}
+	worker_emit(w, "model_request", p);
+}
+
+static bool
+cancelled_cb(void *w)
+{
+	return worker_cancelled(w);
+}
+
+static int
+fail(struct run_outcome *out, bool retryable, int64_t retry_after, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int
+fail(struct run_outcome *out, bool retryable, int64_t retry_after, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(out->error, sizeof(out->error), fmt, ap);
+	va_end(ap);
+	out->retryable = retryable;
+	out->retry_after_ms = retry_after;
+	return -1;
+}
+
+static void
+remember(struct worker *w, const char *query, const char *answer, json_t *used)
+{
+	json_t *md = json_pack("{s:O}", "tools", used);
+	worker_mem_store(w, "episodic", "user", query ? query : "(task)", NULL);
+	worker_mem_store(w, "episodic", "assistant", answer ? answer : "", md);
+	if (json_array_size(used) > 0) {
+		struct buf b;
+		size_t i;
+		json_t *t;
+		buf_init(&b);
+		json_array_foreach(used, i, t) {
+			if (i)
+				buf_append(&b, " -> ", 4);
+			buf_append(&b, json_string_value(t), strlen(json_string_value(t)));
+		}
+		buf_append(&b, "", 1);
+		worker_mem_store(w, "procedural", "assistant", (char *)b.data, md);
+		buf_free(&b);
+	}
+	json_decref(md);
+}
+
+int
+worker_run_model(struct worker *w, const struct worker_run *run, struct run_outcome *out)
+{
+	const json_t *spec = worker_spec(w);
+	struct model_cfg cfg;
+	struct limits lim = run_limits(spec);
+	char err[256];
+	int64_t in_tok = 0, out_tok = 0, requests = 0, t0 = mono_ms();
+	int rc = -1;
+
+	if (json_object_get(spec, "model_config") == NULL)
+		return fail(out, false, -1, "this agent has no model_config, and its "
+		    "task_config names no tool to run");
+	if (model_cfg_parse(json_object_get(spec, "model_config"),
+	    json_string_value(json_object_get(worker_secrets(w), "api_key")), &cfg,
+	    err, sizeof(err)) < 0)
+		return fail(out, false, -1, "%s", err);
+
+	const char *system = json_string_value(json_object_get(spec, "system_instruction"));
+	json_t *tools = offered_tools(w), *messages = json_array(), *used = json_array();
+	char *task = task_text(w, run->task, lim.memory_limit);
+	json_array_append_new(messages, model_user_message(&cfg, task));
+
+	for (int64_t step = 1; ; step++) {
+		struct model_reply r;
+		struct model_error e;
+		if (worker_cancelled(w)) {
+			fail(out, false, -1, "cancelled");
+			break;
+		}
+		if (step > lim.max_steps || requests >= lim.request_limit) {
+			fail(out, false, -1, "%s (%lld) reached without a final answer",
+			    step > lim.max_steps ? "max_steps" : "request_limit",
+			    (long long)(step > lim.max_steps ? lim.max_steps : lim.request_limit));
+			break;
+		}
+		model_trim(&cfg, messages, system);
+		requests++;
+		if (model_call(&cfg, system, messages, tools, cancelled_cb, w, &r, &e) < 0) {
+			if (e.cls != MODEL_CANCELLED)
+				emit_request(w, &cfg, NULL, &e);
+			fail(out, e.cls == MODEL_RETRYABLE, e.retry_after_ms, "%s", e.message);
+			break;
+		}
+		emit_request(w, &cfg, &r, NULL);
+		in_tok += r.input_tokens;
+		out_tok += r.output_tokens;
+		json_array_append(messages, r.assistant);
+		if (lim.total_tokens && in_tok + out_tok > lim.total_tokens) {
+			fail(out, false, -1, "total_tokens_limit (%lld) exceeded: %lld tokens used",
+			    (long long)lim.total_tokens, (long long)(in_tok + out_tok));
+			model_reply_free(&r);
+			break;
+		}
+		if (json_array_size(r.calls) == 0 && strcmp(r.finish, "pause_turn") != 0) {
+			out->result = json_pack("{s:s, s:s, s:I, s:I, s:O, s:I}", "answer",
+			    r.text ? r.text : "", "finish", r.finish, "steps", (json_int_t)step,
+			    "tool_calls", (json_int_t)json_array_size(used), "tools_used", used,
+			    "duration_ms", (json_int_t)(mono_ms() - t0));
+			if (!strcmp(r.finish, "length") || !strcmp(r.finish, "max_tokens"))
+				json_object_set_new(out->result, "truncated", json_true());
+			remember(w, json_string_value(json_object_get(run->task, "query")), r.text, used);
+			model_reply_free(&r);
+			rc = 0;
+			break;
+		}
+		json_t *results = json_array();
+		size_t i;
+		json_t *call;
+		json_array_foreach(r.calls, i, call)
+			json_array_append_new(results, call_tool(w, call, lim.tool_output_max, used));
+		model_tool_results(&cfg, messages, results);
+		json_decref(results);
+		model_reply_free(&r);
+	}
+	out->usage = json_pack("{s:I, s:I, s:I, s:I}", "input_tokens", (json_int_t)in_tok,
+	    "output_tokens", (json_int_t)out_tok, "total_tokens", (json_int_t)(in_tok + out_tok),
+	    "requests", (json_int_t)requests);
+	memset(&cfg.api_key, 0, sizeof(cfg.api_key));
+	free(task);
+	json_decref(tools);
+	json_decref(messages);
+	json_decref(used);
+	return rc;
+}

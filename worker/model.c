@@ -1,0 +1,518 @@
+/*
+ * model: see model.h.  One libcurl easy handle per request (a run makes a
+ * handful); the body is capped in the write callback; response headers are
+ * read for Retry-After, x-should-retry and the content type; the transfer
+ * polls the caller's cancel check through the progress callback.
+ */
+#include <ctype.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "common/buf.h"
+#include "common/util.h"
+#include "worker/model.h"
+
+const char *
+provider_name(enum provider p)
+{
+	return p == PROVIDER_ANTHROPIC ? "anthropic" : "openai";
+}
+
+static void
+copy_str(char *dst, size_t len, const json_t *v, const char *dflt)
+{
+	snprintf(dst, len, "%s", json_is_string(v) ? json_string_value(v) : dflt);
+}
+
+int
+model_cfg_parse(const json_t *mc, const char *api_key, struct model_cfg *c,
+    char *err, size_t errlen)
+{
+	const char *prov = json_string_value(json_object_get(mc, "provider"));
+	json_t *v;
+
+	memset(c, 0, sizeof(*c));
+	if (!json_is_object(mc) || prov == NULL) {
+		snprintf(err, errlen, "model_config.provider is required (openai or anthropic)");
+		return -1;
+	}
+	if (strcmp(prov, "openai") == 0)
+		c->provider = PROVIDER_OPENAI;
+	else if (strcmp(prov, "anthropic") == 0)
+		c->provider = PROVIDER_ANTHROPIC;
+	else {
+		snprintf(err, errlen, "unknown model provider \"%s\" (openai, anthropic)", prov);
+		return -1;
+	}
+	if (!json_is_string(json_object_get(mc, "model"))) {
+		snprintf(err, errlen, "model_config.model is required");
+		return -1;
+	}
+	copy_str(c->model, sizeof(c->model), json_object_get(mc, "model"), "");
+	copy_str(c->base_url, sizeof(c->base_url), json_object_get(mc, "base_url"),
+	    c->provider == PROVIDER_OPENAI ? "https://api.openai.com/v1" : "https://api.anthropic.com");
+	size_t n = strlen(c->base_url);
+	while (n > 0 && c->base_url[n - 1] == '/')
+		c->base_url[--n] = '\0';
+	snprintf(c->api_key, sizeof(c->api_key), "%s", api_key ? api_key : "");
+	if ((v = json_object_get(mc, "temperature")) && json_is_number(v)) {
+		c->temperature = json_number_value(v);
+		c->has_temperature = true;
+	}
+	if ((v = json_object_get(mc, "top_p")) && json_is_number(v)) {
+		c->top_p = json_number_value(v);
+		c->has_top_p = true;
+	}
+	c->max_tokens = json_is_integer(v = json_object_get(mc, "max_tokens")) ?
+	    json_integer_value(v) : 4096;
+	c->max_context = json_is_integer(v = json_object_get(mc, "max_context_length")) ?
+	    json_integer_value(v) : 0;
+	c->timeout_ms = 120000;
+	if ((v = json_object_get(mc, "request_timeout")) != NULL) {
+		if (json_is_number(v))
+			c->timeout_ms = (int64_t)(json_number_value(v) * 1000);
+		else if (!json_is_string(v) || parse_duration(json_string_value(v), &c->timeout_ms) < 0) {
+			snprintf(err, errlen, "model_config.request_timeout: bad duration");
+			return -1;
+		}
+	}
+	c->connect_timeout_ms = 10000;
+	return 0;
+}
+
+/* ---- messages ---------------------------------------------------------------- */
+
+json_t *
+model_user_message(const struct model_cfg *c, const char *text)
+{
+	if (c->provider == PROVIDER_ANTHROPIC)
+		return json_pack("{s:s, s:[{s:s, s:s}]}", "role", "user", "content",
+		    "type", "text", "text", text);
+	return json_pack("{s:s, s:s}", "role", "user", "content", text);
+}
+
+void
+model_tool_results(const struct model_cfg *c, json_t *messages, const json_t *results)
+{
+	size_t i;
+	json_t *r;
+
+	if (c->provider == PROVIDER_ANTHROPIC) {	/* one user message of blocks */
+		json_t *blocks = json_array();
+		json_array_foreach(results, i, r)
+			json_array_append_new(blocks, json_pack("{s:s, s:O, s:O, s:O}",
+			    "type", "tool_result", "tool_use_id", json_object_get(r, "id"),
+			    "content", json_object_get(r, "content"),
+			    "is_error", json_object_get(r, "is_error")));
+		json_array_append_new(messages, json_pack("{s:s, s:o}", "role", "user",
+		    "content", blocks));
+		return;
+	}
+	json_array_foreach(results, i, r)	/* one role:tool message per call */
+		json_array_append_new(messages, json_pack("{s:s, s:O, s:O}", "role", "tool",
+		    "tool_call_id", json_object_get(r, "id"), "content",
+		    json_object_get(r, "content")));
+}
+
+static size_t
+message_chars(const json_t *m)
+{
+	char *s = json_dumps(m, JSON_COMPACT);
+	size_t n = s ? strlen(s) : 0;
+	free(s);
+	return n;
+}
+
+/* A message that answers tool calls cannot lead the conversation. */
+static bool
+is_tool_answer(const struct model_cfg *c, const json_t *m)
+{
+	if (c->provider == PROVIDER_OPENAI)
+		return strcmp(json_string_value(json_object_get(m, "role")), "tool") == 0;
+	json_t *content = json_object_get(m, "content");
+	json_t *first = json_is_array(content) ? json_array_get(content, 0) : NULL;
+	return first && json_is_string(json_object_get(first, "type")) &&
+	    strcmp(json_string_value(json_object_get(first, "type")), "tool_result") == 0;
+}
+
+void
+model_trim(const struct model_cfg *c, json_t *messages, const char *system)
+{
+	if (c->max_context <= 0)
+		return;
+	size_t budget = (size_t)c->max_context * 4, total = system ? strlen(system) : 0;
+	for (size_t i = 0; i < json_array_size(messages); i++)
+		total += message_chars(json_array_get(messages, i));
+	/* Keep the last message (the task, or the latest results) always. */
+	while (total > budget && json_array_size(messages) > 1) {
+		total -= message_chars(json_array_get(messages, 0));
+		json_array_remove(messages, 0);
+		while (json_array_size(messages) > 1 && is_tool_answer(c, json_array_get(messages, 0))) {
+			total -= message_chars(json_array_get(messages, 0));
+			json_array_remove(messages, 0);
+		}
+	}
+}
+
+/* ---- HTTP ----------------------------------------------------------------------- */
+
+struct xfer {
+	struct buf body;
+	bool too_big;
+	char content_type[128];
+	int64_t retry_after_ms;
+	int should_retry;          /* -1 unset, 0 false, 1 true */
+	bool (*cancelled)(void *);
+	void *arg;
+	bool was_cancelled;
+};
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+	if (buf_pending(&x->body) + len > MODEL_BODY_MAX) {
+		x->too_big = true;
+		return 0;	/* aborts the transfer */
+	}
+	buf_append(&x->body, p, len);
+	return len;
+}
+
+static bool
+header_is(const char *line, size_t n, const char *name, const char **val)
+{
+	size_t k = strlen(name);
+	if (n <= k + 1 || strncasecmp(line, name, k) != 0 || line[k] != ':')
+		return false;
+	*val = line + k + 1;
+	while (**val == ' ')
+		(*val)++;
+	return true;
+}
+
+static size_t
+on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+	char line[512];
+	const char *v;
+
+	snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
+	line[strcspn(line, "\r\n")] = '\0';
+	if (header_is(line, strlen(line), "retry-after-ms", &v))
+		x->retry_after_ms = atoll(v);
+	else if (header_is(line, strlen(line), "retry-after", &v) && x->retry_after_ms < 0) {
+		if (isdigit((unsigned char)*v))
+			x->retry_after_ms = (int64_t)(atof(v) * 1000);
+		else {
+			time_t t = curl_getdate(v, NULL);
+			if (t > 0)
+				x->retry_after_ms = t > time(NULL) ? (int64_t)(t - time(NULL)) * 1000 : 0;
+		}
+	} else if (header_is(line, strlen(line), "x-should-retry", &v))
+		x->should_retry = strncasecmp(v, "true", 4) == 0;
+	else if (header_is(line, strlen(line), "content-type", &v))
+		snprintf(x->content_type, sizeof(x->content_type), "%s", v);
+	return len;
+}
+
+static int
+on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	struct xfer *x = ud;
+	if (x->cancelled && x->cancelled(x->arg)) {
+		x->was_cancelled = true;
+		return 1;
+	}
+	return 0;
+}
+
+static void
+set_err(struct model_error *e, enum model_errclass cls, int status, const char *type,
+    const char *fmt, ...)
+{
+	va_list ap;
+	e->cls = cls;
+	e->status = status;
+	snprintf(e->type, sizeof(e->type), "%s", type);
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- request bodies ------------------------------------------------------------- */
+
+static json_t *
+openai_body(const struct model_cfg *c, const char *system, const json_t *messages,
+    const json_t *tools)
+{
+	json_t *msgs = json_array(), *b;
+	size_t i;
+	json_t *t;
+	if (system && *system)
+		json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", system));
+	json_array_extend(msgs, (json_t *)messages);
+	b = json_pack("{s:s, s:o, s:I}", "model", c->model, "messages", msgs,
+	    "max_tokens", (json_int_t)c->max_tokens);
+	if (c->has_temperature)
+		json_object_set_new(b, "temperature", json_real(c->temperature));
+	if (c->has_top_p)
+		json_object_set_new(b, "top_p", json_real(c->top_p));
+	if (json_array_size(tools)) {
+		json_t *arr = json_array();
+		json_array_foreach(tools, i, t)
+			json_array_append_new(arr, json_pack("{s:s, s:{s:O, s:O, s:O}}", "type",
+			    "function", "function", "name", json_object_get(t, "name"),
+			    "description", json_object_get(t, "description"), "parameters",
+			    json_object_get(t, "input_schema")));
+		json_object_set_new(b, "tools", arr);
+	}
+	return b;
+}
+
+static json_t *
+anthropic_body(const struct model_cfg *c, const char *system, const json_t *messages,
+    const json_t *tools)
+{
+	json_t *b = json_pack("{s:s, s:O, s:I}", "model", c->model, "messages", messages,
+	    "max_tokens", (json_int_t)c->max_tokens);
+	size_t i;
+	json_t *t;
+	if (system && *system)
+		json_object_set_new(b, "system", json_string(system));
+	if (c->has_temperature)
+		json_object_set_new(b, "temperature", json_real(c->temperature));
+	if (c->has_top_p)
+		json_object_set_new(b, "top_p", json_real(c->top_p));
+	if (json_array_size(tools)) {
+		json_t *arr = json_array();
+		json_array_foreach(tools, i, t)
+			json_array_append_new(arr, json_pack("{s:O, s:O, s:O}", "name",
+			    json_object_get(t, "name"), "description", json_object_get(t, "description"),
+			    "input_schema", json_object_get(t, "input_schema")));
+		json_object_set_new(b, "tools", arr);
+	}
+	return b;
+}
+
+/* ---- responses -------------------------------------------------------------------- */
+
+static int
+parse_openai(json_t *doc, struct model_reply *r, struct model_error *e)
+{
+	json_t *choice = json_array_get(json_object_get(doc, "choices"), 0);
+	json_t *msg = json_object_get(choice, "message");
+	json_t *calls = json_object_get(msg, "tool_calls"), *call;
+	size_t i;
+
+	if (!json_is_object(msg)) {
+		set_err(e, MODEL_FATAL, 200, "malformed_response", "response has no choices[0].message");
+		return -1;
+	}
+	copy_str(r->finish, sizeof(r->finish), json_object_get(choice, "finish_reason"), "stop");
+	if (json_is_string(json_object_get(msg, "content")))
+		r->text = xstrdup(json_string_value(json_object_get(msg, "content")));
+	r->calls = json_array();
+	json_array_foreach(calls, i, call) {
+		json_t *fn = json_object_get(call, "function");
+		const char *args = json_string_value(json_object_get(fn, "arguments"));
+		json_t *parsed = args ? json_loads(args, 0, NULL) : json_object();
+		if (!json_is_string(json_object_get(call, "id")) ||
+		    !json_is_string(json_object_get(fn, "name"))) {
+			json_decref(parsed);
+			set_err(e, MODEL_FATAL, 200, "malformed_response", "tool call without id or name");
+			return -1;
+		}
+		if (!json_is_object(parsed)) {	/* the model's own mistake: told as an error */
+			json_decref(parsed);
+			parsed = json_pack("{s:s}", "_invalid_arguments", args ? args : "");
+		}
+		json_array_append_new(r->calls, json_pack("{s:O, s:O, s:o}", "id",
+		    json_object_get(call, "id"), "name", json_object_get(fn, "name"),
+		    "arguments", parsed));
+	}
+	json_t *u = json_object_get(doc, "usage");
+	r->input_tokens = json_integer_value(json_object_get(u, "prompt_tokens"));
+	r->output_tokens = json_integer_value(json_object_get(u, "completion_tokens"));
+	r->assistant = json_incref(msg);
+	return 0;
+}
+
+static int
+parse_anthropic(json_t *doc, struct model_reply *r, struct model_error *e)
+{
+	json_t *content = json_object_get(doc, "content"), *b;
+	const char *type = json_string_value(json_object_get(doc, "type"));
+	struct buf text;
+	size_t i;
+
+	if (type && strcmp(type, "error") == 0) {	/* an error event after a 200 */
+		json_t *err = json_object_get(doc, "error");
+		const char *et = json_string_value(json_object_get(err, "type"));
+		set_err(e, et && (!strcmp(et, "overloaded_error") || !strcmp(et, "api_error")) ?
+		    MODEL_RETRYABLE : MODEL_FATAL, 200, et ? et : "error", "%s",
+		    json_string_value(json_object_get(err, "message")) ?: "error");
+		return -1;
+	}
+	if (!json_is_array(content)) {
+		set_err(e, MODEL_FATAL, 200, "malformed_response", "response has no content array");
+		return -1;
+	}
+	copy_str(r->finish, sizeof(r->finish), json_object_get(doc, "stop_reason"), "end_turn");
+	r->calls = json_array();
+	buf_init(&text);
+	json_array_foreach(content, i, b) {
+		const char *bt = json_string_value(json_object_get(b, "type"));
+		if (bt && !strcmp(bt, "text") && json_is_string(json_object_get(b, "text")))
+			buf_append(&text, json_string_value(json_object_get(b, "text")),
+			    strlen(json_string_value(json_object_get(b, "text"))));
+		else if (bt && !strcmp(bt, "tool_use")) {
+			json_t *input = json_object_get(b, "input");
+			json_array_append_new(r->calls, json_pack("{s:O, s:O, s:O}", "id",
+			    json_object_get(b, "id"), "name", json_object_get(b, "name"),
+			    "arguments", json_is_object(input) ? input : json_object()));
+		}
+	}
+	buf_append(&text, "", 1);
+	r->text = xstrdup((char *)text.data);
+	buf_free(&text);
+	json_t *u = json_object_get(doc, "usage");
+	r->input_tokens = json_integer_value(json_object_get(u, "input_tokens"));
+	r->output_tokens = json_integer_value(json_object_get(u, "output_tokens"));
+	r->assistant = json_pack("{s:s, s:O}", "role", "assistant", "content", content);
+	return 0;
+}
+
+/* An HTTP error status: classify by status, then by the body's error type. */
+static void
+classify_status(const struct model_cfg *c, int status, struct xfer *x, struct model_error *e)
+{
+	json_t *doc = json_loadb((const char *)buf_head(&x->body), buf_pending(&x->body), 0, NULL);
+	json_t *err = json_object_get(doc, "error");
+	const char *type = json_string_value(json_object_get(err, "type"));
+	const char *code = json_string_value(json_object_get(err, "code"));
+	const char *msg = json_string_value(json_object_get(err, "message"));
+	bool retry = status == 408 || status == 409 || status == 429 || status >= 500;
+
+	if ((code && !strcmp(code, "insufficient_quota")) || (type && !strcmp(type, "insufficient_quota")))
+		retry = false;
+	if (x->should_retry >= 0)
+		retry = x->should_retry;
+	set_err(e, retry ? MODEL_RETRYABLE : MODEL_FATAL, status,
+	    code && !strcmp(code, "insufficient_quota") ? code : type ? type :
+	    status == 429 ? "rate_limit" : status >= 500 ? "server_error" : "http_error",
+	    "%s HTTP %d: %.300s", provider_name(c->provider), status,
+	    msg ? msg : doc ? "(no message)" : "(body is not JSON)");
+	e->retry_after_ms = x->retry_after_ms;
+	json_decref(doc);
+}
+
+int
+model_call(const struct model_cfg *c, const char *system, const json_t *messages,
+    const json_t *tools, bool (*cancelled)(void *), void *arg,
+    struct model_reply *r, struct model_error *e)
+{
+	static bool curl_ready;
+	struct xfer x = { .retry_after_ms = -1, .should_retry = -1, .cancelled = cancelled, .arg = arg };
+	struct curl_slist *h = NULL;
+	char url[640], auth[1100];
+	long status = 0;
+	int rc = -1;
+
+	memset(r, 0, sizeof(*r));
+	memset(e, 0, sizeof(*e));
+	e->retry_after_ms = -1;
+	if (!curl_ready) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		curl_ready = true;
+	}
+	json_t *body = c->provider == PROVIDER_ANTHROPIC ? anthropic_body(c, system, messages, tools) :
+	    openai_body(c, system, messages, tools);
+	char *payload = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	h = curl_slist_append(h, "Content-Type: application/json");
+	if (c->provider == PROVIDER_ANTHROPIC) {
+		snprintf(url, sizeof(url), "%s/v1/messages", c->base_url);
+		snprintf(auth, sizeof(auth), "x-api-key: %s", c->api_key);
+		h = curl_slist_append(h, "anthropic-version: 2023-06-01");
+	} else {
+		snprintf(url, sizeof(url), "%s/chat/completions", c->base_url);
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->api_key);
+	}
+	if (c->api_key[0])
+		h = curl_slist_append(h, auth);
+	memset(auth, 0, sizeof(auth));
+
+	CURL *cu = curl_easy_init();
+	buf_init(&x.body);
+	curl_easy_setopt(cu, CURLOPT_URL, url);
+	curl_easy_setopt(cu, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(cu, CURLOPT_POSTFIELDS, payload);
+	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(cu, CURLOPT_HEADERDATA, &x);
+	curl_easy_setopt(cu, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(cu, CURLOPT_XFERINFODATA, &x);
+	curl_easy_setopt(cu, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(cu, CURLOPT_USERAGENT, "agentd/" AGENTD_VERSION);
+
+	int64_t t0 = mono_ms();
+	CURLcode cc = curl_easy_perform(cu);
+	r->latency_ms = mono_ms() - t0;
+	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+	r->status = (int)status;
+
+	if (x.was_cancelled)
+		set_err(e, MODEL_CANCELLED, 0, "cancelled", "cancelled");
+	else if (x.too_big)
+		set_err(e, MODEL_FATAL, (int)status, "response_too_large",
+		    "%s response body exceeds %u MiB", provider_name(c->provider), MODEL_BODY_MAX >> 20);
+	else if (cc == CURLE_OPERATION_TIMEDOUT)
+		set_err(e, MODEL_RETRYABLE, 0, "timeout", "%s request timed out after %lld ms",
+		    provider_name(c->provider), (long long)c->timeout_ms);
+	else if (cc != CURLE_OK)
+		set_err(e, MODEL_RETRYABLE, 0, "connection", "%s request failed: %s",
+		    provider_name(c->provider), curl_easy_strerror(cc));
+	else if (status != 200)
+		classify_status(c, (int)status, &x, e);
+	else if (strncasecmp(x.content_type, "application/json", 16) != 0)
+		set_err(e, MODEL_FATAL, 200, "malformed_response", "%s answered with content type "
+		    "\"%s\", not JSON", provider_name(c->provider), x.content_type);
+	else {
+		json_error_t je;
+		json_t *doc = json_loadb((const char *)buf_head(&x.body), buf_pending(&x.body), 0, &je);
+		if (!json_is_object(doc))
+			set_err(e, MODEL_FATAL, 200, "malformed_response", "%s response is not JSON: %s",
+			    provider_name(c->provider), je.text);
+		else
+			rc = c->provider == PROVIDER_ANTHROPIC ? parse_anthropic(doc, r, e) :
+			    parse_openai(doc, r, e);
+		json_decref(doc);
+	}
+	if (rc < 0)
+		model_reply_free(r);
+	curl_easy_cleanup(cu);
+	curl_slist_free_all(h);
+	free(payload);
+	buf_free(&x.body);
+	return rc;
+}
+
+void
+model_reply_free(struct model_reply *r)
+{
+	free(r->text);
+	json_decref(r->calls);
+	json_decref(r->assistant);
+	r->text = NULL;
+	r->calls = r->assistant = NULL;
+}

@@ -1,0 +1,82 @@
+/*
+ * model: one request to a model provider, and what came back.
+ *
+ * Two wire formats: `openai` (Chat Completions; base_url makes it serve any
+ * compatible endpoint: Ollama's /v1, vLLM, llama.cpp's server, OpenRouter,
+ * Groq) and `anthropic` (Messages).  The conversation is kept in the
+ * provider's own message format, so an assistant message goes back exactly
+ * as it came; model_user_message() and model_tool_results() build the
+ * messages the loop adds.
+ *
+ * Every failure is classified: RETRYABLE (408, 409, 429, 5xx, Anthropic's
+ * 529 overloaded_error also as an error body after a 200, connection
+ * failures, timeouts; the server's retry-after-ms / retry-after kept) or
+ * FATAL (400-404, 413, 422, insufficient_quota, a body that is not the
+ * expected JSON, a body over the cap).  x-should-retry overrides.  The API
+ * key is sent in a header and never appears in any message.
+ */
+#ifndef AGENTD_MODEL_H
+#define AGENTD_MODEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum provider { PROVIDER_OPENAI, PROVIDER_ANTHROPIC };
+enum model_errclass { MODEL_OK = 0, MODEL_RETRYABLE, MODEL_FATAL, MODEL_CANCELLED };
+
+#define MODEL_BODY_MAX (8u << 20)
+
+struct model_cfg {
+	enum provider provider;
+	char model[128];
+	char base_url[512];
+	char api_key[1024];
+	double temperature, top_p;
+	bool has_temperature, has_top_p;
+	int64_t max_tokens;         /* default 4096 (Anthropic requires one) */
+	int64_t timeout_ms;         /* request_timeout; default 120 s */
+	int64_t connect_timeout_ms; /* default 10 s */
+	int64_t max_context;        /* max_context_length in tokens; 0: no trim */
+};
+
+struct model_reply {
+	char *text;                 /* final text, may be NULL */
+	json_t *calls;              /* [{id, name, arguments (object)}] */
+	char finish[32];            /* stop, length, tool_calls, content_filter,
+	                               end_turn, tool_use, max_tokens, refusal, pause_turn */
+	int64_t input_tokens, output_tokens;
+	json_t *assistant;          /* the message to append, as the provider sent it */
+	int status;
+	int64_t latency_ms;
+};
+
+struct model_error {
+	enum model_errclass cls;
+	int status;                 /* HTTP status, 0 when none */
+	char type[64];              /* rate_limit_error, insufficient_quota, timeout, ... */
+	char message[512];
+	int64_t retry_after_ms;     /* -1: none given */
+};
+
+/* model_config (+ the key agentd handed over) -> cfg; -1 with err. */
+int model_cfg_parse(const json_t *model_config, const char *api_key,
+    struct model_cfg *cfg, char *err, size_t errlen);
+const char *provider_name(enum provider p);
+
+json_t *model_user_message(const struct model_cfg *c, const char *text);
+/* results: [{id, content (string), is_error}] -> message(s) to append. */
+void model_tool_results(const struct model_cfg *c, json_t *messages, const json_t *results);
+
+/* Trim the oldest messages (keeping tool calls with their results) so an
+ * estimate of the context (chars / 4) fits max_context. */
+void model_trim(const struct model_cfg *c, json_t *messages, const char *system);
+
+/* tools: [{name, description, input_schema}].  cancelled() is polled during
+ * the transfer.  0 and *reply, or -1 and *err. */
+int model_call(const struct model_cfg *c, const char *system, const json_t *messages,
+    const json_t *tools, bool (*cancelled)(void *), void *arg,
+    struct model_reply *reply, struct model_error *err);
+void model_reply_free(struct model_reply *r);
+
+#endif
