@@ -20,6 +20,7 @@
 #include <string.h>
 #include "common/buf.h"
 #include "common/util.h"
+#include "worker/cmdtool.h"
 #include "worker/model.h"
 #include "worker/tools.h"
 #include "worker/worker.h"
@@ -49,10 +50,20 @@ run_limits(const json_t *spec)
 	return l;
 }
 
+static void
+offer_command(const json_t *def, void *arr)
+{
+	json_t *schema = json_object_get(def, "inputSchema");
+	json_array_append_new(arr, json_pack("{s:O, s:s, s:o}", "name", json_object_get(def, "name"),
+	    "description", json_string_value(json_object_get(def, "description")) ?: "",
+	    "input_schema", schema ? json_incref(schema) : json_pack("{s:s}", "type", "object")));
+}
+
 static json_t *
 offered_tools(struct worker *w)
 {
 	json_t *arr = json_array();
+	cmdtool_each(worker_spec(w), offer_command, arr);
 	for (const struct tool *t = builtin_tools; t->name; t++) {
 		if (!worker_tool_allowed(w, t->name))
 			continue;

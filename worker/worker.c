@@ -34,6 +34,7 @@
 #include "common/util.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
+#include "worker/cmdtool.h"
 #include "worker/test_hooks.h"
 #include "worker/tools.h"
 #include "worker/worker.h"
@@ -246,7 +247,7 @@ parse_local_tools(struct worker *w, char *err, size_t errlen)
 			return -1;
 		}
 		json_object_set_new(w->allowed, name, json_true());
-		if (!tool_find(name) && !test_hook_is_tool(name))
+		if (!tool_find(name) && !test_hook_is_tool(name) && !cmdtool_find(w->spec, name))
 			log_warn("local_tools: \"%s\" is not a tool this worker has; "
 			    "ignored", name);
 	}
@@ -256,15 +257,23 @@ parse_local_tools(struct worker *w, char *err, size_t errlen)
 bool
 worker_tool_allowed(const struct worker *w, const char *name)
 {
-	if (!tool_find(name) && !test_hook_is_tool(name))
+	if (!tool_find(name) && !test_hook_is_tool(name) && !cmdtool_find(w->spec, name))
 		return false;
 	return w->allowed == NULL || json_object_get(w->allowed, name) != NULL;
+}
+
+static void
+add_cmd_name(const json_t *def, void *arr)
+{
+	json_array_append(arr, json_object_get(def, "name"));
 }
 
 static json_t *
 tool_names(const struct worker *w)
 {
 	json_t *a = json_array();
+
+	cmdtool_each(w->spec, add_cmd_name, a);
 
 	for (const struct tool *t = builtin_tools; t->name; t++)
 		if (worker_tool_allowed(w, t->name))
@@ -534,6 +543,7 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
     json_t **out, char *err, size_t errlen, bool *retryable)
 {
 	const struct tool *t = tool_find(name);
+	const json_t *cmd = t ? NULL : cmdtool_find(w->spec, name);
 	struct tool_ctx ctx = { w->state_dir, tool_ctx_interrupted, w };
 	char reason[1024] = "";
 	bool retry = false;
@@ -544,7 +554,7 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 		*retryable = false;
 	if (name == NULL)
 		name = "";
-	if (t == NULL && !test_hook_is_tool(name)) {
+	if (t == NULL && cmd == NULL && !test_hook_is_tool(name)) {
 		snprintf(err, errlen, "unknown tool %s", name);
 		return -1;
 	}
@@ -561,6 +571,8 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 	int64_t t0 = mono_ms();
 	if (t)
 		rc = t->run(&ctx, args, out, reason, sizeof(reason));
+	else if (cmd)
+		rc = cmdtool_run(cmd, &ctx, args, out, reason, sizeof(reason));
 	else
 		rc = test_hook_run(name, args, w->fd, out, reason, sizeof(reason), &retry);
 	json_int_t dur = (json_int_t)(mono_ms() - t0);

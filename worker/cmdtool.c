@@ -1,0 +1,286 @@
+/*
+ * cmdtool: see cmdtool.h.  The child is a plain fork+execvp with stdin on
+ * /dev/null and stdout+stderr on one pipe; the worker polls the pipe with
+ * the deadline and the run's cancel check, keeps output_max bytes (and
+ * counts the rest), and SIGKILLs the child on timeout or cancel.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "common/buf.h"
+#include "common/util.h"
+#include "worker/cmdtool.h"
+
+extern char **environ;
+
+const json_t *
+cmdtool_find(const json_t *spec, const char *name)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(spec, "local_tools"), i, t)
+		if (json_is_object(t) && json_is_array(json_object_get(t, "command")) &&
+		    name && json_is_string(json_object_get(t, "name")) &&
+		    strcmp(json_string_value(json_object_get(t, "name")), name) == 0)
+			return t;
+	return NULL;
+}
+
+void
+cmdtool_each(const json_t *spec, void (*fn)(const json_t *, void *), void *arg)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(spec, "local_tools"), i, t)
+		if (json_is_object(t) && json_is_array(json_object_get(t, "command")))
+			fn(t, arg);
+}
+
+static bool
+type_ok(const char *type, const json_t *v)
+{
+	if (type == NULL)
+		return true;
+	if (!strcmp(type, "string")) return json_is_string(v);
+	if (!strcmp(type, "integer")) return json_is_integer(v);
+	if (!strcmp(type, "number")) return json_is_number(v);
+	if (!strcmp(type, "boolean")) return json_is_boolean(v);
+	if (!strcmp(type, "array")) return json_is_array(v);
+	if (!strcmp(type, "object")) return json_is_object(v);
+	if (!strcmp(type, "null")) return json_is_null(v);
+	return false;
+}
+
+/* The JSON Schema subset a command tool's arguments are held to. */
+static int
+validate(const json_t *schema, const json_t *args, char *err, size_t errlen)
+{
+	const json_t *props = json_object_get(schema, "properties");
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_object(args)) {
+		snprintf(err, errlen, "arguments must be an object");
+		return -1;
+	}
+	json_object_foreach((json_t *)args, k, v) {
+		const json_t *p = json_object_get(props, k);
+		if (p == NULL) {
+			if (json_is_false(json_object_get(schema, "additionalProperties"))) {
+				snprintf(err, errlen, "unknown argument \"%s\"", k);
+				return -1;
+			}
+			continue;
+		}
+		if (!type_ok(json_string_value(json_object_get(p, "type")), v)) {
+			snprintf(err, errlen, "argument \"%s\" must be of type %s", k,
+			    json_string_value(json_object_get(p, "type")));
+			return -1;
+		}
+		json_t *en = json_object_get(p, "enum"), *e;
+		if (json_is_array(en)) {
+			bool found = false;
+			json_array_foreach(en, i, e)
+				found |= json_equal(e, v);
+			if (!found) {
+				snprintf(err, errlen, "argument \"%s\" is not one of the allowed values", k);
+				return -1;
+			}
+		}
+	}
+	json_array_foreach(json_object_get(schema, "required"), i, v)
+		if (json_is_string(v) && json_object_get(args, json_string_value(v)) == NULL) {
+			snprintf(err, errlen, "missing argument \"%s\"", json_string_value(v));
+			return -1;
+		}
+	return 0;
+}
+
+/* One template element -> one argv element, {name} replaced. */
+static char *
+fill(const char *tmpl, const json_t *args, char *err, size_t errlen)
+{
+	struct buf b;
+	buf_init(&b);
+	for (const char *p = tmpl; *p; ) {
+		const char *close = p[0] == '{' ? strchr(p, '}') : NULL;
+		if (close == NULL) {
+			buf_append(&b, p++, 1);
+			continue;
+		}
+		char name[128];
+		snprintf(name, sizeof(name), "%.*s", (int)(close - p - 1), p + 1);
+		json_t *v = json_object_get(args, name);
+		char num[64];
+		const char *s = NULL;
+		if (json_is_string(v))
+			s = json_string_value(v);
+		else if (json_is_integer(v))
+			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v)), s = num;
+		else if (json_is_real(v))
+			snprintf(num, sizeof(num), "%.17g", json_real_value(v)), s = num;
+		else if (json_is_boolean(v))
+			s = json_is_true(v) ? "true" : "false";
+		if (s == NULL) {
+			snprintf(err, errlen, "argument \"%s\" is missing or not a scalar", name);
+			buf_free(&b);
+			return NULL;
+		}
+		buf_append(&b, s, strlen(s));
+		p = close + 1;
+	}
+	buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
+static char **
+child_env(const json_t *names)
+{
+	size_t n = 0, i;
+	json_t *v;
+	char **env = xcalloc(json_array_size(names) + 2, sizeof(char *));
+	const char *path = getenv("PATH") ? getenv("PATH") : "/usr/local/bin:/usr/bin:/bin";
+	env[n] = xmalloc(strlen(path) + 6);
+	sprintf(env[n++], "PATH=%s", path);
+	json_array_foreach(names, i, v) {
+		const char *k = json_string_value(v), *val = k ? getenv(k) : NULL;
+		if (val) {
+			size_t len = strlen(k) + strlen(val) + 2;
+			env[n] = xmalloc(len);
+			snprintf(env[n++], len, "%s=%s", k, val);
+		}
+	}
+	return env;
+}
+
+static void
+free_strv(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+static int64_t
+duration_of(const json_t *v, int64_t dflt)
+{
+	int64_t ms;
+	if (json_is_number(v))
+		return (int64_t)(json_number_value(v) * 1000);
+	if (json_is_string(v) && parse_duration(json_string_value(v), &ms) == 0)
+		return ms;
+	return dflt;
+}
+
+int
+cmdtool_run(const json_t *def, const struct tool_ctx *ctx, const json_t *args,
+    json_t **out, char *err, size_t errlen)
+{
+	const json_t *tmpl = json_object_get(def, "command");
+	const char *cwd = json_string_value(json_object_get(def, "cwd"));
+	int64_t timeout = duration_of(json_object_get(def, "timeout"), 30000);
+	size_t cap = json_is_integer(json_object_get(def, "output_max")) ?
+	    (size_t)json_integer_value(json_object_get(def, "output_max")) : 65536;
+	size_t n = json_array_size(tmpl), i, dropped = 0;
+	int p[2], status = 0;
+	json_t *v;
+
+	if (n == 0 || validate(json_object_get(def, "inputSchema"), args, err, errlen) < 0) {
+		if (n == 0)
+			snprintf(err, errlen, "command is empty");
+		return -1;
+	}
+	char **argv = xcalloc(n + 1, sizeof(char *));
+	json_array_foreach(tmpl, i, v)
+		if (!json_is_string(v) || (argv[i] = fill(json_string_value(v), args, err, errlen)) == NULL) {
+			if (!json_is_string(v))
+				snprintf(err, errlen, "command[%zu] is not a string", i);
+			free_strv(argv);
+			return -1;
+		}
+	char **env = child_env(json_object_get(def, "env"));
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		free_strv(argv);
+		free_strv(env);
+		return -1;
+	}
+	int64_t t0 = mono_ms();
+	pid_t pid = fork();
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY);
+		dup2(devnull, 0);
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		if (chdir(cwd ? cwd : (ctx && ctx->state_dir ? ctx->state_dir : ".")) < 0)
+			_exit(126);
+		environ = env;
+		execvp(argv[0], argv);
+		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	free_strv(argv);
+	free_strv(env);
+	if (pid < 0) {
+		close(p[0]);
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		return -1;
+	}
+	struct buf outb;
+	buf_init(&outb);
+	const char *killed = NULL;
+	for (;;) {
+		int64_t left = t0 + timeout - mono_ms();
+		if (left <= 0) {
+			killed = "timed out";
+			break;
+		}
+		if (tool_interrupted(ctx)) {
+			killed = "cancelled";
+			break;
+		}
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		if (poll(&pf, 1, left < 100 ? (int)left : 100) <= 0)
+			continue;
+		char chunk[8192];
+		ssize_t r = read(p[0], chunk, sizeof(chunk));
+		if (r <= 0)
+			break;
+		size_t keep = buf_pending(&outb) < cap ? cap - buf_pending(&outb) : 0;
+		if ((size_t)r > keep)
+			dropped += (size_t)r - keep;
+		buf_append(&outb, chunk, (size_t)r < keep ? (size_t)r : keep);
+	}
+	if (killed)
+		kill(pid, SIGKILL);
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	buf_append(&outb, "", 1);
+	json_t *text = json_string_lossy((const char *)outb.data);
+	buf_free(&outb);
+	int64_t dur = mono_ms() - t0;
+	if (killed) {
+		snprintf(err, errlen, "%s after %lld ms", killed, (long long)dur);
+		json_decref(text);
+		return -1;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(err, errlen, "%s %d: %.200s", WIFEXITED(status) ? "exited with code" :
+		    "killed by signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+		    json_string_value(text));
+		json_decref(text);
+		return -1;
+	}
+	*out = json_pack("{s:o, s:i, s:b, s:I, s:I}", "output", text, "exit_code", 0,
+	    "truncated", dropped > 0, "dropped_bytes", (json_int_t)dropped,
+	    "duration_ms", (json_int_t)dur);
+	return 0;
+}
