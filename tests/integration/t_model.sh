@@ -20,7 +20,10 @@ cat > "$T/script.json" <<'JSON'
  "oa_html": [{"content_type": "text/html", "raw": "<html>proxy error</html>"}],
  "oa_hang": [{"hang": true}],
  "oa_huge": [{"size": 50000000}],
- "oa_loop": [{"body": {"openai_calls": [["system_info", {}]]}}]
+ "oa_loop": [{"body": {"openai_calls": [["system_info", {}]]}}],
+ "oa_par": [{"body": {"openai_calls": [["system_info", {}], ["new_files", {"directories": ["/nonexistent-dir"]}]]}}, {"body": {"openai_text": "both done"}}],
+ "oa_len": [{"body": {"openai_text": "partial answ", "finish": "length"}}],
+ "oa_500": [{"status": 500, "body": {"error": {"message": "The server had an error", "type": "server_error"}}}]
 }
 JSON
 python3 ../fakemodel.py --script "$T/script.json" --log "$T/requests.log" > "$T/fake.out" 2>&1 &
@@ -45,6 +48,8 @@ YAML
   agent oa_429 openai oa_429 1; agent an_529 anthropic an_529 1; agent an_529b anthropic an_529b 1
   agent oa_401 openai oa_401 3; agent oa_quota openai oa_quota 3; agent oa_bad openai oa_bad 3
   agent oa_html openai oa_html 3; agent oa_hang openai oa_hang; agent oa_huge openai oa_huge
+  agent oa_len openai oa_len; agent oa_500 openai oa_500 2
+  agent oa_par openai oa_par | sed 's/local_tools: \[system_info\]/local_tools: [system_info, new_files]/'
   agent oa_loop openai oa_loop; echo "    agent_config: {max_steps: 3}"; } | write_config
 export OPENAI_API_KEY=sk-test-SECRET123 ANTHROPIC_API_KEY=ak-test-SECRET456
 start_agentd
@@ -53,10 +58,11 @@ wait_until 5 all_idle || fail "workers not idle"
 done_run() { # agent: the run finished (completed, or failed for good)
 	events_json "$1" | jget "any(e['type']=='background_task_completed' or (e['type']=='background_task_error' and not e['payload']['will_retry']) for e in d)" | grep -qx true
 }
-for a in oa_tool an_tool oa_429 an_529 an_529b oa_401 oa_quota oa_bad oa_html oa_hang oa_huge oa_loop; do
+ALL="oa_tool an_tool oa_429 an_529 an_529b oa_401 oa_quota oa_bad oa_html oa_hang oa_huge oa_loop oa_par oa_len oa_500"
+for a in $ALL; do
 	ctl run $a >/dev/null || fail "run $a"
 done
-for a in oa_tool an_tool oa_429 an_529 an_529b oa_401 oa_quota oa_bad oa_html oa_hang oa_huge oa_loop; do
+for a in $ALL; do
 	wait_until 15 done_run $a || fail "$a did not finish"
 done
 reqs() { python3 -c "import json,sys; print(json.dumps([json.loads(l) for l in open('$T/requests.log') if json.loads(l)['scenario']=='$1']))"; }
@@ -86,6 +92,14 @@ last_error oa_hang | jget "d['retryable']==True and 'timed out' in d['error']" |
 last_error oa_huge | jget "'exceeds 8 MiB' in d['error']" | grep -qx true || fail "huge: $(last_error oa_huge)"
 last_error oa_loop | jget "'max_steps (3)' in d['error']" | grep -qx true || fail "loop: $(last_error oa_loop)"
 [ "$(field oa_huge state)" = idle ] || fail "a 50 MB body hurt the worker"
+# Parallel calls: one role:tool answer per tool_call_id, a failing tool told as an error.
+reqs oa_par | jget "[m.get('tool_call_id') for m in d[1]['body']['messages'] if m['role']=='tool']" |
+	grep -qx '\["call_0_system_info", "call_1_new_files"\]' || fail "parallel tool results"
+completed oa_par | jget "d['tool_calls']" | grep -qx 2 || fail "parallel tool call count"
+completed oa_len | jget "d['truncated']==True and d['finish']=='length'" | grep -qx true || fail "finish_reason length"
+# 500 every time: retried until max_retries (2) is spent, then failed.
+[ "$(reqs oa_500 | jget 'len(d)')" = 3 ] || fail "500 not retried exactly max_retries times"
+last_error oa_500 | jget "d['retryable']==True and d['will_retry']==False and d['attempt']==3" | grep -qx true || fail "500 final error"
 # model_request events, and no secret anywhere agentd writes.
 [ "$(count_events oa_tool model_request)" = 2 ] || fail "model_request events"
 events_json > "$T/all.json"
