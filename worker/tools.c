@@ -43,6 +43,15 @@ static const char new_files_schema[] =
 	    "reported per run; the rest are reported by the next runs\"}},"
 	"\"required\":[\"directories\"]}";
 
+static const char read_file_schema[] =
+	"{\"type\":\"object\","
+	"\"properties\":{"
+	  "\"path\":{\"type\":\"string\",\"minLength\":1,"
+	    "\"description\":\"The file to read (inside the agent's read_dirs)\"},"
+	  "\"max_bytes\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":1048576,"
+	    "\"default\":65536,\"description\":\"Read at most this many bytes\"}},"
+	"\"required\":[\"path\"],\"additionalProperties\":false}";
+
 const struct tool builtin_tools[] = {
 	{
 		"system_info",
@@ -59,6 +68,13 @@ const struct tool builtin_tools[] = {
 		"matching file), with size and modification time.",
 		new_files_schema,
 		tool_new_files,
+	},
+	{
+		"read_file",
+		"Read the start of a text file (at most max_bytes), only inside the "
+		"directories this agent is allowed to read.",
+		read_file_schema,
+		tool_read_file,
 	},
 	{ NULL, NULL, NULL, NULL },
 };

@@ -30,6 +30,7 @@ struct tool_ctx {
 	 * messages from agentd; NULL means "never interrupted". */
 	bool (*interrupted)(void *arg);
 	void *arg;
+	const json_t *spec;             /* the agent spec (read_file's read_dirs) */
 };
 
 static inline bool
@@ -62,6 +63,8 @@ const struct tool *tool_find(const char *name);
 int tool_system_info(const struct tool_ctx *ctx, const json_t *args,
     json_t **out, char *err, size_t errlen);
 int tool_new_files(const struct tool_ctx *ctx, const json_t *args,
+    json_t **out, char *err, size_t errlen);
+int tool_read_file(const struct tool_ctx *ctx, const json_t *args,
     json_t **out, char *err, size_t errlen);
 
 /* The file new_files keeps its watermark in, inside ctx->state_dir. */

@@ -544,7 +544,7 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 {
 	const struct tool *t = tool_find(name);
 	const json_t *cmd = t ? NULL : cmdtool_find(w->spec, name);
-	struct tool_ctx ctx = { w->state_dir, tool_ctx_interrupted, w };
+	struct tool_ctx ctx = { w->state_dir, tool_ctx_interrupted, w, w->spec };
 	char reason[1024] = "";
 	bool retry = false;
 	int rc;

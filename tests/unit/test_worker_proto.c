@@ -276,8 +276,9 @@ START_TEST(test_tool_run)
 	    "name", "alpha", "agent_id", "alpha", "task_config", "query",
 	    "Check CPU, memory, and disk usage", "tool", "system_info",
 	    "thresholds", "cpu_usage", 100), NULL);
-	ck_assert_uint_eq(json_array_size(tools), 2);
-	ck_assert(list_has(tools, "system_info") && list_has(tools, "new_files"));
+	ck_assert_uint_eq(json_array_size(tools), 3);
+	ck_assert(list_has(tools, "system_info") && list_has(tools, "new_files") &&
+	    list_has(tools, "read_file"));
 	json_decref(tools);
 
 	/* kwargs reach the tool over task_config */
@@ -435,6 +436,8 @@ START_TEST(test_refused_tools)
 }
 END_TEST
 
+/* A task with no tool goes to the model runtime, which refuses a
+ * model_config it cannot use, for good (no retry). */
 START_TEST(test_no_model_runtime)
 {
 	start(false);
@@ -442,8 +445,7 @@ START_TEST(test_no_model_runtime)
 	    "provider", "openai", "task_config", "query", "Check for new files"), NULL));
 	send_run(1, NULL);
 	json_t *r = expect_result(1, false);
-	ck_assert_str_eq(str(r, "error"), "no model runtime in this build: set "
-	    "task_config.tool to run a built-in tool");
+	ck_assert_str_eq(str(r, "error"), "model_config.model is required");
 	ck_assert(json_is_false(json_object_get(r, "retryable")));
 	json_decref(r);
 	send_msg(MSG_SHUTDOWN, NULL);

@@ -157,8 +157,9 @@ START_TEST(test_registry_schemas)
 		ck_assert(strlen(t->description) > 20);
 		json_decref(s);
 	}
-	ck_assert_uint_eq(n, 2);
-	ck_assert_ptr_null(tool_find("read_file"));
+	ck_assert_uint_eq(n, 3);
+	ck_assert_ptr_nonnull(tool_find("read_file"));
+	ck_assert_ptr_null(tool_find("write_file"));
 	ck_assert_ptr_null(tool_find(NULL));
 	json_t *s = json_loads(tool_find("new_files")->input_schema, 0, NULL);
 	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(s,
@@ -562,6 +563,47 @@ START_TEST(test_new_files_corrupt_state)
 }
 END_TEST
 
+/* read_file reads only under read_dirs: not through "..", not through a
+ * symlink that points out, not at all without read_dirs; bounded size. */
+START_TEST(test_read_file_confined)
+{
+	char dir[] = "/tmp/agentd-rf-XXXXXX", path[256], link[256], err[256];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/notes.txt", dir);
+	FILE *f = fopen(path, "w");
+	fputs("0123456789abcdef", f);
+	fclose(f);
+	snprintf(link, sizeof(link), "%s/escape", dir);
+	ck_assert_int_eq(symlink("/etc/passwd", link), 0);
+	json_t *spec = json_pack("{s:{s:[s]}}", "agent_config", "read_dirs", dir);
+	struct tool_ctx rctx = { dir, NULL, NULL, spec };
+	json_t *out = NULL, *args = json_pack("{s:s, s:i}", "path", path, "max_bytes", 4);
+	ck_assert_int_eq(tool_read_file(&rctx, args, &out, err, sizeof(err)), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(out, "content")), "0123");
+	ck_assert(json_is_true(json_object_get(out, "truncated")));
+	json_decref(out);
+	json_decref(args);
+	char up[300];
+	snprintf(up, sizeof(up), "%s/../../etc/passwd", dir);
+	const char *bad[] = { link, up, "/etc/passwd" };
+	for (int i = 0; i < 3; i++) {
+		args = json_pack("{s:s}", "path", bad[i]);
+		ck_assert_int_eq(tool_read_file(&rctx, args, &out, err, sizeof(err)), -1);
+		ck_assert_msg(strstr(err, "outside") != NULL, "%s: %s", bad[i], err);
+		json_decref(args);
+	}
+	struct tool_ctx none = { dir, NULL, NULL, NULL };
+	args = json_pack("{s:s}", "path", path);
+	ck_assert_int_eq(tool_read_file(&none, args, &out, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "read_dirs"));
+	json_decref(args);
+	json_decref(spec);
+	unlink(link);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -582,6 +624,7 @@ suite(void)
 	tcase_add_test(tc, test_new_files_cancel);
 	tcase_add_test(tc, test_new_files_bad_args);
 	tcase_add_test(tc, test_new_files_corrupt_state);
+	tcase_add_test(tc, test_read_file_confined);
 	suite_add_tcase(s, tc);
 	return s;
 }
