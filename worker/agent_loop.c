@@ -14,6 +14,12 @@
  * error fails the attempt (agentd's retry policy applies, with the
  * server's delay); a fatal one fails the run.  A successful run leaves its
  * exchange in episodic memory and its tool sequence in procedural memory.
+ *
+ * Change-gated runs (run_model: on_change): the `watch:` tools run first;
+ * when their combined output hashes the same as at the last successful
+ * run (kept in the worker's directory, so it survives restarts), the run
+ * completes without calling the model.  Otherwise their output joins the
+ * task and the model runs; the new hash is kept only if that run succeeds.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +183,62 @@ emit_request(struct worker *w, const struct model_cfg *c, const struct model_rep
 	worker_emit(w, "model_request", p);
 }
 
+#define WATCH_STATE "watch.state"
+
+/* Runs the watch tools; returns their outputs (an array), or NULL with err. */
+static json_t *
+run_watch(struct worker *w, const json_t *watch, char *err, size_t errlen)
+{
+	json_t *outs = json_array(), *item;
+	size_t i;
+	json_array_foreach(watch, i, item) {
+		const char *tool = json_is_string(item) ? json_string_value(item) :
+		    json_string_value(json_object_get(item, "tool"));
+		const json_t *args = json_object_get(item, "args");
+		json_t *out = NULL;
+		if (tool == NULL || worker_call_tool(w, tool, args, &out, err, errlen, NULL) < 0) {
+			if (tool == NULL)
+				snprintf(err, errlen, "watch[%zu] names no tool", i);
+			json_decref(outs);
+			return NULL;
+		}
+		json_array_append_new(outs, json_pack("{s:s, s:o}", "tool", tool, "output", out));
+	}
+	return outs;
+}
+
+static void
+watch_hash(const json_t *outs, char hex[17])
+{
+	char *text = json_dumps(outs, JSON_SORT_KEYS | JSON_COMPACT);
+	uint64_t h = 1469598103934665603ULL;
+	for (const unsigned char *p = (const unsigned char *)text; p && *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	free(text);
+	snprintf(hex, 17, "%016llx", (unsigned long long)h);
+}
+
+static bool
+watch_unchanged(struct worker *w, const char *hex)
+{
+	char path[4096], old[32] = "";
+	snprintf(path, sizeof(path), "%s/" WATCH_STATE, worker_state_dir(w));
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	bool same = fgets(old, sizeof(old), f) && strncmp(old, hex, 16) == 0;
+	fclose(f);
+	return same;
+}
+
+static void
+watch_keep(struct worker *w, const char *hex)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/" WATCH_STATE, worker_state_dir(w));
+	(void)write_file_atomic(path, hex, strlen(hex), 0600);
+}
+
 static bool
 cancelled_cb(void *w)
 {
@@ -240,9 +302,32 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 	    err, sizeof(err)) < 0)
 		return fail(out, false, -1, "%s", err);
 
+	const char *gate = json_string_value(json_object_get(spec, "run_model"));
+	char hash[17] = "";
+	json_t *watched = NULL;
+	if (gate && strcmp(gate, "on_change") == 0) {
+		watched = run_watch(w, json_object_get(spec, "watch"), err, sizeof(err));
+		if (watched == NULL)
+			return fail(out, false, -1, "watch: %s", err);
+		watch_hash(watched, hash);
+		if (watch_unchanged(w, hash)) {
+			out->result = json_pack("{s:b, s:s, s:o}", "model_skipped", 1, "reason",
+			    "the watched tools' output is unchanged since the last run", "watch", watched);
+			return 0;
+		}
+	}
 	const char *system = json_string_value(json_object_get(spec, "system_instruction"));
 	json_t *tools = offered_tools(w), *messages = json_array(), *used = json_array();
 	char *task = task_text(w, run->task, lim.memory_limit);
+	if (watched) {	/* what changed is part of the task */
+		char *wt = json_dumps(watched, JSON_COMPACT);
+		size_t len = strlen(task) + strlen(wt) + 64;
+		task = xrealloc(task, len);
+		strcat(task, "\n\nWatched tools (changed since the last run): ");
+		strcat(task, wt);
+		free(wt);
+		json_decref(watched);
+	}
 	json_array_append_new(messages, model_user_message(&cfg, task));
 
 	for (int64_t step = 1; ; step++) {
@@ -284,6 +369,8 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 			if (!strcmp(r.finish, "length") || !strcmp(r.finish, "max_tokens"))
 				json_object_set_new(out->result, "truncated", json_true());
 			remember(w, json_string_value(json_object_get(run->task, "query")), r.text, used);
+			if (hash[0])
+				watch_keep(w, hash);
 			model_reply_free(&r);
 			rc = 0;
 			break;

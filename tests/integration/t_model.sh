@@ -23,6 +23,7 @@ cat > "$T/script.json" <<'JSON'
  "oa_loop": [{"body": {"openai_calls": [["system_info", {}]]}}],
  "oa_par": [{"body": {"openai_calls": [["system_info", {}], ["new_files", {"directories": ["/nonexistent-dir"]}]]}}, {"body": {"openai_text": "both done"}}],
  "oa_len": [{"body": {"openai_text": "partial answ", "finish": "length"}}],
+ "oa_watch": [{"body": {"openai_text": "noted"}}],
  "oa_500": [{"status": 500, "body": {"error": {"message": "The server had an error", "type": "server_error"}}}]
 }
 JSON
@@ -50,7 +51,12 @@ YAML
   agent oa_html openai oa_html 3; agent oa_hang openai oa_hang; agent oa_huge openai oa_huge
   agent oa_len openai oa_len; agent oa_500 openai oa_500 2
   agent oa_par openai oa_par | sed 's/local_tools: \[system_info\]/local_tools: [system_info, new_files]/'
+  agent oa_watch openai oa_watch; cat <<YAML
+    run_model: on_change
+    watch: [{tool: new_files, args: {directories: ["$T/watched"]}}]
+YAML
   agent oa_loop openai oa_loop; echo "    agent_config: {max_steps: 3}"; } | write_config
+mkdir -p "$T/watched"
 export OPENAI_API_KEY=sk-test-SECRET123 ANTHROPIC_API_KEY=ak-test-SECRET456
 start_agentd
 wait_until 5 all_idle || fail "workers not idle"
@@ -110,4 +116,18 @@ ctl --json memory oa_tool --type procedural | jget "d[0]['content']" | grep -qx 
 ctl run oa_tool >/dev/null
 wait_until 10 sh -c "[ \$(python3 -c \"import json; print(len([l for l in open('$T/requests.log') if json.loads(l)['scenario']=='oa_tool']))\") -ge 3 ]" || fail "second run"
 reqs oa_tool | jget "'Context from earlier runs' in d[2]['body']['messages'][1]['content'] and 'All fine.' in d[2]['body']['messages'][1]['content']" | grep -qx true || fail "memory not given as context"
+
+# Change-gated: the model runs on the first run, not when nothing changed,
+# and again (told what changed) once a new file appears.
+nreq() { reqs oa_watch | jget 'len(d)'; }
+watch_run() { # expected total runs
+	ctl run oa_watch >/dev/null
+	wait_until 10 sh -c "[ \$(AGENTD_SOCKET=$SOCK $B/agentctl --json events -n 1000 oa_watch | python3 -c 'import json,sys; print(len([e for e in json.load(sys.stdin) if e[\"type\"]==\"background_task_completed\"]))') -ge $1 ]" || fail "watch run $1"
+}
+watch_run 1; [ "$(nreq)" = 1 ] || fail "first on_change run did not call the model"
+watch_run 2; [ "$(nreq)" = 1 ] || fail "unchanged watch still called the model"
+events_json oa_watch | jget "[e['payload']['result'] for e in d if e['type']=='background_task_completed'][-1]['model_skipped']" | grep -qx true || fail "skip not reported"
+touch "$T/watched/fresh.log"
+watch_run 3; [ "$(nreq)" = 2 ] || fail "a change did not call the model"
+reqs oa_watch | jget "'fresh.log' in d[1]['body']['messages'][1]['content']" | grep -qx true || fail "the change was not given to the model"
 exit 0
