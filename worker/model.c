@@ -247,6 +247,16 @@ set_err(struct model_error *e, enum model_errclass cls, int status, const char *
 
 /* ---- request bodies ------------------------------------------------------------- */
 
+/* The sampling settings both APIs take under the same names. */
+static void
+set_sampling(json_t *b, const struct model_cfg *c)
+{
+	if (c->has_temperature)
+		json_object_set_new(b, "temperature", json_real(c->temperature));
+	if (c->has_top_p)
+		json_object_set_new(b, "top_p", json_real(c->top_p));
+}
+
 static json_t *
 openai_body(const struct model_cfg *c, const char *system, const json_t *messages,
     const json_t *tools)
@@ -259,10 +269,7 @@ openai_body(const struct model_cfg *c, const char *system, const json_t *message
 	json_array_extend(msgs, (json_t *)messages);
 	b = json_pack("{s:s, s:o, s:I}", "model", c->model, "messages", msgs,
 	    "max_tokens", (json_int_t)c->max_tokens);
-	if (c->has_temperature)
-		json_object_set_new(b, "temperature", json_real(c->temperature));
-	if (c->has_top_p)
-		json_object_set_new(b, "top_p", json_real(c->top_p));
+	set_sampling(b, c);
 	if (json_array_size(tools)) {
 		json_t *arr = json_array();
 		json_array_foreach(tools, i, t)
@@ -285,10 +292,7 @@ anthropic_body(const struct model_cfg *c, const char *system, const json_t *mess
 	json_t *t;
 	if (system && *system)
 		json_object_set_new(b, "system", json_string(system));
-	if (c->has_temperature)
-		json_object_set_new(b, "temperature", json_real(c->temperature));
-	if (c->has_top_p)
-		json_object_set_new(b, "top_p", json_real(c->top_p));
+	set_sampling(b, c);
 	if (json_array_size(tools)) {
 		json_t *arr = json_array();
 		json_array_foreach(tools, i, t)
