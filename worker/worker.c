@@ -158,9 +158,60 @@ compact_text(const json_t *v, size_t max)
 	return j ? j : json_string("");
 }
 
+/*
+ * Every event leaves through worker_emit, so this is the one place that
+ * makes sure no secret agentd handed us (an API key) goes out with it, even
+ * when a model echoes one into a tool's arguments or a tool prints it.
+ */
+static bool
+holds_secret(const json_t *secrets, const json_t *str)
+{
+	const char *k;
+	json_t *sv;
+	json_object_foreach((json_t *)secrets, k, sv) {
+		const char *s = json_string_value(sv);
+		if (s && strlen(s) >= 8 && strstr(json_string_value(str), s))
+			return true;
+	}
+	return false;
+}
+
+static void
+redact_value(const json_t *secrets, json_t *v)
+{
+	const char *k;
+	json_t *child;
+	size_t i;
+
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, child) {
+			if (json_is_string(child) && holds_secret(secrets, child))
+				json_object_set_new(v, k, json_string("[redacted]"));
+			else
+				redact_value(secrets, child);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, child) {
+			if (json_is_string(child) && holds_secret(secrets, child))
+				json_array_set_new(v, i, json_string("[redacted]"));
+			else
+				redact_value(secrets, child);
+		}
+	}
+}
+
+static void
+redact_secrets(struct worker *w, json_t *payload)
+{
+	if (json_object_size(w->secrets) > 0)
+		redact_value(w->secrets, payload);
+}
+
 int
 worker_emit(struct worker *w, const char *type, json_t *payload)
 {
+	if (payload)
+		redact_secrets(w, payload);
 	json_t *m = json_pack("{s:s, s:o}", "type", type,
 	    "payload", payload ? payload : json_object());
 	if (m == NULL)

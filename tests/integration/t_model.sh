@@ -24,6 +24,7 @@ cat > "$T/script.json" <<'JSON'
  "oa_par": [{"body": {"openai_calls": [["system_info", {}], ["new_files", {"directories": ["/nonexistent-dir"]}]]}}, {"body": {"openai_text": "both done"}}],
  "oa_len": [{"body": {"openai_text": "partial answ", "finish": "length"}}],
  "oa_watch": [{"body": {"openai_text": "noted"}}],
+ "oa_leak": [{"body": {"openai_calls": [["new_files", {"directories": ["/tmp/sk-test-SECRET123"]}]]}}, {"body": {"openai_text": "done"}}],
  "oa_500": [{"status": 500, "body": {"error": {"message": "The server had an error", "type": "server_error"}}}]
 }
 JSON
@@ -51,6 +52,7 @@ YAML
   agent oa_html openai oa_html 3; agent oa_hang openai oa_hang; agent oa_huge openai oa_huge
   agent oa_len openai oa_len; agent oa_500 openai oa_500 2
   agent oa_par openai oa_par | sed 's/local_tools: \[system_info\]/local_tools: [system_info, new_files]/'
+  agent oa_leak openai oa_leak | sed 's/local_tools: \[system_info\]/local_tools: [new_files]/'
   agent oa_watch openai oa_watch; cat <<YAML
     run_model: on_change
     watch: [{tool: new_files, args: {directories: ["$T/watched"]}}]
@@ -64,7 +66,7 @@ wait_until 5 all_idle || fail "workers not idle"
 done_run() { # agent: the run finished (completed, or failed for good)
 	events_json "$1" | jget "any(e['type']=='background_task_completed' or (e['type']=='background_task_error' and not e['payload']['will_retry']) for e in d)" | grep -qx true
 }
-ALL="oa_tool an_tool oa_429 an_529 an_529b oa_401 oa_quota oa_bad oa_html oa_hang oa_huge oa_loop oa_par oa_len oa_500"
+ALL="oa_tool an_tool oa_429 an_529 an_529b oa_401 oa_quota oa_bad oa_html oa_hang oa_huge oa_loop oa_par oa_len oa_500 oa_leak"
 for a in $ALL; do
 	ctl run $a >/dev/null || fail "run $a"
 done
@@ -108,6 +110,9 @@ completed oa_len | jget "d['truncated']==True and d['finish']=='length'" | grep 
 last_error oa_500 | jget "d['retryable']==True and d['will_retry']==False and d['attempt']==3" | grep -qx true || fail "500 final error"
 # model_request events, and no secret anywhere agentd writes.
 [ "$(count_events oa_tool model_request)" = 2 ] || fail "model_request events"
+# A model that echoes the key into tool arguments: redacted before it leaves the worker.
+events_json oa_leak | jget "[e['payload']['arguments'] for e in d if e['type']=='tool_call_started'][0]" |
+	grep -q redacted || fail "echoed key not redacted"
 events_json > "$T/all.json"
 grep -q "SECRET" "$T/all.json" "$T/agentd.log" && fail "an API key leaked into events or the log"
 # Memory: the run is remembered and given to the next run as context.
