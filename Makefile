@@ -106,6 +106,7 @@ test: check test-asan
 bench: all
 	scripts/bootstrap --bench
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run $(BENCH_ARGS)
+	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_overhead $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:

@@ -676,6 +676,7 @@ send_run(struct agent *a)
 	r->dispatched = true;
 	r->acked = false;
 	r->attempt_mono = mono_ms();
+	r->attempt_us = mono_us();
 	a->state = W_RUNNING;
 	send_msg(a, MSG_RUN, m);
 	json_decref(m);
@@ -879,8 +880,15 @@ on_result(struct agent *a, json_t *m)
 		json_object_set_new(p, "result", res ? json_incref(res) : json_null());
 		json_object_set_new(p, "duration_ms", json_integer(dur));
 		json_object_set_new(p, "attempt", json_integer(r->attempt));
-		if (json_object_get(m, "usage"))
-			json_object_set(p, "usage", json_object_get(m, "usage"));
+		json_t *usage = json_object_get(m, "usage");
+		if (usage) {
+			/* What the run cost beyond the model and its tools: dispatch,
+			 * pipes, memory context, the loop itself. */
+			json_int_t ext = json_integer_value(json_object_get(usage, "external_us"));
+			json_int_t total = (json_int_t)(mono_us() - r->attempt_us);
+			json_object_set(p, "usage", usage);
+			json_object_set_new(p, "overhead_us", json_integer(total > ext ? total - ext : 0));
+		}
 		event_emit(a, "background_task_completed", p);
 		if (a->state == W_RUNNING)
 			a->state = W_IDLE;

@@ -47,6 +47,7 @@ struct run {
 	int attempt;             /* 1-based */
 	int64_t started_wall;    /* the run's start (first attempt) */
 	int64_t attempt_mono;    /* the current attempt's dispatch */
+	int64_t attempt_us;      /* the same, in microseconds */
 	json_t *kwargs;          /* given to the task, echoed in started event */
 	bool manual;
 	bool dispatched;         /* the current attempt is on the worker */

@@ -292,6 +292,7 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 	struct limits lim = run_limits(spec);
 	char err[256];
 	int64_t in_tok = 0, out_tok = 0, requests = 0, t0 = mono_ms();
+	int64_t external_us = 0;	/* time in the model and in tools */
 	int rc = -1;
 
 	if (json_object_get(spec, "model_config") == NULL)
@@ -345,7 +346,10 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 		}
 		model_trim(&cfg, messages, system);
 		requests++;
-		if (model_call(&cfg, system, messages, tools, cancelled_cb, w, &r, &e) < 0) {
+		int64_t c0 = mono_us();
+		int mrc = model_call(&cfg, system, messages, tools, cancelled_cb, w, &r, &e);
+		external_us += mono_us() - c0;
+		if (mrc < 0) {
 			if (e.cls != MODEL_CANCELLED)
 				emit_request(w, &cfg, NULL, &e);
 			fail(out, e.cls == MODEL_RETRYABLE, e.retry_after_ms, "%s", e.message);
@@ -378,15 +382,17 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 		json_t *results = json_array();
 		size_t i;
 		json_t *call;
+		int64_t c1 = mono_us();
 		json_array_foreach(r.calls, i, call)
 			json_array_append_new(results, call_tool(w, call, lim.tool_output_max, used));
+		external_us += mono_us() - c1;
 		model_tool_results(&cfg, messages, results);
 		json_decref(results);
 		model_reply_free(&r);
 	}
-	out->usage = json_pack("{s:I, s:I, s:I, s:I}", "input_tokens", (json_int_t)in_tok,
+	out->usage = json_pack("{s:I, s:I, s:I, s:I, s:I}", "input_tokens", (json_int_t)in_tok,
 	    "output_tokens", (json_int_t)out_tok, "total_tokens", (json_int_t)(in_tok + out_tok),
-	    "requests", (json_int_t)requests);
+	    "requests", (json_int_t)requests, "external_us", (json_int_t)external_us);
 	memset(&cfg.api_key, 0, sizeof(cfg.api_key));
 	free(task);
 	json_decref(tools);

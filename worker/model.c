@@ -469,9 +469,10 @@ model_call(const struct model_cfg *c, const char *system, const json_t *messages
 	curl_easy_setopt(cu, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(cu, CURLOPT_USERAGENT, "agentd/" AGENTD_VERSION);
 
-	int64_t t0 = mono_ms();
+	int64_t t0 = mono_us();
 	CURLcode cc = curl_easy_perform(cu);
-	r->latency_ms = mono_ms() - t0;
+	r->latency_us = mono_us() - t0;
+	r->latency_ms = r->latency_us / 1000;
 	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
 	r->status = (int)status;
 

@@ -49,6 +49,7 @@ struct model_reply {
 	json_t *assistant;          /* the message to append, as the provider sent it */
 	int status;
 	int64_t latency_ms;
+	int64_t latency_us;
 };
 
 struct model_error {
