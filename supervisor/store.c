@@ -20,7 +20,7 @@
 #define SCHEMA_VERSION 1
 
 enum { ST_STATE_GET, ST_STATE_PUT, ST_STATE_DEL, ST_EV_PUT, ST_EV_ALL, ST_EV_AGENT,
-	ST_EV_TAIL, ST_EV_TAIL_AGENT, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST__N };
+	ST_EV_TAIL, ST_EV_TAIL_AGENT, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST_MEM_PRUNE, ST__N };
 
 static const char *sql[ST__N] = {
 	[ST_STATE_GET] = "SELECT run_count, error_count, skipped_count, restart_count, "
@@ -50,6 +50,11 @@ static const char *sql[ST__N] = {
 	    "metadata FROM memory WHERE agent = ?1 AND memory_type = ?2 ORDER BY id DESC "
 	    "LIMIT ?3) ORDER BY id",
 	[ST_MEM_CLEAR] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2",
+	/* Through the (agent, memory_type, id) index: cost follows what is
+	 * deleted, not the size of the table. */
+	[ST_MEM_PRUNE] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2 AND id <= "
+	    "(SELECT id FROM memory WHERE agent = ?1 AND memory_type = ?2 ORDER BY id DESC "
+	    "LIMIT 1 OFFSET ?3)",
 };
 
 static const char *schema =
@@ -85,7 +90,8 @@ struct store {
 	/* memory memory backend: one flat bounded list, newest last */
 	struct mem_item *mem;
 	size_t nmem, capmem;
-	bool prune_events, prune_memory;
+	bool prune_events;
+	json_t *mem_dirty;        /* "agent\ntype" written since the last flush */
 	bool outbox;              /* events wait here until shipped_id passes them */
 	int64_t shipped_id;       /* highest event id the relay has delivered */
 	int64_t outbox_dropped;   /* unshipped events dropped at the outbox bound */
@@ -186,6 +192,7 @@ int
 store_open(struct store **out, const struct global_conf *g, char *err, size_t errlen)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
+	s->mem_dirty = json_object();
 	const char *ev = g->event_store ? g->event_store : "database";
 	const char *mem = g->memory_store ? g->memory_store : "database";
 
@@ -253,6 +260,7 @@ store_close(struct store *s)
 		json_decref(s->mem[i].metadata);
 	}
 	free(s->mem);
+	json_decref(s->mem_dirty);
 	free(s);
 }
 
@@ -286,13 +294,20 @@ prune(struct store *s)
 		    (long long)s->next_id);
 		sqlite3_exec(s->db, q, NULL, NULL, NULL);
 	}
-	if (s->prune_memory && s->memory_in_db) {
-		snprintf(q, sizeof(q), "DELETE FROM memory WHERE id IN (SELECT id FROM "
-		    "(SELECT id, ROW_NUMBER() OVER (PARTITION BY agent, memory_type ORDER BY "
-		    "id DESC) AS n FROM memory) WHERE n > %lld)", (long long)s->mem_retention);
-		sqlite3_exec(s->db, q, NULL, NULL, NULL);
+	const char *key;
+	json_t *v;
+	json_object_foreach(s->mem_dirty, key, v) {
+		const char *nl = strchr(key, '\n');
+		sqlite3_stmt *st = stmt(s, ST_MEM_PRUNE);
+		sqlite3_bind_text(st, 1, key, (int)(nl - key), SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, nl + 1, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, s->mem_retention);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			log_warn("store: pruning memory: %s", sqlite3_errmsg(s->db));
+		sqlite3_reset(st);
 	}
-	s->prune_events = s->prune_memory = false;
+	json_object_clear(s->mem_dirty);
+	s->prune_events = false;
 }
 
 int
@@ -584,7 +599,9 @@ store_mem_append(struct store *s, const char *agent, const char *session_id,
 	sqlite3_bind_int64(q, 7, wall_ms());
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
-	s->prune_memory = true;
+	char key[512];
+	snprintf(key, sizeof(key), "%s\n%s", agent, memory_type);
+	json_object_set_new(s->mem_dirty, key, json_true());
 	return rc == SQLITE_DONE ? 0 : db_fail(s, "storing memory");
 }
 
