@@ -611,6 +611,31 @@ parse_env(struct loader *L, const struct ynode *n, const char *path, struct agen
 	}
 }
 
+/* What the worker would refuse at start, said here with a position. */
+static void
+check_mcp_server(struct loader *L, const struct ynode *t, const char *path)
+{
+	static const char *const transports[] = { "stdio", "streamable_http", NULL };
+	const struct ynode *n = ymap_get(t, "transport_type");
+
+	if (n && n->kind == Y_SCALAR && !n->is_null) {
+		int i;
+		for (i = 0; transports[i] && strcmp(transports[i], n->value); i++)
+			;
+		if (strcmp(n->value, "sse") == 0)
+			err_at(L, n, "%s: transport_type sse (the legacy HTTP+SSE transport) is not "
+			    "supported; use streamable_http", path);
+		else if (transports[i] == NULL)
+			err_at(L, n, "%s: transport_type must be stdio or streamable_http, not \"%s\"",
+			    path, n->value);
+	}
+	n = ymap_get(t, "name");
+	if (n->kind != Y_SCALAR || n->is_null || strlen(n->value) == 0 || strlen(n->value) > 32 ||
+	    strspn(n->value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+	    strlen(n->value))
+		err_at(L, n, "%s: a server name is 1-32 of A-Z a-z 0-9 _ -", path);
+}
+
 static void
 check_tool_lists(struct loader *L, const struct ynode *m, const char *path)
 {
@@ -634,6 +659,8 @@ check_tool_lists(struct loader *L, const struct ynode *m, const char *path)
 				    (!ymap_get(t, "command") && !ymap_get(t, "url")))
 					err_at(L, t, "%s: each server is a mapping with a name and a "
 					    "command (stdio) or a url", sub);
+				else
+					check_mcp_server(L, t, sub);
 			}
 	}
 }

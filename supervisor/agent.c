@@ -853,6 +853,8 @@ on_ready(struct agent *a, json_t *m)
 	timer_stop(&a->ack_timer);
 	json_decref(a->tools);
 	a->tools = json_incref(json_object_get(m, "tools"));
+	json_decref(a->mcp);	/* a new worker: its servers report afresh */
+	a->mcp = json_object();
 	a->state = W_IDLE;
 	log_agent(LL_DEBUG, a->name, "worker %d ready", (int)a->pid);
 	dispatch_pending(a);
@@ -968,6 +970,9 @@ on_event(struct agent *a, json_t *m)
 		return;
 	}
 	json_object_set_new(payload, "agent_id", json_string(agent_id(a)));
+	const char *server = json_string_value(json_object_get(payload, "server"));
+	if (strcmp(type, "mcp_server_status") == 0 && server && a->mcp)
+		json_object_set(a->mcp, server, payload);
 	if (a->cur)
 		json_object_set_new(payload, "run_count", json_integer(a->cur->run_id));
 	event_emit(a, type, payload);
@@ -1170,6 +1175,7 @@ agent_free(struct agent *a)
 		free(a->errkeep[i]);
 	agent_state_free(&a->st);
 	json_decref(a->tools);
+	json_decref(a->mcp);
 	agent_conf_free(a->conf);
 	free(a->cgroup);
 	free(a->fault);
@@ -1177,6 +1183,31 @@ agent_free(struct agent *a)
 	free(a->dir);
 	free(a->name);
 	free(a);
+}
+
+
+/* The worker's own tools, then its MCP servers' (as the model sees them). */
+static json_t *
+available_tools(const struct agent *a)
+{
+	json_t *all = a->tools ? json_deep_copy(a->tools) : json_array(), *st;
+	const char *k;
+	json_object_foreach(a->mcp, k, st)
+		json_array_extend(all, json_object_get(st, "tools"));
+	return all;
+}
+
+static json_t *
+mcp_servers(const struct agent *a)
+{
+	json_t *o = json_object(), *st;
+	const char *k;
+	json_object_foreach(a->mcp, k, st)
+		json_object_set_new(o, k, json_pack("{s:O, s:O, s:O, s:O, s:O}", "state",
+		    json_object_get(st, "state"), "transport", json_object_get(st, "transport"),
+		    "protocol_version", json_object_get(st, "protocol_version"),
+		    "tools", json_object_get(st, "tools"), "error", json_object_get(st, "error")));
+	return o;
 }
 
 json_t *
@@ -1202,7 +1233,8 @@ agent_status_json(const struct agent *a)
 	json_object_set_new(o, "next_run", iso_or_null(a->st.next_run));
 	json_object_set_new(o, "schedule", json_string(a->conf->schedule_text ?
 	    a->conf->schedule_text : "manual"));
-	json_object_set_new(o, "available_tools", a->tools ? json_incref(a->tools) : json_array());
+	json_object_set_new(o, "available_tools", available_tools(a));
+	json_object_set_new(o, "mcp_servers", mcp_servers(a));
 	json_object_set_new(o, "event_store", json_string(store_event_backend(st)));
 	json_object_set_new(o, "memory_store", json_string(store_memory_backend(st)));
 	json_object_set_new(o, "last_error", a->last_error ? json_string(a->last_error) : json_null());

@@ -80,6 +80,7 @@ struct agent {
 	char *fault;                   /* why we killed it (protocol fault...) */
 	char *cgroup;                  /* cgroup name, NULL when none */
 	json_t *tools;                 /* from `ready` */
+	json_t *mcp;                   /* server -> its last mcp_server_status */
 	char *last_error;
 	bool last_failed;              /* the last finished run failed */
 

@@ -13,7 +13,8 @@ a list of responses, served in order (the last one repeats):
    "content_type": "...", "delay": s, "hang": true, "size": bytes}
 Bodies given as {"openai_text": "..."} / {"openai_calls": [[name, args]]} /
 {"anthropic_text": ...} / {"anthropic_calls": ...} are expanded into the
-providers' real response shapes. Every request is appended to the log as one
+providers' real response shapes; {"openai_echo_tool": true} answers with the
+content of the request's last role:tool message (what a tool returned). Every request is appended to the log as one
 JSON line: scenario, path, headers, body.
 """
 import argparse, json, sys, threading, time
@@ -43,8 +44,15 @@ def anthropic(text=None, calls=None, stop=None):
             "stop_sequence": None, "usage": {"input_tokens": 13, "output_tokens": 5}}
 
 
-def expand(body):
+def last_tool_result(req):
+    tools = [m.get("content") for m in (req or {}).get("messages", []) if m.get("role") == "tool"]
+    return tools[-1] if tools else "(no tool result)"
+
+
+def expand(body, req=None):
     if isinstance(body, dict):
+        if body.get("openai_echo_tool"):
+            return openai(last_tool_result(req))
         if "openai_text" in body or "openai_calls" in body:
             return openai(body.get("openai_text"), body.get("openai_calls"), body.get("finish"))
         if "anthropic_text" in body or "anthropic_calls" in body:
@@ -85,7 +93,7 @@ class Handler(BaseHTTPRequestHandler):
         elif "raw" in step:
             data = step["raw"].encode()
         else:
-            data = json.dumps(expand(step.get("body", {}))).encode()
+            data = json.dumps(expand(step.get("body", {}), body)).encode()
         self.send_response(status)
         self.send_header("content-type", step.get("content_type", "application/json"))
         self.send_header("request-id", f"req_fake_{i}")

@@ -77,6 +77,9 @@ offered_tools(struct worker *w)
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:o}", "name", t->name,
 		    "description", t->description, "input_schema", schema ? schema : json_object()));
 	}
+	json_t *mcp = worker_mcp_tools(w);
+	json_array_extend(arr, mcp);
+	json_decref(mcp);
 	return arr;
 }
 

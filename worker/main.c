@@ -20,6 +20,7 @@
 #include <bsd/unistd.h>
 #include "common/log.h"
 #include "common/util.h"
+#include "worker/mcp_probe.h"
 #include "worker/test_hooks.h"
 #include "worker/worker.h"
 
@@ -49,6 +50,8 @@ main(int argc, char **argv)
 	char *name;
 	int fd, rc;
 
+	if (argc >= 2 && strcmp(argv[1], "--mcp-probe") == 0)
+		return mcp_probe_main(argc - 1, argv + 1);
 	log_init("agentd-worker", LL_INFO, 0, NULL);
 	if (argc != 2 || argv[1][0] == '\0') {
 		fprintf(stderr, "usage: agentd-worker AGENT (started by agentd, "

@@ -35,12 +35,14 @@
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "worker/cmdtool.h"
+#include "worker/mcp.h"
 #include "worker/test_hooks.h"
 #include "worker/tools.h"
 #include "worker/worker.h"
 
 #define MEM_QUERY_TIMEOUT_MS 30000
 #define OUT_BUF_KEEP (256u << 10)   /* larger send buffers are freed after use */
+#define MCP_SERVERS_POLLED 32       /* servers whose output an idle worker reads */
 
 struct worker {
 	int fd;
@@ -50,6 +52,7 @@ struct worker {
 	json_t *secrets;
 	char *state_dir;
 	json_t *allowed;        /* NULL: every built-in; else {name: true} */
+	struct mcp *mcp;        /* the agent's MCP servers */
 
 	struct frame_reader rd;
 	struct buf out;
@@ -308,6 +311,8 @@ parse_local_tools(struct worker *w, char *err, size_t errlen)
 bool
 worker_tool_allowed(const struct worker *w, const char *name)
 {
+	if (mcp_has_tool(w->mcp, name))	/* its server is in the agent's config */
+		return true;
 	if (!tool_find(name) && !test_hook_is_tool(name) && !cmdtool_find(w->spec, name))
 		return false;
 	return w->allowed == NULL || json_object_get(w->allowed, name) != NULL;
@@ -333,7 +338,47 @@ tool_names(const struct worker *w)
 		for (size_t i = 0; test_hook_tools[i]; i++)
 			if (worker_tool_allowed(w, test_hook_tools[i]))
 				json_array_append_new(a, json_string(test_hook_tools[i]));
+	json_t *mcp = mcp_tool_names(w->mcp);
+	json_array_extend(a, mcp);
+	json_decref(mcp);
 	return a;
+}
+
+/* ---- MCP ------------------------------------------------------------------ */
+
+static bool tool_ctx_interrupted(void *arg);
+
+static bool
+local_name_taken(const char *name, void *arg)
+{
+	struct worker *w = arg;
+	return tool_find(name) || test_hook_is_tool(name) || cmdtool_find(w->spec, name);
+}
+
+/* A server came up, went down, or changed its tools: agentd keeps the
+ * latest of these for `agentctl status`. */
+static void
+mcp_status_changed(json_t *payload, void *arg)
+{
+	worker_emit(arg, "mcp_server_status", payload);
+}
+
+static int
+start_mcp(struct worker *w, char *err, size_t errlen)
+{
+	struct mcp_hooks h = {
+		.interrupted = tool_ctx_interrupted, .arg = w, .agentd_fd = w->fd,
+		.name_taken = local_name_taken, .on_status = mcp_status_changed,
+	};
+	w->mcp = mcp_new(json_object_get(w->spec, "mcp_tools"), &h, err, errlen);
+	return w->mcp ? 0 : -1;
+}
+
+json_t *
+worker_mcp_tools(struct worker *w)
+{
+	mcp_connect_due(w->mcp);
+	return mcp_offered_tools(w->mcp);
 }
 
 static int
@@ -354,7 +399,7 @@ configure(struct worker *w, json_t *m)
 	w->state_dir = xstrdup(dir && *dir ? dir : ".");
 	if (json_is_true(json_object_get(w->spec, "debug")))
 		log_set_level(LL_DEBUG);
-	if (parse_local_tools(w, err, sizeof(err)) < 0) {
+	if (parse_local_tools(w, err, sizeof(err)) < 0 || start_mcp(w, err, sizeof(err)) < 0) {
 		log_error("bad agent config: %s", err);
 		return -1;
 	}
@@ -499,12 +544,15 @@ drain(struct worker *w)
 static void
 pump(struct worker *w, int timeout_ms)
 {
-	struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
+	struct pollfd pfd[1 + 2 * MCP_SERVERS_POLLED] = { { .fd = w->fd, .events = POLLIN } };
+	size_t nfds = 1;
 	int n;
 
 	if (w->quit)
 		return;
-	n = poll(&pfd, 1, timeout_ms);
+	if (timeout_ms != 0)	/* a wait: the servers' output is read meanwhile */
+		nfds += mcp_pollfds(w->mcp, pfd + 1, 2 * MCP_SERVERS_POLLED);
+	n = poll(pfd, nfds, timeout_ms);
 	if (n < 0) {
 		if (errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
@@ -512,7 +560,12 @@ pump(struct worker *w, int timeout_ms)
 		}
 		return;
 	}
-	if (n == 0)
+	for (size_t i = 1; i < nfds; i++)
+		if (pfd[i].revents) {
+			mcp_on_io(w->mcp);
+			break;
+		}
+	if (pfd[0].revents == 0)
 		return;
 	ssize_t r = frame_reader_fill(&w->rd, w->fd);
 	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -605,7 +658,8 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 		*retryable = false;
 	if (name == NULL)
 		name = "";
-	if (t == NULL && cmd == NULL && !test_hook_is_tool(name)) {
+	bool is_mcp = t == NULL && cmd == NULL && mcp_has_tool(w->mcp, name);
+	if (t == NULL && cmd == NULL && !is_mcp && !test_hook_is_tool(name)) {
 		snprintf(err, errlen, "unknown tool %s", name);
 		return -1;
 	}
@@ -624,6 +678,8 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 		rc = t->run(&ctx, args, out, reason, sizeof(reason));
 	else if (cmd)
 		rc = cmdtool_run(cmd, &ctx, args, out, reason, sizeof(reason));
+	else if (is_mcp)
+		rc = mcp_call(w->mcp, name, args, out, reason, sizeof(reason), &retry);
 	else
 		rc = test_hook_run(name, args, w->fd, out, reason, sizeof(reason), &retry);
 	json_int_t dur = (json_int_t)(mono_ms() - t0);
@@ -790,7 +846,9 @@ worker_loop(struct worker *w)
 			json_decref(m);
 			continue;
 		}
-		pump(w, -1);
+		mcp_connect_due(w->mcp);
+		if (!w->next_run && !w->quit)
+			pump(w, (int)mcp_next_due_ms(w->mcp));
 	}
 	return w->exit_code;
 }
@@ -814,6 +872,7 @@ worker_free(struct worker *w)
 	wipe_secrets(w->secrets);
 	json_decref(w->secrets);
 	json_decref(w->spec);
+	mcp_free(w->mcp);
 	json_decref(w->allowed);
 	json_decref(w->next_run);
 	json_decref(w->reply);

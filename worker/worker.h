@@ -122,6 +122,10 @@ bool worker_tool_allowed(const struct worker *w, const char *name);
 int worker_call_tool(struct worker *w, const char *name, const json_t *args,
     json_t **out, char *err, size_t errlen, bool *retryable);
 
+/* The agent's MCP tools for the model ([{name, description, input_schema}]),
+ * after connecting the servers that are due. */
+json_t *worker_mcp_tools(struct worker *w);
+
 /* An event for the current run (payload is consumed).  0, or -1 when it
  * could not be sent. */
 int worker_emit(struct worker *w, const char *type, json_t *payload);

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""
+An MCP server over stdio that does, on purpose, the legal-but-unusual and
+the wrong things the npm reference servers never do, so the client's
+handling of them is tested:  oddserver.py MODE
+
+  normal     paginated tools/list (two pages via nextCursor), then for
+             every tools/call: first a ping and a sampling request to the
+             client (which must answer them), then the result; an unknown
+             tool gets a JSON-RPC error, not an isError result
+  noisy      prints a banner line and a blank line on stdout before speaking
+  badtools   lists tools with invalid names, a schema over 64 KiB, a
+             missing schema, and one good tool
+  version    answers initialize with protocolVersion 1999-01-01
+  changing   after the first call sends notifications/tools/list_changed
+             and lists a second tool from then on
+
+Every message the client sends is appended as a JSON line to $ODD_LOG
+(when set), so the test can see what the client answered.
+"""
+import json, os, sys
+
+mode = sys.argv[1] if len(sys.argv) > 1 else "normal"
+log = open(os.environ["ODD_LOG"], "a") if os.environ.get("ODD_LOG") else None
+calls = 0
+next_id = 1000
+
+
+def send(m):
+    sys.stdout.write(json.dumps(m) + "\n")
+    sys.stdout.flush()
+
+
+def recv():
+    line = sys.stdin.readline()
+    if not line:
+        sys.exit(0)
+    m = json.loads(line)
+    if log:
+        log.write(json.dumps(m) + "\n")
+        log.flush()
+    return m
+
+
+def ask(method, params):
+    """A request to the client; returns its answer (notifications between are skipped)."""
+    global next_id
+    next_id += 1
+    send({"jsonrpc": "2.0", "id": next_id, "method": method, "params": params})
+    while True:
+        m = recv()
+        if m.get("id") == next_id and "method" not in m:
+            return m
+
+
+def tool(name, schema=None):
+    return {"name": name, "description": f"the {name} tool",
+            "inputSchema": schema if schema is not None else {"type": "object", "properties": {}}}
+
+
+def tools_page(cursor):
+    if mode == "badtools":
+        return {"tools": [tool("bad name!"), tool("x" * 200), {"name": "noschema"},
+                          tool("huge", {"type": "object", "description": "y" * 70000}),
+                          tool("good")]}
+    if mode == "changing":
+        return {"tools": [tool("first")] + ([tool("second")] if calls else [])}
+    if cursor is None:
+        return {"tools": [tool("alpha"), tool("beta.v2")], "nextCursor": "page2"}
+    return {"tools": [tool("gamma")]}
+
+
+if mode == "noisy":
+    sys.stdout.write("odd server 1.0 starting up\n\n")
+    sys.stdout.flush()
+
+while True:
+    m = recv()
+    method, mid = m.get("method"), m.get("id")
+    if mid is None:
+        continue
+    if method == "initialize":
+        v = "1999-01-01" if mode == "version" else m["params"]["protocolVersion"]
+        send({"jsonrpc": "2.0", "id": mid, "result": {"protocolVersion": v,
+              "capabilities": {"tools": {"listChanged": True}},
+              "serverInfo": {"name": "odd", "version": "1.0"}}})
+    elif method == "tools/list":
+        send({"jsonrpc": "2.0", "id": mid,
+              "result": tools_page((m.get("params") or {}).get("cursor"))})
+    elif method == "tools/call":
+        name = m["params"]["name"]
+        known = [t["name"] for t in tools_page(None)["tools"]] + ["gamma"]
+        if name not in known:
+            send({"jsonrpc": "2.0", "id": mid,
+                  "error": {"code": -32602, "message": f"Unknown tool: {name}"}})
+            continue
+        pong = ask("ping", {})
+        sampled = ask("sampling/createMessage", {"messages": [], "maxTokens": 1})
+        calls += 1
+        if mode == "changing" and calls == 1:
+            send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+        text = json.dumps({"tool": name, "ping": pong.get("result"),
+                           "sampling_error": (sampled.get("error") or {}).get("code")})
+        send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
+    elif method == "ping":
+        send({"jsonrpc": "2.0", "id": mid, "result": {}})
+    else:
+        send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "Method not found"}})

@@ -1,0 +1,360 @@
+/*
+ * mcp_http: the Streamable HTTP transport of the MCP client, over libcurl.
+ *
+ * Every message is a POST to the server's one URL, with Accept:
+ * application/json, text/event-stream.  A request's answer is either a
+ * JSON body or an event stream on which the server may first send its own
+ * notifications and requests; each `data:` event is one JSON-RPC message
+ * for mcp_dispatch().  The transfer is dropped as soon as the response we
+ * wait for has arrived (a stream may stay open after it).
+ *
+ * Mcp-Session-Id from the initialize answer is echoed on every later POST,
+ * with MCP-Protocol-Version; a 404 (or 400) to a request that carried a
+ * session means the session is gone and the caller initializes again.
+ * DELETE ends the session on shutdown.  The `headers` of the config (auth
+ * tokens) are sent and never logged.
+ *
+ * The deadline is kept by the progress callback, so progress notifications
+ * on the stream extend a call the same way they do on stdio, and a cancel
+ * from agentd is noticed there too.  Messages the server wants answered
+ * while a POST is in flight are queued and sent once it is over: one easy
+ * handle is never used re-entrantly.
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "common/log.h"
+#include "common/util.h"
+#include "worker/mcp_int.h"
+
+#define HTTP_BODY_MAX (8u << 20)
+#define HTTP_ERR_SNIPPET 300
+#define HTTP_CONNECT_TIMEOUT_MS 10000
+
+struct mcp_http {
+	CURL *c;
+	struct curl_slist *cfg;     /* the config's headers */
+	char *session;
+	json_t *queued;             /* bodies to send after the current POST */
+	bool busy;
+
+	/* the POST in flight */
+	struct mcp_server *s;
+	bool is_request, sse, got, timed_out, cancelled;
+	int64_t start, deadline, timeout, hard;
+	struct buf body, line, data;
+};
+
+int
+mcp_http_open(struct mcp_server *s, char *err, size_t errlen)
+{
+	struct mcp_http *h = xcalloc(1, sizeof(*h));
+	const json_t *hdrs = json_object_get(s->def, "headers"), *v;
+	const char *k;
+
+	h->c = curl_easy_init();
+	if (h->c == NULL) {
+		free(h);
+		snprintf(err, errlen, "cannot make a libcurl handle");
+		return MCP_E_DOWN;
+	}
+	json_object_foreach((json_t *)hdrs, k, v) {
+		char line[4096];
+		if (!json_is_string(v) || strpbrk(k, ":\r\n") || strpbrk(json_string_value(v), "\r\n"))
+			continue;
+		snprintf(line, sizeof(line), "%s: %s", k, json_string_value(v));
+		h->cfg = curl_slist_append(h->cfg, line);
+		explicit_bzero(line, sizeof(line));
+	}
+	h->queued = json_array();
+	buf_init(&h->body);
+	buf_init(&h->line);
+	buf_init(&h->data);
+	s->http = h;
+	return 0;
+}
+
+static size_t
+on_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct mcp_http *h = arg;
+	size_t len = size * n;
+	const char *key = "mcp-session-id:";
+
+	if (len > strlen(key) && strncasecmp(p, key, strlen(key)) == 0) {
+		const char *v = p + strlen(key);
+		size_t vl = len - strlen(key);
+		while (vl > 0 && (*v == ' ' || *v == '\t'))
+			v++, vl--;
+		while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+			vl--;
+		if (vl > 0 && vl < 256) {
+			free(h->session);
+			h->session = strndup(v, vl);
+		}
+	} else if (len > 13 && strncasecmp(p, "content-type:", 13) == 0)
+		h->sse = memmem(p, len, "text/event-stream", 17) != NULL;
+	return len;
+}
+
+/* One SSE line (without its end): data lines gather, a blank line ends
+ * the event; event:, id: and retry: need nothing from us. */
+static void
+sse_line(struct mcp_http *h, const char *p, size_t n)
+{
+	if (n == 0) {
+		if (buf_pending(&h->data) > 0)
+			mcp_dispatch(h->s, (char *)buf_head(&h->data), buf_pending(&h->data));
+		buf_reset(&h->data);
+		return;
+	}
+	if (n >= 5 && memcmp(p, "data:", 5) == 0) {
+		p += 5, n -= 5;
+		if (n > 0 && *p == ' ')
+			p++, n--;
+		if (buf_pending(&h->data) > 0)
+			buf_append(&h->data, "\n", 1);
+		buf_append(&h->data, p, n);
+	}
+}
+
+static bool
+ok_status(struct mcp_http *h)
+{
+	long st = 0;
+	curl_easy_getinfo(h->c, CURLINFO_RESPONSE_CODE, &st);
+	return st >= 200 && st < 300;
+}
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct mcp_http *h = arg;
+	size_t len = size * n;
+
+	if (!h->sse || !ok_status(h)) {
+		if (buf_pending(&h->body) + len > HTTP_BODY_MAX)
+			return 0;	/* too large: the transfer fails */
+		buf_append(&h->body, p, len);
+		return len;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\n') {
+			size_t ln = buf_pending(&h->line);
+			char *lp = (char *)buf_head(&h->line);
+			if (ln > 0 && lp[ln - 1] == '\r')
+				ln--;
+			sse_line(h, lp, ln);
+			buf_reset(&h->line);
+		} else if (buf_pending(&h->line) < HTTP_BODY_MAX)
+			buf_append(&h->line, p + i, 1);
+		else
+			return 0;
+		if (h->is_request && h->s->reply) {
+			h->got = true;
+			return 0;	/* what we waited for is here: stop reading */
+		}
+	}
+	return len;
+}
+
+static int
+on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	struct mcp_http *h = arg;
+	int64_t now = mono_ms();
+	const struct mcp_hooks *hk = &h->s->m->h;
+
+	(void)dt, (void)dn, (void)ut, (void)un;
+	if (h->s->progressed) {
+		h->s->progressed = false;
+		h->deadline = now + h->timeout;
+		if (h->deadline > h->start + h->hard)
+			h->deadline = h->start + h->hard;
+	}
+	if (now >= h->deadline) {
+		h->timed_out = true;
+		return 1;
+	}
+	if (h->is_request && hk->interrupted && hk->interrupted(hk->arg)) {
+		h->cancelled = true;
+		return 1;
+	}
+	return 0;
+}
+
+static struct curl_slist *
+post_headers(struct mcp_server *s)
+{
+	struct mcp_http *h = s->http;
+	struct curl_slist *l = NULL;
+	char line[320];
+
+	for (struct curl_slist *c = h->cfg; c; c = c->next)
+		l = curl_slist_append(l, c->data);
+	l = curl_slist_append(l, "Content-Type: application/json");
+	l = curl_slist_append(l, "Accept: application/json, text/event-stream");
+	if (s->version[0]) {
+		snprintf(line, sizeof(line), "MCP-Protocol-Version: %s", s->version);
+		l = curl_slist_append(l, line);
+	}
+	if (h->session) {
+		snprintf(line, sizeof(line), "Mcp-Session-Id: %s", h->session);
+		l = curl_slist_append(l, line);
+	}
+	return l;
+}
+
+static void
+setup(struct mcp_http *h, const char *url, struct curl_slist *hdrs)
+{
+	CURL *c = h->c;
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)HTTP_CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
+}
+
+/* Why a non-2xx answer failed, for the error message. */
+static void
+status_error(struct mcp_http *h, long st, char *err, size_t errlen)
+{
+	char snippet[HTTP_ERR_SNIPPET];
+	str_printable(snippet, sizeof(snippet), (char *)buf_head(&h->body),
+	    buf_pending(&h->body));
+	snprintf(err, errlen, "HTTP %ld%s%s", st, snippet[0] ? ": " : "", snippet);
+}
+
+static int perform(struct mcp_server *s, const char *body, bool is_request,
+    int64_t timeout_ms, int64_t hard_ms, char *err, size_t errlen);
+
+static void
+send_queued(struct mcp_server *s)
+{
+	struct mcp_http *h = s->http;
+	char err[256];
+	while (h && json_array_size(h->queued) > 0) {
+		json_t *b = json_incref(json_array_get(h->queued, 0));
+		json_array_remove(h->queued, 0);
+		(void)perform(s, json_string_value(b), false, 5000, 5000, err, sizeof(err));
+		json_decref(b);
+	}
+}
+
+static int
+perform(struct mcp_server *s, const char *body, bool is_request, int64_t timeout_ms,
+    int64_t hard_ms, char *err, size_t errlen)
+{
+	struct mcp_http *h = s->http;
+	const char *url = json_string_value(json_object_get(s->def, "url"));
+	struct curl_slist *hdrs = post_headers(s);
+	bool had_session = h->session != NULL;
+	long st = 0;
+
+	h->s = s;
+	h->is_request = is_request;
+	h->sse = h->got = h->timed_out = h->cancelled = false;
+	h->start = mono_ms();
+	h->timeout = timeout_ms;
+	h->hard = hard_ms > timeout_ms ? hard_ms : timeout_ms;
+	h->deadline = h->start + timeout_ms;
+	buf_reset(&h->body);
+	buf_reset(&h->line);
+	buf_reset(&h->data);
+	setup(h, url, hdrs);
+	curl_easy_setopt(h->c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h->c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	h->busy = true;
+	CURLcode rc = curl_easy_perform(h->c);
+	h->busy = false;
+	curl_easy_getinfo(h->c, CURLINFO_RESPONSE_CODE, &st);
+	curl_slist_free_all(hdrs);
+
+	if (!h->sse && buf_pending(&h->body) > 0 && (st < 300 || is_request) &&
+	    rc == CURLE_OK)
+		mcp_dispatch(s, (char *)buf_head(&h->body), buf_pending(&h->body));
+	if (h->sse && buf_pending(&h->data) > 0 && !h->got)	/* stream ended mid-event */
+		sse_line(h, "", 0);
+	if (h->got || (is_request && s->reply))
+		return 0;
+	if (h->timed_out)
+		return MCP_E_TIMEOUT;
+	if (h->cancelled)
+		return MCP_E_CANCELLED;
+	if (rc != CURLE_OK) {
+		snprintf(err, errlen, "%s", curl_easy_strerror(rc));
+		return MCP_E_DOWN;
+	}
+	if (had_session && (st == 404 || st == 400)) {
+		free(h->session);
+		h->session = NULL;
+		snprintf(err, errlen, "HTTP %ld: the session is gone", st);
+		return MCP_E_SESSION;
+	}
+	if (st < 200 || st >= 300) {
+		status_error(h, st, err, errlen);
+		return MCP_E_DOWN;
+	}
+	return 0;
+}
+
+int
+mcp_http_post(struct mcp_server *s, const char *body, bool is_request,
+    int64_t timeout_ms, int64_t hard_ms, char *err, size_t errlen)
+{
+	struct mcp_http *h = s->http;
+	int rc;
+
+	if (h == NULL) {
+		snprintf(err, errlen, "not connected");
+		return MCP_E_DOWN;
+	}
+	if (h->busy) {	/* an answer to the server, from inside a POST */
+		json_array_append_new(h->queued, json_string(body));
+		return 0;
+	}
+	rc = perform(s, body, is_request, timeout_ms, hard_ms, err, errlen);
+	send_queued(s);
+	return rc;
+}
+
+void
+mcp_http_close(struct mcp_server *s)
+{
+	struct mcp_http *h = s->http;
+
+	if (h == NULL)
+		return;
+	if (h->session) {	/* end the session; the answer does not matter */
+		const char *url = json_string_value(json_object_get(s->def, "url"));
+		struct curl_slist *hdrs = post_headers(s);
+		setup(h, url, hdrs);
+		curl_easy_setopt(h->c, CURLOPT_CUSTOMREQUEST, "DELETE");
+		curl_easy_setopt(h->c, CURLOPT_NOPROGRESS, 1L);
+		curl_easy_setopt(h->c, CURLOPT_TIMEOUT_MS, 2000L);
+		h->s = s;
+		h->is_request = false;
+		(void)curl_easy_perform(h->c);
+		curl_slist_free_all(hdrs);
+		free(h->session);
+	}
+	curl_easy_cleanup(h->c);
+	curl_slist_free_all(h->cfg);
+	json_decref(h->queued);
+	buf_free(&h->body);
+	buf_free(&h->line);
+	buf_free(&h->data);
+	free(h);
+	s->http = NULL;
+}
