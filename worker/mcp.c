@@ -564,6 +564,10 @@ mcp_dispatch(struct mcp_server *s, const char *text, size_t len)
 		else
 			log_debug("mcp %s: response to a request nobody waits for: dropped",
 			    s->name);
+	} else if (json_object_get(j, "error")) {	/* an error about no request of ours */
+		char e[300];
+		rpc_error_text(json_object_get(j, "error"), e, sizeof(e));
+		log_info("mcp %s: %s", s->name, e);
 	} else
 		garbage(s, text, len);
 	json_decref(j);
@@ -1102,8 +1106,12 @@ mcp_call(struct mcp *m, const char *name, const json_t *args, json_t **out,
 		snprintf(err, errlen, "no MCP tool %s", name);
 		return -1;
 	}
-	return mcp_call_server(m, (size_t)json_integer_value(json_object_get(ent, "server")),
-	    json_string_value(json_object_get(ent, "tool")), args, out, err, errlen, retryable);
+	/* A reconnect rebuilds the index: the name must not live in it. */
+	char *tool = xstrdup(json_string_value(json_object_get(ent, "tool")));
+	int rc = mcp_call_server(m, (size_t)json_integer_value(json_object_get(ent, "server")),
+	    tool, args, out, err, errlen, retryable);
+	free(tool);
+	return rc;
 }
 
 int

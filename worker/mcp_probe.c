@@ -133,8 +133,14 @@ mcp_probe_main(int argc, char **argv)
 	json_t *c;
 	json_array_foreach(calls, k, c) {
 		const char *tool = json_string_value(json_object_get(c, "tool"));
-		json_t *out;
+		json_t *out, *before = mcp_tool_names(m), *after;
 		bool retry;
+		mcp_connect_due(m);	/* as a worker does before a run: list_changed */
+		after = mcp_tool_names(m);
+		if (!json_equal(before, after))
+			print_line(json_pack("{s:O}", "tools_changed", after));
+		json_decref(before);
+		json_decref(after);
 		if (k == 0 && repeat > 0) {
 			rc |= repeat_call(m, tool, json_object_get(c, "args"), repeat);
 			continue;

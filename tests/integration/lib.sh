@@ -8,8 +8,14 @@ SOCK=$T/state/agentd.sock
 AGENTD_PID=
 export AGENTD_SOCKET=$SOCK
 
+# at_exit 'CMD': run CMD at exit, before the rest of cleanup (CMD's own
+# status never replaces the test's).
+AT_EXIT=
+at_exit() { AT_EXIT="$AT_EXIT $1;"; }
+
 cleanup() {
 	local rc=$?
+	eval "$AT_EXIT" >/dev/null 2>&1
 	if [ -n "$AGENTD_PID" ] && kill -0 "$AGENTD_PID" 2>/dev/null; then
 		kill -TERM "$AGENTD_PID" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$AGENTD_PID" 2>/dev/null || break; sleep 0.1; done

@@ -53,6 +53,9 @@ grep -q '"method": "notifications/initialized"' "$ODD_LOG" || fail "no notificat
 out=$(probe -c good '{}' -- $ODD badtools)
 has "$(line 1 <<<"$out")" '"tools":["good"]' "invalid tools skipped"
 grep -q 'inputSchema of 70034 bytes is over 65536' "$T/probe.err" || fail "huge schema not reported"
+out=$(probe -c first '{}' -c second '{}' -- $ODD changing)
+has "$(sed -n 3p <<<"$out")" '{"tools_changed":["first","second"]}' "list_changed re-lists"
+has "$(sed -n 4p <<<"$out")" '\"tool\": \"second\"' "the new tool is called"
 out=$(probe -- $ODD version) && fail "an unsupported protocol version was accepted"
 has "$out" 'the server speaks protocol version 1999-01-01' "version mismatch"
 note "oddserver: pages, server requests, JSON-RPC errors, banner, bad tools, version"
@@ -98,7 +101,7 @@ cat > "$T/script.json" <<'JSON'
 JSON
 python3 ../fakemodel.py --script "$T/script.json" --log "$T/requests.log" > "$T/fake.out" 2>&1 &
 FAKE=$!
-trap 'kill $FAKE 2>/dev/null; cleanup' EXIT
+at_exit 'kill $FAKE'
 wait_until 5 grep -q PORT "$T/fake.out" || fail "fake model did not start"
 PORT=$(awk '/PORT/ {print $2}' "$T/fake.out")
 { header; cat <<YAML
@@ -129,7 +132,6 @@ wait_until 10 sh -c "\"$B/agentctl\" -s \"$SOCK\" --json status mcpagent | grep 
 	|| fail "the broken server's error is not in status"
 ctl --json status mcpagent | jget "d['mcp_servers']['broken']['state'] in ('restarting', 'failed')" | grep -qx true \
 	|| fail "the broken server is not shown restarting"
-grep -q "everything: its tools changed; listing them again" "$T/agentd.log" || fail "list_changed not followed"
 
 ctl run mcpagent >/dev/null || fail "run"
 done_run() { events_json "$1" | jget "any(e['type'] in ('background_task_completed','background_task_error') for e in d)" | grep -qx true; }

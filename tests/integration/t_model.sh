@@ -30,7 +30,7 @@ cat > "$T/script.json" <<'JSON'
 JSON
 python3 ../fakemodel.py --script "$T/script.json" --log "$T/requests.log" > "$T/fake.out" 2>&1 &
 FAKE=$!
-trap 'kill $FAKE 2>/dev/null; cleanup' EXIT
+at_exit 'kill $FAKE'
 wait_until 5 grep -q PORT "$T/fake.out" || fail "fake server did not start"
 PORT=$(awk '/PORT/ {print $2}' "$T/fake.out")
 
@@ -39,7 +39,7 @@ agent() { # name provider scenario [extra yaml]
 	cat <<YAML
   $1:
     system_instruction: "You watch this machine."
-    model_config: {provider: $2, model: fake-model, base_url: "$url", request_timeout: 1s}
+    model_config: {provider: $2, model: fake-model, base_url: "$url", request_timeout: $( [ "$1" = oa_hang ] && echo 1s || echo 10s )}
     task_config: {query: "Check system health", thresholds: {disk_usage: 99}}
     local_tools: [system_info]
     max_retries: ${4:-0}
@@ -53,7 +53,7 @@ YAML
   agent oa_len openai oa_len; agent oa_500 openai oa_500 2
   agent oa_par openai oa_par | sed 's/local_tools: \[system_info\]/local_tools: [system_info, new_files]/'
   agent oa_leak openai oa_leak | sed 's/local_tools: \[system_info\]/local_tools: [new_files]/'
-  agent oa_watch openai oa_watch; cat <<YAML
+  agent oa_watch openai oa_watch | sed 's/local_tools: \[system_info\]/local_tools: [system_info, new_files]/'; cat <<YAML
     run_model: on_change
     watch: [{tool: new_files, args: {directories: ["$T/watched"]}}]
 YAML

@@ -15,7 +15,7 @@ redis_start() {
 	wait_until 5 redis-cli -p "$PORT" ping || fail "redis did not start"
 }
 redis_kill() { kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=; }
-trap 'redis_kill 2>/dev/null; cleanup' EXIT
+at_exit 'redis_kill'
 R() { redis-cli -p "$PORT" "$@"; }
 outbox_pending() { ctl --json status | jget "d['outbox']['pending']"; }
 
