@@ -4,7 +4,7 @@
 #   make test       unit (Check) + integration tests, then again under ASan+UBSan
 #   make check      the same tests, once, in $(BUILD) (SAN=1 for sanitizers)
 #   make bench      benchmarks against supervisord and runit (scripts/bench)
-#   make fuzz       build and run the frame/message decoder fuzzer (libFuzzer)
+#   make fuzz       build and run the fuzzers (libFuzzer): frames/messages, MCP input
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Sources are found by wildcard: common/ proto/ conf/ make libagentd.a;
@@ -107,6 +107,7 @@ bench: all
 	scripts/bootstrap --bench
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run $(BENCH_ARGS)
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_overhead $(BENCH_ARGS)
+	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_mcp $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -116,10 +117,18 @@ fuzz:
 		-o $(BUILD)/fuzz/fuzz_frame tests/fuzz/fuzz_frame.c \
 		common/buf.c common/jsonmp.c common/util.c common/log.c proto/frame.c proto/msg.c \
 		$(PKG_LIBS) -lm
-	@mkdir -p $(BUILD)/fuzz/corpus
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DAGENTD_VERSION='"fuzz"' -I. $(PKG_CFLAGS) \
+		-fsanitize=fuzzer,address,undefined \
+		-o $(BUILD)/fuzz/fuzz_mcp tests/fuzz/fuzz_mcp.c worker/mcp_http.c worker/tools.c \
+		worker/tool_system_info.c worker/tool_new_files.c worker/tool_read_file.c \
+		common/buf.c common/util.c common/log.c $(PKG_LIBS) -lm
+	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/corpus_mcp
 	$(BUILD)/fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-artifact_prefix=$(BUILD)/fuzz/ \
 		$(BUILD)/fuzz/corpus tests/fuzz/seeds
+	$(BUILD)/fuzz/fuzz_mcp -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-artifact_prefix=$(BUILD)/fuzz/ \
+		$(BUILD)/fuzz/corpus_mcp tests/fuzz/seeds_mcp
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)/agentd

@@ -192,7 +192,6 @@ int
 store_open(struct store **out, const struct global_conf *g, char *err, size_t errlen)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
-	s->mem_dirty = json_object();
 	const char *ev = g->event_store ? g->event_store : "database";
 	const char *mem = g->memory_store ? g->memory_store : "database";
 
@@ -217,6 +216,7 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 	s->memory_backend = s->memory_in_db ? "database" : "memory";
 	s->retention = g->event_retention > 0 ? g->event_retention : 100000;
 	s->mem_retention = g->memory_retention > 0 ? g->memory_retention : 10000;
+	s->mem_dirty = json_object();
 	if (open_db(s, g->state_dir, err, errlen) < 0) {
 		store_close(s);
 		return -1;

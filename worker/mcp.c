@@ -195,8 +195,7 @@ static void
 stdout_ready(struct mcp_server *s)
 {
 	if (read_side(s, true) < 0 && s->pid > 0)
-		server_down(s, "the server closed its stdout%s%s",
-		    s->last_stderr[0] ? "; its last stderr line: " : "", s->last_stderr);
+		server_down(s, "the server closed its stdout");
 }
 
 static void
@@ -592,10 +591,12 @@ server_down(struct mcp_server *s, const char *fmt, ...)
 		stdio_stop(s, how, sizeof(how));
 	else
 		mcp_http_close(s);
-	if (how[0]) {
-		size_t n = strlen(s->error);
+	size_t n = strlen(s->error);
+	if (s->last_stderr[0])	/* why it died is often its last words */
+		n += (size_t)snprintf(s->error + n, sizeof(s->error) - n,
+		    "; its last stderr line: %s", s->last_stderr);
+	if (how[0] && n < sizeof(s->error))
 		snprintf(s->error + n, sizeof(s->error) - n, " (the server %s)", how);
-	}
 	if (s->state == MCP_CONNECTED && now - s->up_since >= MCP_STABLE_MS)
 		s->failures = 0;
 	s->failures++;

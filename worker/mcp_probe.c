@@ -10,6 +10,7 @@
  * server's tools, then one per call.  -n repeats the first call N times
  * and prints latency percentiles instead.  Exit 0 when everything worked.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,7 @@ mcp_probe_main(int argc, char **argv)
 		return 2;
 	}
 	log_init("agentd-worker", LL_WARN, 0, NULL);
+	signal(SIGPIPE, SIG_IGN);	/* a server that exits early: EPIPE, not death */
 	struct mcp *m = mcp_probe_new(cmd ? NULL : url, cmd, timeout, err, sizeof(err));
 	if (m == NULL) {
 		print_line(json_pack("{s:b, s:s}", "connected", 0, "error", err));
