@@ -615,19 +615,16 @@ parse_env(struct loader *L, const struct ynode *n, const char *path, struct agen
 static void
 check_mcp_server(struct loader *L, const struct ynode *t, const char *path)
 {
-	static const char *const transports[] = { "stdio", "streamable_http", NULL };
+	static const char *const transports[] = { "stdio", "streamable_http", "sse", NULL };
 	const struct ynode *n = ymap_get(t, "transport_type");
 
 	if (n && n->kind == Y_SCALAR && !n->is_null) {
 		int i;
 		for (i = 0; transports[i] && strcmp(transports[i], n->value); i++)
 			;
-		if (strcmp(n->value, "sse") == 0)
-			err_at(L, n, "%s: transport_type sse (the legacy HTTP+SSE transport) is not "
-			    "supported; use streamable_http", path);
-		else if (transports[i] == NULL)
-			err_at(L, n, "%s: transport_type must be stdio or streamable_http, not \"%s\"",
-			    path, n->value);
+		if (transports[i] == NULL)
+			err_at(L, n, "%s: transport_type must be stdio, streamable_http or sse, "
+			    "not \"%s\"", path, n->value);
 	}
 	n = ymap_get(t, "name");
 	if (n->kind != Y_SCALAR || n->is_null || strlen(n->value) == 0 || strlen(n->value) > 32 ||

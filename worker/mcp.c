@@ -108,7 +108,8 @@ server_status(const struct mcp_server *s)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "server", s->name,
 	    "state", state_name(s), "transport",
-	    s->transport == MCP_STDIO ? "stdio" : "streamable_http",
+	    s->transport == MCP_STDIO ? "stdio" : s->transport == MCP_SSE ? "sse" :
+	    "streamable_http",
 	    "tools", exposed_names(s->m, (size_t)(s - s->m->srv)));
 	json_object_set_new(o, "protocol_version", s->version[0] ?
 	    json_string(s->version) : json_null());
@@ -361,7 +362,7 @@ send_json(struct mcp_server *s, json_t *msg, bool is_request, int64_t timeout_ms
 		snprintf(err, errlen, "cannot encode the message");
 		return MCP_E_RPC;
 	}
-	if (s->transport == MCP_HTTP) {
+	if (s->transport != MCP_STDIO) {
 		rc = mcp_http_post(s, text, is_request, timeout_ms,
 		    MCP_PROGRESS_MAX_MS, err, errlen);
 	} else {
@@ -385,7 +386,7 @@ send_notification(struct mcp_server *s, const char *method, json_t *params)
 	json_t *msg = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", method);
 	if (params)
 		json_object_set_new(msg, "params", params);
-	if (s->pid > 0 || s->transport == MCP_HTTP)
+	if (s->pid > 0 || s->transport != MCP_STDIO)
 		(void)send_json(s, msg, false, 5000, err, sizeof(err));
 	json_decref(msg);
 }
@@ -834,15 +835,15 @@ server_init(struct mcp *m, struct mcp_server *s, const json_t *def, size_t i,
 				snprintf(err, errlen, "mcp_tools %s: args[%zu] must be a string", name, k);
 				return -1;
 			}
-	} else if (strcmp(tt, "streamable_http") == 0) {
-		s->transport = MCP_HTTP;
+	} else if (strcmp(tt, "streamable_http") == 0 || strcmp(tt, "sse") == 0) {
+		s->transport = tt[1] == 't' ? MCP_HTTP : MCP_SSE;
 		if (!json_is_string(url)) {
-			snprintf(err, errlen, "mcp_tools %s: streamable_http needs a url", name);
+			snprintf(err, errlen, "mcp_tools %s: %s needs a url", name, tt);
 			return -1;
 		}
 	} else {
 		snprintf(err, errlen, "mcp_tools %s: transport_type %s is not supported (use "
-		    "stdio or streamable_http; the legacy sse transport is not built in)", name, tt);
+		    "stdio, streamable_http or sse)", name, tt);
 		return -1;
 	}
 	s->timeout_ms = ms_of(def, "timeout", MCP_CALL_TIMEOUT_MS);
@@ -1137,7 +1138,7 @@ mcp_call_server(struct mcp *m, size_t idx, const char *tool, const json_t *args,
 	rc = request(s, "tools/call", call_params(tool, args), s->timeout_ms, true, &res,
 	    err, errlen);
 	if (rc == MCP_E_SESSION) {	/* HTTP session gone: once more, anew */
-		server_down(s, "its HTTP session ended");
+		server_down(s, "its HTTP session ended (%s)", err);
 		s->failures = 0;
 		s->due = mono_ms();
 		if (server_connect(s) == 0)
@@ -1172,8 +1173,8 @@ mcp_call_server(struct mcp *m, size_t idx, const char *tool, const json_t *args,
 /* ---- the probe ---------------------------------------------------------------- */
 
 struct mcp *
-mcp_probe_new(const char *url, char *const argv[], int64_t timeout_ms, char *err,
-    size_t errlen)
+mcp_probe_new(const char *url, bool legacy_sse, char *const argv[], int64_t timeout_ms,
+    char *err, size_t errlen)
 {
 	struct mcp_hooks none = { .agentd_fd = -1 };
 	json_t *def = json_pack("{s:s, s:s, s:s}", "name", "probe", "timeout", "",
@@ -1183,7 +1184,8 @@ mcp_probe_new(const char *url, char *const argv[], int64_t timeout_ms, char *err
 	json_object_set_new(def, "timeout", json_string(ms));
 	json_object_set_new(def, "init_timeout", json_string(ms));
 	if (url) {
-		json_object_set_new(def, "transport_type", json_string("streamable_http"));
+		json_object_set_new(def, "transport_type", json_string(legacy_sse ? "sse" :
+		    "streamable_http"));
 		json_object_set_new(def, "url", json_string(url));
 	} else {
 		json_t *args = json_array();

@@ -12,8 +12,8 @@
  * Transports: stdio (the server is a child of the worker, in the worker's
  * process group and cgroup, so agentd's limits and kills reach it; JSON-RPC
  * one message per line; its stderr goes to the agent's log) and Streamable
- * HTTP (mcp_http.c, libcurl).  The legacy `sse` transport is refused with a
- * clear error.
+ * HTTP (mcp_http.c, libcurl), and the legacy HTTP+SSE transport (`sse`)
+ * for older servers.
  *
  * Everything here runs on the worker's one thread.  A request waits in
  * poll() on the server and on agentd's pipe together: when agentd writes,
@@ -93,8 +93,9 @@ json_t *mcp_status(const struct mcp *m);
 
 /* ---- for the probe and the tests ----------------------------------------- */
 
-/* A one-server client from a command line or a URL, connected at once. */
-struct mcp *mcp_probe_new(const char *url_or_null, char *const argv[],
+/* A one-server client from a command line or a URL (Streamable HTTP, or
+ * the legacy SSE transport), connected at once. */
+struct mcp *mcp_probe_new(const char *url_or_null, bool legacy_sse, char *const argv[],
     int64_t timeout_ms, char *err, size_t errlen);
 /* Call a tool of server idx by the server's own name for it (no index). */
 int mcp_call_server(struct mcp *m, size_t idx, const char *tool, const json_t *args,

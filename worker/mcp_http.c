@@ -19,6 +19,12 @@
  * from agentd is noticed there too.  Messages the server wants answered
  * while a POST is in flight are queued and sent once it is over: one easy
  * handle is never used re-entrantly.
+ *
+ * The legacy HTTP+SSE transport (transport_type: sse, for servers from
+ * before 2025-03-26) is here too: a GET opens an event stream whose first
+ * `endpoint` event says where to POST; every answer then comes on that
+ * stream.  The stream is a handle in a multi handle, read with
+ * curl_multi_poll, which also watches agentd's pipe.
  */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -40,12 +46,22 @@ struct mcp_http {
 	json_t *queued;             /* bodies to send after the current POST */
 	bool busy;
 
+	/* legacy sse: the GET stream the server answers on, and where to POST */
+	CURLM *multi;
+	CURL *get;
+	struct curl_slist *get_hdrs;
+	char *endpoint;
+	char event[32];
+	struct buf gline, gdata;
+
 	/* the POST in flight */
 	struct mcp_server *s;
 	bool is_request, sse, got, timed_out, cancelled;
 	int64_t start, deadline, timeout, hard;
 	struct buf body, line, data;
 };
+
+static int legacy_open(struct mcp_server *s, char *err, size_t errlen);
 
 int
 mcp_http_open(struct mcp_server *s, char *err, size_t errlen)
@@ -73,7 +89,7 @@ mcp_http_open(struct mcp_server *s, char *err, size_t errlen)
 	buf_init(&h->line);
 	buf_init(&h->data);
 	s->http = h;
-	return 0;
+	return s->transport == MCP_SSE ? legacy_open(s, err, errlen) : 0;
 }
 
 static size_t
@@ -238,6 +254,8 @@ status_error(struct mcp_http *h, long st, char *err, size_t errlen)
 
 static int perform(struct mcp_server *s, const char *body, bool is_request,
     int64_t timeout_ms, int64_t hard_ms, char *err, size_t errlen);
+static int legacy_post(struct mcp_server *s, const char *body, bool is_request,
+    int64_t timeout_ms, int64_t hard_ms, char *err, size_t errlen);
 
 static void
 send_queued(struct mcp_server *s)
@@ -247,7 +265,10 @@ send_queued(struct mcp_server *s)
 	while (h && json_array_size(h->queued) > 0) {
 		json_t *b = json_incref(json_array_get(h->queued, 0));
 		json_array_remove(h->queued, 0);
-		(void)perform(s, json_string_value(b), false, 5000, 5000, err, sizeof(err));
+		if (s->transport == MCP_SSE)
+			(void)legacy_post(s, json_string_value(b), false, 5000, 5000, err, sizeof(err));
+		else
+			(void)perform(s, json_string_value(b), false, 5000, 5000, err, sizeof(err));
 		json_decref(b);
 	}
 }
@@ -309,6 +330,216 @@ perform(struct mcp_server *s, const char *body, bool is_request, int64_t timeout
 	return 0;
 }
 
+/* ---- legacy HTTP+SSE --------------------------------------------------------- */
+
+static void
+legacy_event(struct mcp_http *h)
+{
+	const char *data = (const char *)buf_head(&h->gdata);
+	size_t n = buf_pending(&h->gdata);
+
+	if (strcmp(h->event, "endpoint") == 0 && n > 0 && n < 2048) {
+		const char *url = json_string_value(json_object_get(h->s->def, "url"));
+		CURLU *u = curl_url();
+		char *rel = strndup(data, n), *abs = NULL;
+		if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		    curl_url_set(u, CURLUPART_URL, rel, 0) == CURLUE_OK &&
+		    curl_url_get(u, CURLUPART_URL, &abs, 0) == CURLUE_OK) {
+			free(h->endpoint);
+			h->endpoint = strdup(abs);
+		}
+		curl_free(abs);
+		free(rel);
+		curl_url_cleanup(u);
+	} else if ((h->event[0] == '\0' || strcmp(h->event, "message") == 0) && n > 0)
+		mcp_dispatch(h->s, data, n);
+	buf_reset(&h->gdata);
+	h->event[0] = '\0';
+}
+
+static size_t
+on_stream(char *p, size_t size, size_t n, void *arg)
+{
+	struct mcp_http *h = arg;
+	size_t len = size * n;
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] != '\n') {
+			if (buf_pending(&h->gline) >= HTTP_BODY_MAX)
+				return 0;
+			buf_append(&h->gline, p + i, 1);
+			continue;
+		}
+		char *lp = (char *)buf_head(&h->gline);
+		size_t ln = buf_pending(&h->gline);
+		if (ln > 0 && lp[ln - 1] == '\r')
+			ln--;
+		if (ln == 0)
+			legacy_event(h);
+		else if (ln >= 6 && memcmp(lp, "event:", 6) == 0) {
+			size_t k = ln - 6, off = 6;
+			if (k > 0 && lp[off] == ' ')
+				off++, k--;
+			snprintf(h->event, sizeof(h->event), "%.*s", (int)k, lp + off);
+		} else if (ln >= 5 && memcmp(lp, "data:", 5) == 0) {
+			size_t off = lp[5] == ' ' ? 6 : 5;
+			if (buf_pending(&h->gdata) > 0)
+				buf_append(&h->gdata, "\n", 1);
+			buf_append(&h->gdata, lp + off, ln - off);
+		}
+		buf_reset(&h->gline);
+	}
+	return len;
+}
+
+/* Read the stream until done() or the deadline: 0, or MCP_E_*. */
+static int
+legacy_pump(struct mcp_server *s, int64_t timeout_ms, bool (*done)(struct mcp_server *),
+    bool watch_agentd, char *err, size_t errlen)
+{
+	struct mcp_http *h = s->http;
+	int64_t start = mono_ms(), deadline = start + timeout_ms;
+	const struct mcp_hooks *hk = &s->m->h;
+	int running = 1;
+
+	while (!done(s)) {
+		h->busy = true;
+		CURLMcode mc = curl_multi_perform(h->multi, &running);
+		h->busy = false;
+		send_queued(s);
+		if (done(s))
+			break;
+		if (mc != CURLM_OK || running == 0) {
+			snprintf(err, errlen, "the event stream ended");
+			return MCP_E_DOWN;
+		}
+		if (s->progressed) {
+			s->progressed = false;
+			deadline = mono_ms() + timeout_ms;
+			if (deadline > start + h->hard)
+				deadline = start + h->hard;
+		}
+		int64_t left = deadline - mono_ms();
+		if (left <= 0)
+			return MCP_E_TIMEOUT;
+		struct curl_waitfd extra = { hk->agentd_fd, CURL_WAIT_POLLIN, 0 };
+		bool with = watch_agentd && hk->agentd_fd >= 0;
+		curl_multi_poll(h->multi, with ? &extra : NULL, with ? 1 : 0,
+		    (int)(left < 1000 ? left : 1000), NULL);
+		if (with && extra.revents && hk->interrupted && hk->interrupted(hk->arg))
+			return MCP_E_CANCELLED;
+	}
+	return 0;
+}
+
+static bool has_endpoint(struct mcp_server *s) { return s->http->endpoint != NULL; }
+static bool has_reply(struct mcp_server *s) { return s->reply != NULL; }
+
+static int
+legacy_open(struct mcp_server *s, char *err, size_t errlen)
+{
+	struct mcp_http *h = s->http;
+	const char *url = json_string_value(json_object_get(s->def, "url"));
+
+	h->multi = curl_multi_init();
+	h->get = curl_easy_init();
+	buf_init(&h->gline);
+	buf_init(&h->gdata);
+	if (h->multi == NULL || h->get == NULL) {
+		snprintf(err, errlen, "cannot make libcurl handles");
+		return MCP_E_DOWN;
+	}
+	for (struct curl_slist *c = h->cfg; c; c = c->next)
+		h->get_hdrs = curl_slist_append(h->get_hdrs, c->data);
+	h->get_hdrs = curl_slist_append(h->get_hdrs, "Accept: text/event-stream");
+	h->s = s;
+	curl_easy_setopt(h->get, CURLOPT_URL, url);
+	curl_easy_setopt(h->get, CURLOPT_HTTPHEADER, h->get_hdrs);
+	curl_easy_setopt(h->get, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->get, CURLOPT_CONNECTTIMEOUT_MS, (long)HTTP_CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(h->get, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->get, CURLOPT_FAILONERROR, 1L);
+	curl_easy_setopt(h->get, CURLOPT_WRITEFUNCTION, on_stream);
+	curl_easy_setopt(h->get, CURLOPT_WRITEDATA, h);
+	curl_multi_add_handle(h->multi, h->get);
+	h->hard = s->init_timeout_ms;
+	int rc = legacy_pump(s, s->init_timeout_ms, has_endpoint, true, err, errlen);
+	if (rc == MCP_E_TIMEOUT)
+		snprintf(err, errlen, "no endpoint event on %s in %lld ms", url,
+		    (long long)s->init_timeout_ms);
+	return rc;
+}
+
+static size_t
+discard(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p, (void)arg;
+	return size * n;
+}
+
+static int
+legacy_post(struct mcp_server *s, const char *body, bool is_request, int64_t timeout_ms,
+    int64_t hard_ms, char *err, size_t errlen)
+{
+	struct mcp_http *h = s->http;
+	struct curl_slist *hdrs = NULL;
+	long st = 0;
+	int running = 0;
+
+	h->busy = true;	/* an idle stream may have ended: then the session is gone */
+	curl_multi_perform(h->multi, &running);
+	h->busy = false;
+	if (running == 0) {
+		snprintf(err, errlen, "the event stream had ended");
+		return MCP_E_SESSION;
+	}
+	for (struct curl_slist *c = h->cfg; c; c = c->next)
+		hdrs = curl_slist_append(hdrs, c->data);
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	curl_easy_reset(h->c);
+	curl_easy_setopt(h->c, CURLOPT_URL, h->endpoint);
+	curl_easy_setopt(h->c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h->c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(h->c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(h->c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h->c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	CURLcode rc = curl_easy_perform(h->c);
+	curl_easy_getinfo(h->c, CURLINFO_RESPONSE_CODE, &st);
+	curl_slist_free_all(hdrs);
+	if (rc == CURLE_OK && (st == 404 || st == 400)) {
+		snprintf(err, errlen, "POST answered HTTP %ld: the session is gone", st);
+		return MCP_E_SESSION;
+	}
+	if (rc != CURLE_OK || st < 200 || st >= 300) {
+		if (rc != CURLE_OK)
+			snprintf(err, errlen, "POST %s", curl_easy_strerror(rc));
+		else
+			snprintf(err, errlen, "POST answered HTTP %ld", st);
+		return MCP_E_DOWN;
+	}
+	if (!is_request)
+		return 0;
+	h->hard = hard_ms > timeout_ms ? hard_ms : timeout_ms;
+	return legacy_pump(s, timeout_ms, has_reply, true, err, errlen);
+}
+
+static void
+legacy_close(struct mcp_http *h)
+{
+	if (h->multi && h->get)
+		curl_multi_remove_handle(h->multi, h->get);
+	if (h->get)
+		curl_easy_cleanup(h->get);
+	if (h->multi)
+		curl_multi_cleanup(h->multi);
+	curl_slist_free_all(h->get_hdrs);
+	buf_free(&h->gline);
+	buf_free(&h->gdata);
+	free(h->endpoint);
+}
+
 int
 mcp_http_post(struct mcp_server *s, const char *body, bool is_request,
     int64_t timeout_ms, int64_t hard_ms, char *err, size_t errlen)
@@ -320,10 +551,12 @@ mcp_http_post(struct mcp_server *s, const char *body, bool is_request,
 		snprintf(err, errlen, "not connected");
 		return MCP_E_DOWN;
 	}
-	if (h->busy) {	/* an answer to the server, from inside a POST */
+	if (h->busy) {	/* an answer to the server, from inside a transfer */
 		json_array_append_new(h->queued, json_string(body));
 		return 0;
 	}
+	if (s->transport == MCP_SSE)
+		return legacy_post(s, body, is_request, timeout_ms, hard_ms, err, errlen);
 	rc = perform(s, body, is_request, timeout_ms, hard_ms, err, errlen);
 	send_queued(s);
 	return rc;
@@ -336,7 +569,7 @@ mcp_http_close(struct mcp_server *s)
 
 	if (h == NULL)
 		return;
-	if (h->session) {	/* end the session; the answer does not matter */
+	if (h->session && s->transport == MCP_HTTP) {	/* end the session */
 		const char *url = json_string_value(json_object_get(s->def, "url"));
 		struct curl_slist *hdrs = post_headers(s);
 		setup(h, url, hdrs);
@@ -349,6 +582,8 @@ mcp_http_close(struct mcp_server *s)
 		curl_slist_free_all(hdrs);
 		free(h->session);
 	}
+	if (s->transport == MCP_SSE)
+		legacy_close(h);
 	curl_easy_cleanup(h->c);
 	curl_slist_free_all(h->cfg);
 	json_decref(h->queued);

@@ -9,7 +9,7 @@
 #include "common/buf.h"
 #include "worker/mcp.h"
 
-enum mcp_transport { MCP_STDIO, MCP_HTTP };
+enum mcp_transport { MCP_STDIO, MCP_HTTP, MCP_SSE };
 enum mcp_state { MCP_DOWN, MCP_CONNECTING, MCP_CONNECTED };
 
 struct mcp_http;
@@ -54,7 +54,7 @@ struct mcp {
 /* mcp.c, for the transports: one JSON-RPC message arrived. */
 void mcp_dispatch(struct mcp_server *s, const char *text, size_t len);
 
-/* mcp_http.c.  mcp_http_post sends one message; messages in the reply
+/* mcp_http.c, for streamable_http and the legacy sse.  mcp_http_post sends one message; messages in the reply
  * (JSON or an event stream) go to mcp_dispatch.  A request's POST returns
  * once s->reply is set, at *deadline (moved on by progress, never past
  * hard), or when interrupted.  0; MCP_E_* and err otherwise. */

@@ -4,7 +4,9 @@
  * conformance suite (which runs a client command with the server's URL
  * appended), and for the round-trip benchmark.
  *
- *   agentd-worker --mcp-probe [-t MS] [-n N] [-c TOOL JSON]... (URL | -- CMD ARG...)
+ *   agentd-worker --mcp-probe [-t MS] [-n N] [-s] [-c TOOL JSON]... (URL | -- CMD ARG...)
+ *
+ * A URL is a Streamable HTTP endpoint, or with -s a legacy SSE one.
  *
  * Connects (initialize, tools/list), prints one JSON line with the
  * server's tools, then one per call.  -n repeats the first call N times
@@ -24,7 +26,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: agentd-worker --mcp-probe [-t TIMEOUT_MS] [-n REPEAT] "
-	    "[-c TOOL JSON_ARGS]... (URL | -- COMMAND [ARG...])\n");
+	    "[-s] [-c TOOL JSON_ARGS]... (URL | -- COMMAND [ARG...])\n");
 }
 
 static void
@@ -83,6 +85,7 @@ mcp_probe_main(int argc, char **argv)
 	json_t *calls = json_array();
 	int64_t timeout = 30000;
 	long repeat = 0;
+	bool legacy = false;
 	const char *url = NULL;
 	char **cmd = NULL, err[1024];
 	int i, rc = 0;
@@ -90,6 +93,8 @@ mcp_probe_main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-t") && i + 1 < argc)
 			timeout = strtoll(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "-s"))
+			legacy = true;
 		else if (!strcmp(argv[i], "-n") && i + 1 < argc)
 			repeat = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "-c") && i + 2 < argc) {
@@ -119,7 +124,7 @@ mcp_probe_main(int argc, char **argv)
 	}
 	log_init("agentd-worker", LL_WARN, 0, NULL);
 	signal(SIGPIPE, SIG_IGN);	/* a server that exits early: EPIPE, not death */
-	struct mcp *m = mcp_probe_new(cmd ? NULL : url, cmd, timeout, err, sizeof(err));
+	struct mcp *m = mcp_probe_new(cmd ? NULL : url, legacy, cmd, timeout, err, sizeof(err));
 	if (m == NULL) {
 		print_line(json_pack("{s:b, s:s}", "connected", 0, "error", err));
 		json_decref(calls);
