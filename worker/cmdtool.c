@@ -185,7 +185,8 @@ cmdtool_run(const json_t *def, const struct tool_ctx *ctx, const json_t *args,
 {
 	const json_t *tmpl = json_object_get(def, "command");
 	const char *cwd = json_string_value(json_object_get(def, "cwd"));
-	int64_t timeout = duration_of(json_object_get(def, "timeout"), 30000);
+	int64_t timeout = duration_of(json_object_get(def, "timeout"), ctx && ctx->deadline > 0 ?
+	    ctx->deadline - mono_ms() : 30000);
 	size_t cap = json_is_integer(json_object_get(def, "output_max")) ?
 	    (size_t)json_integer_value(json_object_get(def, "output_max")) : 65536;
 	size_t n = json_array_size(tmpl), i, dropped = 0;

@@ -846,7 +846,8 @@ server_init(struct mcp *m, struct mcp_server *s, const json_t *def, size_t i,
 		    "stdio, streamable_http or sse)", name, tt);
 		return -1;
 	}
-	s->timeout_ms = ms_of(def, "timeout", MCP_CALL_TIMEOUT_MS);
+	s->timeout_ms = ms_of(def, "timeout", m->h.call_timeout_ms > 0 ?
+	    m->h.call_timeout_ms : MCP_CALL_TIMEOUT_MS);
 	s->init_timeout_ms = ms_of(def, "init_timeout", MCP_INIT_TIMEOUT_MS);
 	for (size_t k = 0; k < i; k++)
 		if (strcmp(m->srv[k].name, name) == 0) {

@@ -43,6 +43,9 @@ struct mcp_hooks {
 	bool (*name_taken)(const char *name, void *arg);
 	/* A server's state changed (mcp_server_status(); payload consumed). */
 	void (*on_status)(json_t *payload, void *arg);
+	/* A call's timeout where the server's entry gives none (the agent's
+	 * tool_call_timeout); 0: 60 s. */
+	int64_t call_timeout_ms;
 };
 
 /*

@@ -23,6 +23,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include "common/util.h"
 
 struct tool_ctx {
 	const char *state_dir;          /* the worker's own directory */
@@ -31,11 +33,16 @@ struct tool_ctx {
 	bool (*interrupted)(void *arg);
 	void *arg;
 	const json_t *spec;             /* the agent spec (read_file's read_dirs) */
+	int64_t deadline;               /* mono ms the call must end by; 0: none */
 };
 
+/* True when the tool must stop: the run was cancelled, or the call's
+ * deadline (agent_config.tool_call_timeout) has passed. */
 static inline bool
 tool_interrupted(const struct tool_ctx *ctx)
 {
+	if (ctx && ctx->deadline > 0 && mono_ms() >= ctx->deadline)
+		return true;
 	return ctx && ctx->interrupted && ctx->interrupted(ctx->arg);
 }
 

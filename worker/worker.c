@@ -346,6 +346,19 @@ tool_names(const struct worker *w)
 
 /* ---- MCP ------------------------------------------------------------------ */
 
+/* agent_config.tool_call_timeout: seconds or a duration; 0 when unset. */
+static int64_t
+tool_call_timeout(const json_t *spec)
+{
+	json_t *v = json_object_get(json_object_get(spec, "agent_config"), "tool_call_timeout");
+	int64_t ms = 0;
+	if (json_is_number(v))
+		ms = (int64_t)(json_number_value(v) * 1000);
+	else if (json_is_string(v) && parse_duration(json_string_value(v), &ms) < 0)
+		ms = 0;
+	return ms > 0 ? ms : 0;
+}
+
 static bool tool_ctx_interrupted(void *arg);
 
 static bool
@@ -369,6 +382,7 @@ start_mcp(struct worker *w, char *err, size_t errlen)
 	struct mcp_hooks h = {
 		.interrupted = tool_ctx_interrupted, .arg = w, .agentd_fd = w->fd,
 		.name_taken = local_name_taken, .on_status = mcp_status_changed,
+		.call_timeout_ms = tool_call_timeout(w->spec),
 	};
 	w->mcp = mcp_new(json_object_get(w->spec, "mcp_tools"), &h, err, errlen);
 	return w->mcp ? 0 : -1;
@@ -648,7 +662,9 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 {
 	const struct tool *t = tool_find(name);
 	const json_t *cmd = t ? NULL : cmdtool_find(w->spec, name);
-	struct tool_ctx ctx = { w->state_dir, tool_ctx_interrupted, w, w->spec };
+	int64_t limit = tool_call_timeout(w->spec);
+	struct tool_ctx ctx = { w->state_dir, tool_ctx_interrupted, w, w->spec,
+		limit > 0 ? mono_ms() + limit : 0 };
 	char reason[1024] = "";
 	bool retry = false;
 	int rc;
@@ -695,6 +711,9 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 	}
 	json_decref(*out);
 	*out = NULL;
+	if (ctx.deadline > 0 && mono_ms() >= ctx.deadline && !w->cancel && !w->quit)
+		snprintf(reason, sizeof(reason), "timed out after %lld ms "
+		    "(agent_config.tool_call_timeout)", (long long)limit);
 	snprintf(err, errlen, "%s: %s", name, reason[0] ? reason : "failed");
 	worker_emit(w, "tool_call_error", json_pack("{s:s, s:I, s:s}",
 	    "tool", name, "duration_ms", dur, "error", err));

@@ -18,6 +18,13 @@
         timeout: 300ms
     task_config: {tool: nap}
     max_retries: 0
+  capped:
+    local_tools:
+      - name: nap
+        command: ["sleep", "10"]
+    agent_config: {tool_call_timeout: 400ms}
+    task_config: {tool: nap}
+    max_retries: 0
 YAML
 } | write_config
 start_agentd
@@ -72,4 +79,13 @@ events_json slow | jget "[e['payload']['error'] for e in d if e['type']=='backgr
 pgrep -f "sleep 10" | while read -r p; do
 	case "$(readlink /proc/$p/cwd)" in "$T"/*) fail "timed-out command still running";; esac
 done
+
+
+# agent_config.tool_call_timeout bounds a tool that has no timeout of its own.
+t0=$(date +%s%N)
+ctl run capped >/dev/null
+wait_until 5 sh -c "[ \$($B/agentctl -s $SOCK --json status capped | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"error_count\"])') = 1 ]" || fail "tool_call_timeout not applied"
+[ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 3000 ] || fail "tool_call_timeout took too long"
+events_json capped | jget "[e['payload']['error'] for e in d if e['type']=='background_task_error'][-1]" | grep -q "timed out after 400 ms (agent_config.tool_call_timeout)" || fail "tool_call_timeout message"
+state_is capped idle || fail "worker did not survive its tool's timeout"
 exit 0
