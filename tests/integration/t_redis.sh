@@ -1,8 +1,9 @@
 # event_store redis_stream against a real redis-server: events reach the
 # seed's stream and the per-session streams with readable fields; Redis
 # killed mid-flow and restarted loses nothing and duplicates nothing, per
-# agent order holds; a consumer group reads them; events in the outbox of
-# a SIGKILLed agentd are shipped by the next one.
+# agent order holds; the same when Redis refuses writes (maxmemory with
+# noeviction); a consumer group reads them; events in the outbox of a
+# SIGKILLed agentd are shipped by the next one.
 . ./lib.sh
 command -v redis-server >/dev/null || fail "redis-server missing (scripts/bootstrap installs it)"
 
@@ -46,9 +47,10 @@ ctl pause ticker >/dev/null; ctl pause other >/dev/null
 wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])')\" = 0 ]" || fail "outbox not drained"
 
 # Exactly once, in order: Redis holds exactly the events agentd stored.
+check_stream() {
 R --raw XRANGE background_agent_events - + > "$T/stream.txt"
 events_json > "$T/events.json"
-python3 - "$T/stream.txt" "$T/events.json" <<'PY' || fail "stream differs from the event log"
+python3 - "$T/stream.txt" "$T/events.json" <<'PY' || fail "stream differs from the event log ($1)"
 import json, sys
 lines = open(sys.argv[1]).read().split("\n")
 entries, i = [], 0
@@ -71,6 +73,20 @@ for agent in ("ticker", "other"):
 json.loads(entries[0]["payload"])
 print(f"  - {len(ids)} events in Redis, each once, in order")
 PY
+}
+check_stream "after a Redis restart"
+
+# Redis out of memory with noeviction refuses every write: events wait in
+# the outbox, and go out once, in order, when memory is raised again.
+R CONFIG SET maxmemory-policy noeviction >/dev/null
+R CONFIG SET maxmemory "$(( $(R INFO memory | awk -F: '/^used_memory:/ {print $2+0}') + 4096 ))" >/dev/null
+ctl resume ticker >/dev/null; ctl resume other >/dev/null
+wait_until 10 sh -c "[ \$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])') -gt 20 ]" || fail "events did not wait while Redis refused writes"
+grep -q "OOM" "$T/agentd.log" || fail "the OOM refusal was not logged"
+R CONFIG SET maxmemory 0 >/dev/null
+ctl pause ticker >/dev/null; ctl pause other >/dev/null
+wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])')\" = 0 ]" || fail "outbox not drained after OOM"
+check_stream "after Redis refused writes (OOM)"
 
 # A consumer group reads them all.
 R XGROUP CREATE background_agent_events readers 0 >/dev/null
