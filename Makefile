@@ -108,6 +108,7 @@ bench: all
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run $(BENCH_ARGS)
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_overhead $(BENCH_ARGS)
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_mcp $(BENCH_ARGS)
+	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_relay $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:

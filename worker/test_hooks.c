@@ -12,12 +12,14 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "common/buf.h"
 #include "common/util.h"
+#include "proto/msg.h"
 #include "worker/test_hooks.h"
 
 const char *const test_hook_tools[] = {
 	"test_sleep", "test_spin", "test_crash", "test_alloc", "test_fail",
-	"test_garbage", "test_oversize", "test_exit", NULL,
+	"test_garbage", "test_oversize", "test_exit", "test_emit", NULL,
 };
 
 bool
@@ -142,6 +144,29 @@ hook_garbage(int fd, bool oversize, json_t **out)
 	return 0;
 }
 
+/* `count` tool_call_bench events as fast as the pipe takes them, each
+ * stamped with the wall clock (µs) it left at: the relay benchmark's load. */
+static int
+hook_emit(int fd, long count, json_t **out)
+{
+	struct buf b;
+	buf_init(&b);
+	for (long i = 0; i < count; i++) {
+		json_t *m = json_pack("{s:s, s:{s:I, s:I}}", "type", "tool_call_bench",
+		    "payload", "i", (json_int_t)i, "emit_us", (json_int_t)(wall_ms() * 1000));
+		buf_reset(&b);
+		int rc = msg_pack(MSG_EVENT, m, &b);
+		json_decref(m);
+		if (rc < 0 || write_all(fd, buf_head(&b), buf_pending(&b)) < 0) {
+			buf_free(&b);
+			return -1;
+		}
+	}
+	buf_free(&b);
+	*out = json_pack("{s:I}", "emitted", (json_int_t)count);
+	return 0;
+}
+
 int
 test_hook_run(const char *name, const json_t *args, int fd, json_t **out,
     char *err, size_t errlen, bool *retryable)
@@ -167,6 +192,8 @@ test_hook_run(const char *name, const json_t *args, int fd, json_t **out,
 		return hook_garbage(fd, true, out);
 	if (strcmp(name, "test_exit") == 0)
 		_exit((int)num_arg(args, "code", 1));
+	if (strcmp(name, "test_emit") == 0)
+		return hook_emit(fd, (long)num_arg(args, "count", 1000), out);
 	snprintf(err, errlen, "unknown test tool %s", name);
 	return -1;
 }
