@@ -96,3 +96,13 @@ agentd:
 background_agents:
 YAML
 }
+
+# start_fakemodel: the loopback model server (tests/fakemodel.py) on
+# $T/script.json, logging requests to $T/requests.log; sets PORT.
+start_fakemodel() {
+	python3 ../fakemodel.py --script "$T/script.json" --log "$T/requests.log" > "$T/fake.out" 2>&1 &
+	FAKE=$!
+	at_exit 'kill $FAKE'
+	wait_until 5 grep -q PORT "$T/fake.out" || fail "the fake model server did not start"
+	PORT=$(awk '/PORT/ {print $2}' "$T/fake.out")
+}

@@ -99,11 +99,7 @@ cat > "$T/script.json" <<'JSON'
 {"mcp": [{"body": {"openai_calls": [["echo", {"message": "from the agent"}]]}}, {"body": {"openai_echo_tool": true}}],
  "down": [{"body": {"openai_calls": [["echo", {"message": "x"}]]}}, {"body": {"openai_echo_tool": true}}]}
 JSON
-python3 ../fakemodel.py --script "$T/script.json" --log "$T/requests.log" > "$T/fake.out" 2>&1 &
-FAKE=$!
-at_exit 'kill $FAKE'
-wait_until 5 grep -q PORT "$T/fake.out" || fail "fake model did not start"
-PORT=$(awk '/PORT/ {print $2}' "$T/fake.out")
+start_fakemodel
 { header; cat <<YAML
   mcpagent:
     model_config: {provider: openai, model: m, base_url: "http://127.0.0.1:$PORT/mcp/v1"}

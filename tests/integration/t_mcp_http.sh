@@ -18,7 +18,7 @@ has() { grep -qF -- "$2" <<<"$1" || fail "$3: expected \"$2\" in: $1"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HPORT=$(free_port) SPORT=$(free_port)
 URL=http://127.0.0.1:$HPORT/mcp SSE_URL=http://127.0.0.1:$SPORT/sse
-SRV= SSRV= FAKE=
+SRV= SSRV=
 start_servers() { # streamableHttp on HPORT, the legacy sse mode on SPORT
 	PORT=$HPORT node "$M/server-everything/dist/index.js" streamableHttp >> "$T/server.log" 2>&1 &
 	SRV=$!
@@ -29,7 +29,7 @@ start_servers() { # streamableHttp on HPORT, the legacy sse mode on SPORT
 			|| fail "server-everything did not listen on $p"
 	done
 }
-at_exit 'kill $SRV $SSRV $FAKE'
+at_exit 'kill $SRV $SSRV'
 start_servers
 
 out=$("$B/agentd-worker" --mcp-probe -t 1000 -c echo '{"message":"over http"}' \
@@ -56,10 +56,7 @@ cat > "$T/script.json" <<'JSON'
  "h": [{"body": {"openai_calls": [["echo", {"message": "first"}]]}}, {"body": {"openai_echo_tool": true}},
        {"body": {"openai_calls": [["echo", {"message": "second"}]]}}, {"body": {"openai_echo_tool": true}}]}
 JSON
-python3 ../fakemodel.py --script "$T/script.json" --log "$T/requests.log" > "$T/fake.out" 2>&1 &
-FAKE=$!
-wait_until 5 grep -q PORT "$T/fake.out" || fail "fake model did not start"
-PORT=$(awk '/PORT/ {print $2}' "$T/fake.out")
+start_fakemodel
 { header; cat <<YAML
   web:
     model_config: {provider: openai, model: m, base_url: "http://127.0.0.1:$PORT/h/v1"}

@@ -28,11 +28,7 @@ cat > "$T/script.json" <<'JSON'
  "oa_500": [{"status": 500, "body": {"error": {"message": "The server had an error", "type": "server_error"}}}]
 }
 JSON
-python3 ../fakemodel.py --script "$T/script.json" --log "$T/requests.log" > "$T/fake.out" 2>&1 &
-FAKE=$!
-at_exit 'kill $FAKE'
-wait_until 5 grep -q PORT "$T/fake.out" || fail "fake server did not start"
-PORT=$(awk '/PORT/ {print $2}' "$T/fake.out")
+start_fakemodel
 
 agent() { # name provider scenario [extra yaml]
 	local url="http://127.0.0.1:$PORT/$3"; [ "$2" = openai ] && url="$url/v1"

@@ -521,6 +521,30 @@ START_TEST(test_new_files_cancel)
 }
 END_TEST
 
+/* A passed deadline (agent_config.tool_call_timeout) stops a scan the way a
+ * cancel does, with nothing recorded. */
+START_TEST(test_new_files_deadline)
+{
+	char err[512], name[64], sp[128];
+	for (int i = 0; i < 600; i++) {
+		snprintf(name, sizeof(name), "f%03d.txt", i);
+		make_file(name, "", T0 + i, 0);
+	}
+	ctx.deadline = mono_ms() - 1;
+	ck_assert(tool_interrupted(&ctx));
+	ck_assert_ptr_null(run_tool("new_files", nf_args(NULL, NULL, -1, 0),
+	    err, sizeof(err)));
+	snprintf(sp, sizeof(sp), "%s/%s", state, NEW_FILES_STATE);
+	ck_assert_int_eq(access(sp, F_OK), -1);
+	ctx.deadline = mono_ms() + 60000;
+	ck_assert(!tool_interrupted(&ctx));
+	json_t *out = must_run("new_files", nf_args(NULL, NULL, -1, 0));
+	ck_assert_int_eq(json_integer_value(json_object_get(out, "count")), 600);
+	json_decref(out);
+	ctx.deadline = 0;
+}
+END_TEST
+
 START_TEST(test_new_files_bad_args)
 {
 	char err[512];
@@ -576,7 +600,7 @@ START_TEST(test_read_file_confined)
 	snprintf(link, sizeof(link), "%s/escape", dir);
 	ck_assert_int_eq(symlink("/etc/passwd", link), 0);
 	json_t *spec = json_pack("{s:{s:[s]}}", "agent_config", "read_dirs", dir);
-	struct tool_ctx rctx = { dir, NULL, NULL, spec };
+	struct tool_ctx rctx = { .state_dir = dir, .spec = spec };
 	json_t *out = NULL, *args = json_pack("{s:s, s:i}", "path", path, "max_bytes", 4);
 	ck_assert_int_eq(tool_read_file(&rctx, args, &out, err, sizeof(err)), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(out, "content")), "0123");
@@ -592,7 +616,7 @@ START_TEST(test_read_file_confined)
 		ck_assert_msg(strstr(err, "outside") != NULL, "%s: %s", bad[i], err);
 		json_decref(args);
 	}
-	struct tool_ctx none = { dir, NULL, NULL, NULL };
+	struct tool_ctx none = { .state_dir = dir };
 	args = json_pack("{s:s}", "path", path);
 	ck_assert_int_eq(tool_read_file(&none, args, &out, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "read_dirs"));
@@ -622,6 +646,7 @@ suite(void)
 	tcase_add_test(tc, test_new_files_missing_dirs);
 	tcase_add_test(tc, test_new_files_future_mtime);
 	tcase_add_test(tc, test_new_files_cancel);
+	tcase_add_test(tc, test_new_files_deadline);
 	tcase_add_test(tc, test_new_files_bad_args);
 	tcase_add_test(tc, test_new_files_corrupt_state);
 	tcase_add_test(tc, test_read_file_confined);
