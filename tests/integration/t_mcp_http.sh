@@ -6,9 +6,14 @@
 # shutdown; then the official conformance suite's client scenarios.
 if [ -z "${AGENTD_IN_NETNS:-}" ]; then
 	unshare -n true 2>/dev/null && exec unshare -n env AGENTD_IN_NETNS=1 bash "$0" "$@"
-	exec unshare -rn env AGENTD_IN_NETNS=1 bash "$0" "$@"
+	unshare -rn true 2>/dev/null && exec unshare -rn env AGENTD_IN_NETNS=1 bash "$0" "$@"
+	# No namespaces here: the servers listen on every interface for the
+	# few seconds of the test; every connection still goes to 127.0.0.1.
+	echo "  - no network namespace available: running on the host's loopback"
+elif ! ip link set lo up; then
+	echo "FAIL: cannot bring up loopback in the namespace" >&2
+	exit 1
 fi
-ip link set lo up || { echo "FAIL: cannot bring up loopback in the namespace" >&2; exit 1; }
 . ./lib.sh
 
 NPM=${AGENTD_NPM_CACHE:-$HOME/.cache/agentd/npm}

@@ -75,10 +75,10 @@ START_TEST(callbacks_may_rearm)
 	ck_assert_int_eq(loop_init(), 0);
 	for (int i = 0; i < 3; i++)
 		timer_init(&chain[i], chained, (void *)(intptr_t)i);
+	int64_t t0 = mono_ms();	/* before arming: the 30 ms count from there */
 	timer_in(&chain[0], 0);
 	timer_in(&chain[1], 30);
 	norder = 0;
-	int64_t t0 = mono_ms();
 	while (norder < 3)
 		ck_assert_int_eq(loop_once(), 0);
 	ck_assert_int_eq(order[0], 0);
