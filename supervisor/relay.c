@@ -19,6 +19,13 @@
  *
  * Order: one connection, one batch in flight, commands pipelined in id order;
  * Redis executes them in that order, so per-agent (and global) order holds.
+ *
+ * Memory (memory_store redis) goes the same way in a lane of its own: rows
+ * of the SQLite memory table, in id order, to one list per agent and type,
+ * agentd:{<agent>}:memory:<type> (JSON items, oldest first, trimmed to
+ * memory_retention), with idempotence keys agentd:{<agent>}:memory-seen:<id>
+ * in the same slot.  The two lanes share the connection and the retry
+ * timer, never a batch.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,17 +62,37 @@ static const char script[] =
     "end "
     "return added";
 
+/* KEYS[1] the list, KEYS[2..] idempotence keys; ARGV: ttl, keep, items. */
+static const char mem_script[] =
+    "local added = 0 "
+    "for i = 2, #KEYS do "
+    "  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then "
+    "    redis.call('RPUSH', KEYS[1], ARGV[i + 1]) "
+    "    added = added + 1 "
+    "  end "
+    "end "
+    "redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1) "
+    "return added";
+
+/* A batch in flight: the highest row id it carries, and its replies. */
+struct lane {
+	const char *what;        /* "event", "memory row" (for the log) */
+	int64_t last;            /* 0: nothing in flight */
+	int due;
+	bool failed;
+};
+
 struct relay {
 	struct store *store;
 	const struct global_conf *g;
 	struct rconn *rc;
+	bool events, memory;     /* which lanes run */
 	char stream[256];
 	char maxlen[24];
-	char sha[48];
-	bool script_ready;
-	int64_t batch_last;      /* highest id in the batch in flight; 0: none */
-	int replies_due;
-	bool batch_failed;
+	char keep[24];           /* memory_retention */
+	char sha[48], mem_sha[48];
+	int scripts_loaded;      /* of the two */
+	struct lane ev, mem;
 	char last_error[320];
 	struct timer retry;      /* after a failed batch */
 	int64_t backoff;
@@ -84,8 +111,14 @@ relay_new(struct store *s, const struct global_conf *g)
 	};
 	r->store = s;
 	r->g = g;
+	r->events = strcmp(g->event_store, "redis_stream") == 0;
+	r->memory = strcmp(g->memory_store, "redis") == 0;
+	r->ev.what = "event";
+	r->mem.what = "memory row";
 	snprintf(r->stream, sizeof(r->stream), "%s", g->redis_stream_key);
 	snprintf(r->maxlen, sizeof(r->maxlen), "%lld", (long long)g->redis_stream_maxlen);
+	snprintf(r->keep, sizeof(r->keep), "%lld", (long long)(g->memory_retention > 0 ?
+	    g->memory_retention : 10000));
 	timer_init(&r->retry, on_retry, r);
 	r->rc = rconn_new(&o, on_state, r);
 	return r;
@@ -111,22 +144,24 @@ on_script_loaded(struct rconn *rc, redisReply *reply, const char *err, void *pri
 		log_error("relay: %s", r->last_error);
 		return;
 	}
-	snprintf(r->sha, sizeof(r->sha), "%s", reply->str);
-	r->script_ready = true;
-	relay_pump(r);
+	/* Replies come in order: the events script was loaded first. */
+	snprintf(r->scripts_loaded == 0 ? r->sha : r->mem_sha, sizeof(r->sha), "%s", reply->str);
+	if (++r->scripts_loaded == 2)
+		relay_pump(r);
 }
 
 static void
 on_state(struct rconn *rc, bool up, const char *why, void *ctx)
 {
 	struct relay *r = ctx;
-	r->script_ready = false;
+	r->scripts_loaded = 0;
 	if (!up) {
 		snprintf(r->last_error, sizeof(r->last_error), "%s", why ? why : "down");
 		return;
 	}
-	const char *argv[] = { "SCRIPT", "LOAD", script };
-	rconn_command(rc, on_script_loaded, r, 3, argv, NULL);
+	const char *a1[] = { "SCRIPT", "LOAD", script }, *a2[] = { "SCRIPT", "LOAD", mem_script };
+	rconn_command(rc, on_script_loaded, r, 3, a1, NULL);
+	rconn_command(rc, on_script_loaded, r, 3, a2, NULL);
 }
 
 static void
@@ -136,112 +171,154 @@ on_retry(struct timer *t)
 }
 
 static void
-batch_done(struct relay *r)
+lane_done(struct relay *r, struct lane *l)
 {
-	if (r->batch_failed) {
+	if (l->failed) {
 		r->backoff = r->backoff ? r->backoff * 2 : 100;
 		if (r->backoff > 5000)
 			r->backoff = 5000;
-		log_warn("relay: batch up to event %lld not acknowledged (%s); resending in %lld ms",
-		    (long long)r->batch_last, r->last_error, (long long)r->backoff);
-		r->batch_last = 0;
+		log_warn("relay: batch up to %s %lld not acknowledged (%s); resending in %lld ms",
+		    l->what, (long long)l->last, r->last_error, (long long)r->backoff);
+		l->last = 0;
 		timer_in(&r->retry, r->backoff);
 		return;
 	}
 	r->backoff = 0;
-	store_set_shipped(r->store, r->batch_last);
+	if (l == &r->ev)
+		store_set_shipped(r->store, l->last);
+	else
+		store_set_mem_shipped(r->store, l->last);
 	store_flush(r->store);
-	r->batch_last = 0;
+	l->last = 0;
 	relay_pump(r);
 }
 
 static void
-on_xadd(struct rconn *rc, redisReply *reply, const char *err, void *priv)
+lane_reply(struct relay *r, struct lane *l, redisReply *reply, const char *err)
+{
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		l->failed = true;
+		snprintf(r->last_error, sizeof(r->last_error), "%s", reply ? reply->str : err);
+		if (reply && strstr(reply->str, "NOSCRIPT"))
+			r->scripts_loaded = 0;
+	}
+	if (--l->due == 0)
+		lane_done(r, l);
+}
+
+static void
+on_ev_reply(struct rconn *rc, redisReply *reply, const char *err, void *priv)
 {
 	struct relay *r = priv;
-	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-		r->batch_failed = true;
-		snprintf(r->last_error, sizeof(r->last_error), "%s",
-		    reply ? reply->str : err);
-		if (reply && strstr(reply->str, "NOSCRIPT"))
-			r->script_ready = false;
-	}
-	if (--r->replies_due == 0)
-		batch_done(r);
+	lane_reply(r, &r->ev, reply, err);
+}
+
+static void
+on_mem_reply(struct rconn *rc, redisReply *reply, const char *err, void *priv)
+{
+	struct relay *r = priv;
+	lane_reply(r, &r->mem, reply, err);
+}
+
+/* argv with the strings it owns, for one script call. */
+struct call {
+	const char **argv;
+	char **owned;
+	size_t argc, nowned;
+};
+
+static void
+call_init(struct call *c, size_t argc)
+{
+	c->argv = xcalloc(argc, sizeof(*c->argv));
+	c->owned = xcalloc(argc, sizeof(*c->owned));
+	c->argc = argc;
+	c->nowned = 0;
+}
+
+static const char *
+call_own(struct call *c, char *s)
+{
+	c->owned[c->nowned++] = s;
+	return s;
+}
+
+/* Send it (-1 when a string could not be made or the connection is down). */
+static int
+call_send(struct relay *r, struct call *c, rconn_reply_fn fn, struct lane *l)
+{
+	bool complete = true;
+	int rc = -1;
+	for (size_t i = 0; i < c->argc; i++)
+		complete &= c->argv[i] != NULL;
+	if (complete)
+		rc = rconn_command(r->rc, fn, r, (int)c->argc, c->argv, NULL);
+	for (size_t i = 0; i < c->nowned; i++)
+		free(c->owned[i]);
+	free(c->owned);
+	free(c->argv);
+	if (rc == 0)
+		l->due++;
+	return rc;
+}
+
+static char *
+fmt(const char *f, const char *a, const char *b)
+{
+	char *s;
+	return asprintf(&s, f, a, b) < 0 ? NULL : s;
 }
 
 /* One script call shipping events idx[0..n) of evs to stream. */
 static int
 send_group(struct relay *r, const char *stream, json_t *evs, const size_t *idx, size_t n)
 {
-	size_t argc = 4 + n + 2 + 7 * n, k = 0, keys = 4 + n;	/* EVALSHA sha N stream seen... */
-	const char **argv = xcalloc(argc, sizeof(*argv));
-	char **owned = xcalloc(3 * n + 1, sizeof(*owned)), numkeys[24];
-	size_t no = 0;
+	struct call c;
+	size_t k = 0, a = 4 + n + 2;	/* EVALSHA sha N stream seen... ttl maxlen fields... */
+	char numkeys[24], seq[24];
 
+	call_init(&c, a + 7 * n);
 	snprintf(numkeys, sizeof(numkeys), "%zu", n + 1);
-	argv[k++] = "EVALSHA";
-	argv[k++] = r->sha;
-	argv[k++] = numkeys;
-	argv[k++] = stream;
-	size_t a = keys + 2;
-	argv[keys] = SEEN_TTL;
-	argv[keys + 1] = r->maxlen;
+	c.argv[k++] = "EVALSHA";
+	c.argv[k++] = r->sha;
+	c.argv[k++] = numkeys;
+	c.argv[k++] = stream;
+	c.argv[a - 2] = SEEN_TTL;
+	c.argv[a - 1] = r->maxlen;
 	for (size_t i = 0; i < n; i++) {
 		json_t *ev = json_array_get(evs, idx[i]), *p = json_object_get(ev, "payload");
 		const char *id = json_string_value(json_object_get(ev, "event_id"));
 		const char *sid = json_string_value(json_object_get(p, "session_id"));
-		if (asprintf(&owned[no], "{%s}:seen:%s", stream, id) < 0)
-			owned[no] = NULL;
-		argv[k++] = owned[no++];
-		argv[a++] = id;
-		argv[a++] = json_string_value(json_object_get(ev, "type"));
-		argv[a++] = json_string_value(json_object_get(ev, "agent_name"));
-		argv[a++] = json_string_value(json_object_get(ev, "timestamp"));
-		if (asprintf(&owned[no], "%lld",
-		    (long long)json_integer_value(json_object_get(ev, "seq"))) < 0)
-			owned[no] = NULL;
-		argv[a++] = owned[no++];
-		argv[a++] = sid ? sid : "";
-		owned[no] = json_dumps(p, JSON_COMPACT);
-		argv[a++] = owned[no] ? owned[no] : "{}";
-		no++;
+		c.argv[k++] = call_own(&c, fmt("{%s}:seen:%s", stream, id));
+		c.argv[a++] = id;
+		c.argv[a++] = json_string_value(json_object_get(ev, "type"));
+		c.argv[a++] = json_string_value(json_object_get(ev, "agent_name"));
+		c.argv[a++] = json_string_value(json_object_get(ev, "timestamp"));
+		snprintf(seq, sizeof(seq), "%lld", (long long)json_integer_value(json_object_get(ev, "seq")));
+		c.argv[a++] = call_own(&c, xstrdup(seq));
+		c.argv[a++] = sid ? sid : "";
+		c.argv[a++] = call_own(&c, json_dumps(p, JSON_COMPACT));
 	}
-	int rc = -1;
-	bool complete = true;
-	for (size_t i = 0; i < argc; i++)
-		complete &= argv[i] != NULL;
-	if (complete)
-		rc = rconn_command(r->rc, on_xadd, r, (int)argc, argv, NULL);
-	for (size_t i = 0; i < no; i++)
-		free(owned[i]);
-	free(owned);
-	free(argv);
-	if (rc == 0)
-		r->replies_due++;
-	return rc;
+	return call_send(r, &c, on_ev_reply, &r->ev);
 }
 
-void
-relay_pump(struct relay *r)
+static void
+pump_events(struct relay *r)
 {
-	json_t *evs = NULL;
+	json_t *evs = NULL, *ev;
 	size_t i;
-	json_t *ev;
-
-	if (r == NULL || r->batch_last || timer_armed(&r->retry) ||
-	    !rconn_up(r->rc) || !r->script_ready)
-		return;
+	struct lane *l = &r->ev;
 	int64_t from = store_shipped(r->store);
-	if (from >= store_last_id(r->store))
+
+	if (!r->events || l->last || from >= store_last_id(r->store))
 		return;
 	if (store_events_query(r->store, NULL, from, BATCH, &evs) < 0 ||
 	    json_array_size(evs) == 0) {
 		json_decref(evs);
 		return;
 	}
-	r->batch_failed = false;
-	r->replies_due = 0;
+	l->failed = false;
+	l->due = 0;
 	size_t n = json_array_size(evs), *all = xcalloc(n, sizeof(*all));
 	json_t *sessions = json_object();	/* session id -> indexes, in order */
 	json_array_foreach(evs, i, ev) {
@@ -265,29 +342,108 @@ relay_pump(struct relay *r)
 		if (ok)
 			ok = send_group(r, sstream, evs, all, m) == 0;
 	}
-	if (ok)
-		r->batch_last = json_integer_value(json_object_get(json_array_get(evs, n - 1), "id"));
-	else
-		r->batch_failed = true;
+	l->last = json_integer_value(json_object_get(json_array_get(evs, n - 1), "id"));
+	l->failed = !ok;
 	free(all);
 	json_decref(sessions);
 	json_decref(evs);
-	if (r->replies_due == 0) {	/* nothing went out: connection gone */
-		r->batch_last = 0;
+	if (l->due == 0)	/* nothing went out: connection gone */
+		l->last = 0;
+}
+
+/* One script call shipping memory rows idx[0..n) of rows to their list. */
+static int
+send_mem_group(struct relay *r, json_t *rows, const json_t *idx)
+{
+	size_t n = json_array_size(idx), k = 0, a = 3 + 1 + n + 2;
+	const json_t *first = json_array_get(rows, (size_t)json_integer_value(json_array_get(idx, 0)));
+	const char *agent = json_string_value(json_object_get(first, "agent_id"));
+	const char *type = json_string_value(json_object_get(first, "memory_type"));
+	struct call c;
+	char numkeys[24], list[512];
+
+	call_init(&c, a + n);
+	snprintf(numkeys, sizeof(numkeys), "%zu", n + 1);
+	snprintf(list, sizeof(list), "agentd:{%s}:memory:%s", agent, type);
+	c.argv[k++] = "EVALSHA";
+	c.argv[k++] = r->mem_sha;
+	c.argv[k++] = numkeys;
+	c.argv[k++] = list;
+	c.argv[a - 2] = SEEN_TTL;
+	c.argv[a - 1] = r->keep;
+	for (size_t i = 0; i < n; i++) {
+		json_t *row = json_array_get(rows, (size_t)json_integer_value(json_array_get(idx, i)));
+		char id[64];
+		/* the row id and its time: a rebuilt state db reuses row ids */
+		snprintf(id, sizeof(id), "%lld-%s", (long long)json_integer_value(
+		    json_object_get(row, "id")), json_string_value(json_object_get(row, "timestamp")));
+		c.argv[k++] = call_own(&c, fmt("agentd:{%s}:memory-seen:%s", agent, id));
+		c.argv[a++] = call_own(&c, json_dumps(row, JSON_COMPACT));
+	}
+	return call_send(r, &c, on_mem_reply, &r->mem);
+}
+
+static void
+pump_memory(struct relay *r)
+{
+	json_t *rows = NULL, *row, *lists, *idx;
+	size_t i;
+	const char *key;
+	struct lane *l = &r->mem;
+	int64_t from = store_mem_shipped(r->store);
+
+	if (!r->memory || l->last || from >= store_mem_last_id(r->store))
+		return;
+	if (store_mem_pending(r->store, from, BATCH, &rows) < 0 || json_array_size(rows) == 0) {
+		json_decref(rows);
 		return;
 	}
-	if (r->batch_last == 0)
-		r->batch_last = from;
+	l->failed = false;
+	l->due = 0;
+	lists = json_object();	/* "agent\ntype" -> row indexes, in order */
+	json_array_foreach(rows, i, row) {
+		char k[512];
+		snprintf(k, sizeof(k), "%s\n%s", json_string_value(json_object_get(row, "agent_id")),
+		    json_string_value(json_object_get(row, "memory_type")));
+		if ((idx = json_object_get(lists, k)) == NULL)
+			json_object_set_new(lists, k, idx = json_array());
+		json_array_append_new(idx, json_integer((json_int_t)i));
+	}
+	bool ok = true;
+	json_object_foreach(lists, key, idx)
+		if (ok)
+			ok = send_mem_group(r, rows, idx) == 0;
+	l->last = json_integer_value(json_object_get(json_array_get(rows,
+	    json_array_size(rows) - 1), "id"));
+	l->failed = !ok;
+	json_decref(lists);
+	json_decref(rows);
+	if (l->due == 0)
+		l->last = 0;
+}
+
+void
+relay_pump(struct relay *r)
+{
+	if (r == NULL || timer_armed(&r->retry) || !rconn_up(r->rc) || r->scripts_loaded < 2)
+		return;
+	pump_events(r);
+	pump_memory(r);
 }
 
 json_t *
 relay_status(const struct relay *r)
 {
 	int64_t shipped = store_shipped(r->store);
-	return json_pack("{s:s, s:I, s:I, s:I, s:s}",
-	    "redis", rconn_up(r->rc) ? "up" : "down",
-	    "shipped_id", (json_int_t)shipped,
-	    "pending", (json_int_t)(store_last_id(r->store) - shipped),
-	    "dropped", (json_int_t)store_outbox_dropped(r->store),
+	json_t *o = json_pack("{s:s, s:s}", "redis", rconn_up(r->rc) ? "up" : "down",
 	    "last_error", r->last_error);
+	if (r->events) {
+		json_object_set_new(o, "shipped_id", json_integer(shipped));
+		json_object_set_new(o, "pending", json_integer(store_last_id(r->store) - shipped));
+		json_object_set_new(o, "dropped", json_integer(store_outbox_dropped(r->store)));
+	}
+	if (r->memory)
+		json_object_set_new(o, "memory_pending", json_integer(store_mem_last_id(r->store) -
+		    store_mem_shipped(r->store)));
+	return o;
 }

@@ -20,7 +20,7 @@
 #define SCHEMA_VERSION 1
 
 enum { ST_STATE_GET, ST_STATE_PUT, ST_STATE_DEL, ST_EV_PUT, ST_EV_ALL, ST_EV_AGENT,
-	ST_EV_TAIL, ST_EV_TAIL_AGENT, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST_MEM_PRUNE, ST__N };
+	ST_EV_TAIL, ST_EV_TAIL_AGENT, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST_MEM_PRUNE, ST_MEM_PENDING, ST__N };
 
 static const char *sql[ST__N] = {
 	[ST_STATE_GET] = "SELECT run_count, error_count, skipped_count, restart_count, "
@@ -53,8 +53,10 @@ static const char *sql[ST__N] = {
 	/* Through the (agent, memory_type, id) index: cost follows what is
 	 * deleted, not the size of the table. */
 	[ST_MEM_PRUNE] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2 AND id <= "
-	    "(SELECT id FROM memory WHERE agent = ?1 AND memory_type = ?2 ORDER BY id DESC "
-	    "LIMIT 1 OFFSET ?3)",
+	    "MIN(?4, (SELECT id FROM memory WHERE agent = ?1 AND memory_type = ?2 ORDER BY id "
+	    "DESC LIMIT 1 OFFSET ?3))",
+	[ST_MEM_PENDING] = "SELECT id, agent, session_id, memory_type, role, content, metadata, "
+	    "timestamp FROM memory WHERE id > ?1 ORDER BY id LIMIT ?2",
 };
 
 static const char *schema =
@@ -92,6 +94,9 @@ struct store {
 	size_t nmem, capmem;
 	bool prune_events;
 	json_t *mem_dirty;        /* "agent\ntype" written since the last flush */
+	bool mem_outbox;          /* memory_store redis: rows wait for mem_shipped */
+	int64_t mem_shipped;      /* highest memory row id in Redis */
+	int64_t mem_last;         /* highest memory row id written */
 	bool outbox;              /* events wait here until shipped_id passes them */
 	int64_t shipped_id;       /* highest event id the relay has delivered */
 	int64_t outbox_dropped;   /* unshipped events dropped at the outbox bound */
@@ -170,10 +175,18 @@ open_db(struct store *s, const char *dir, char *err, size_t errlen)
 		}
 	sqlite3_stmt *q;
 	s->next_id = 1;
-	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='shipped_id'", -1,
-	    &q, NULL) == SQLITE_OK) {
-		if (sqlite3_step(q) == SQLITE_ROW)
+	if (sqlite3_prepare_v2(s->db, "SELECT (SELECT value FROM meta WHERE key='shipped_id'), "
+	    "(SELECT value FROM meta WHERE key='mem_shipped_id')", -1, &q, NULL) == SQLITE_OK) {
+		if (sqlite3_step(q) == SQLITE_ROW) {
 			s->shipped_id = sqlite3_column_int64(q, 0);
+			s->mem_shipped = sqlite3_column_int64(q, 1);
+		}
+		sqlite3_finalize(q);
+	}
+	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(id),0) FROM memory", -1, &q,
+	    NULL) == SQLITE_OK) {
+		if (sqlite3_step(q) == SQLITE_ROW)
+			s->mem_last = sqlite3_column_int64(q, 0);
 		sqlite3_finalize(q);
 	}
 	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(id),0), "
@@ -201,9 +214,9 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 		free(s);
 		return -1;
 	}
-	if (strcmp(mem, "database") && strcmp(mem, "memory")) {
+	if (strcmp(mem, "database") && strcmp(mem, "memory") && strcmp(mem, "redis")) {
 		snprintf(err, errlen, "memory_store %s is not available in this build "
-		    "(available: database, memory)", mem);
+		    "(available: database, memory, redis)", mem);
 		free(s);
 		return -1;
 	}
@@ -211,9 +224,13 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 	 * durable outbox the relay ships from (relay.c). */
 	s->events_in_db = strcmp(ev, "memory") != 0;
 	s->outbox = strcmp(ev, "redis_stream") == 0;
-	s->memory_in_db = strcmp(mem, "database") == 0;
+	/* redis memory is written to SQLite first and shipped like events:
+	 * the context a run gets never waits on Redis, and no write is lost
+	 * while it is down. */
+	s->memory_in_db = strcmp(mem, "memory") != 0;
+	s->mem_outbox = strcmp(mem, "redis") == 0;
 	s->event_backend = s->outbox ? "redis_stream" : s->events_in_db ? "database" : "memory";
-	s->memory_backend = s->memory_in_db ? "database" : "memory";
+	s->memory_backend = s->mem_outbox ? "redis" : s->memory_in_db ? "database" : "memory";
 	s->retention = g->event_retention > 0 ? g->event_retention : 100000;
 	s->mem_retention = g->memory_retention > 0 ? g->memory_retention : 10000;
 	s->mem_dirty = json_object();
@@ -302,6 +319,8 @@ prune(struct store *s)
 		sqlite3_bind_text(st, 1, key, (int)(nl - key), SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, nl + 1, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, s->mem_retention);
+		/* Rows not yet in Redis stay past retention until they are. */
+		sqlite3_bind_int64(st, 4, s->mem_outbox ? s->mem_shipped : INT64_MAX);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			log_warn("store: pruning memory: %s", sqlite3_errmsg(s->db));
 		sqlite3_reset(st);
@@ -538,6 +557,58 @@ store_set_shipped(struct store *s, int64_t id)
 		return db_fail(s, "recording shipped events");
 	return 0;
 }
+/* ---- memory outbox (memory_store redis) ------------------------------------ */
+
+int64_t store_mem_shipped(const struct store *s) { return s->mem_shipped; }
+
+int64_t store_mem_last_id(const struct store *s) { return s->mem_last; }
+
+int
+store_set_mem_shipped(struct store *s, int64_t id)
+{
+	char q[128];
+	if (id <= s->mem_shipped)
+		return 0;
+	s->mem_shipped = id;
+	if (begin(s) < 0)
+		return -1;
+	snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta VALUES ('mem_shipped_id', %lld)",
+	    (long long)id);
+	if (sqlite3_exec(s->db, q, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, "recording shipped memory");
+	return 0;
+}
+
+int
+store_mem_pending(struct store *s, int64_t after, int limit, json_t **out)
+{
+	sqlite3_stmt *q = stmt(s, ST_MEM_PENDING);
+	char ts[40];
+	int rc;
+
+	*out = json_array();
+	sqlite3_bind_int64(q, 1, after);
+	sqlite3_bind_int(q, 2, limit);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *md = (const char *)sqlite3_column_text(q, 6);
+		iso8601(sqlite3_column_int64(q, 7), ts, sizeof(ts));
+		json_t *item = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o}",
+		    "id", (json_int_t)sqlite3_column_int64(q, 0),
+		    "agent_id", (const char *)sqlite3_column_text(q, 1),
+		    "session_id", (const char *)sqlite3_column_text(q, 2),
+		    "memory_type", (const char *)sqlite3_column_text(q, 3),
+		    "role", (const char *)sqlite3_column_text(q, 4),
+		    "content", (const char *)sqlite3_column_text(q, 5),
+		    "timestamp", ts, "metadata", md ? json_loads(md, 0, NULL) : json_null());
+		if (item && json_object_get(item, "metadata") == NULL)
+			json_object_set_new(item, "metadata", json_null());
+		if (item)
+			json_array_append_new(*out, item);
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : db_fail(s, "reading the memory outbox");
+}
+
 const char *store_memory_backend(const struct store *s) { return s->memory_backend; }
 int64_t store_events_dropped(const struct store *s) { return s->dropped; }
 
@@ -599,6 +670,8 @@ store_mem_append(struct store *s, const char *agent, const char *session_id,
 	sqlite3_bind_int64(q, 7, wall_ms());
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
+	if (rc == SQLITE_DONE)
+		s->mem_last = sqlite3_last_insert_rowid(s->db);
 	char key[512];
 	snprintf(key, sizeof(key), "%s\n%s", agent, memory_type);
 	json_object_set_new(s->mem_dirty, key, json_true());

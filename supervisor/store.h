@@ -100,4 +100,14 @@ int store_mem_clear(struct store *s, const char *agent, const char *memory_type)
 
 bool memory_type_valid(const char *t);
 
+/* The memory outbox, for memory_store redis: rows are written to SQLite
+ * (the context is served from there) and the relay ships them in id order,
+ * recording how far it got.  Unshipped rows outlive memory_retention. */
+int64_t store_mem_shipped(const struct store *s);
+int store_set_mem_shipped(struct store *s, int64_t id);
+int64_t store_mem_last_id(const struct store *s);
+/* Rows after id `after`, oldest first: {id, agent_id, session_id,
+ * memory_type, role, content, timestamp, metadata}. */
+int store_mem_pending(struct store *s, int64_t after, int limit, json_t **out);
+
 #endif

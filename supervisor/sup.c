@@ -309,7 +309,8 @@ sup_run(struct sup *s)
 		add_agent(s, &s->cfg->agents[i]);
 	log_info("agentd %s started: %zu agents, state in %s, control socket %s",
 	    AGENTD_VERSION, s->nagents, s->cfg->g.state_dir, s->cfg->g.control_socket);
-	if (strcmp(s->cfg->g.event_store, "redis_stream") == 0)
+	if (strcmp(s->cfg->g.event_store, "redis_stream") == 0 ||
+	    strcmp(s->cfg->g.memory_store, "redis") == 0)
 		s->relay = relay_new(s->store, &s->cfg->g);
 	for (size_t i = 0; i < s->nagents; i++)
 		agent_start(s->agents[i]);
@@ -333,9 +334,13 @@ sup_run(struct sup *s)
 	free(s->agents);
 	s->agents = NULL;
 	store_flush(s->store);
-	if (s->relay && store_last_id(s->store) > store_shipped(s->store))
+	if (s->relay && strcmp(s->cfg->g.event_store, "redis_stream") == 0 &&
+	    store_last_id(s->store) > store_shipped(s->store))
 		log_info("%lld events not yet in Redis stay in the outbox for the next start",
 		    (long long)(store_last_id(s->store) - store_shipped(s->store)));
+	if (s->relay && store_mem_last_id(s->store) > store_mem_shipped(s->store))
+		log_info("%lld memory rows not yet in Redis stay in the outbox for the next start",
+		    (long long)(store_mem_last_id(s->store) - store_mem_shipped(s->store)));
 	relay_free(s->relay);
 	s->relay = NULL;
 	reap(s);

@@ -30,7 +30,7 @@ redis_start
     interval: 150ms
 YAML
 } | write_config
-sed -i "s|^agentd:|agentd:\n  event_store: redis_stream\n  redis: {port: $PORT}|" "$T/agents.yaml"
+sed -i "s|^agentd:|agentd:\n  event_store: redis_stream\n  memory_store: redis\n  redis: {port: $PORT}|" "$T/agents.yaml"
 start_agentd
 wait_until 5 sh -c "[ \$(redis-cli -p $PORT XLEN background_agent_events) -gt 20 ]" || fail "no events in Redis"
 R XRANGE background_agent_events - + COUNT 1 | grep -q agent_name || fail "fields"
@@ -107,4 +107,7 @@ start_agentd
 wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])')\" = 0 ]" || fail "outbox of the killed agentd not shipped"
 after=$(R XLEN background_agent_events)
 [ $((after - before)) -ge "$pending" ] || fail "shipped $((after - before)) of $pending"
+# Both lanes ran side by side: memory reached Redis too.
+[ "$(R LLEN 'agentd:{ticker}:memory:episodic')" -gt 0 ] || fail "memory lane idle next to the event lane"
+[ "$(ctl --json status | jget "d['outbox']['memory_pending']")" = 0 ] || fail "memory left behind"
 exit 0

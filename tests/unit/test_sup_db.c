@@ -227,6 +227,48 @@ START_TEST(memory_in_memory)
 }
 END_TEST
 
+/* memory_store redis: the SQLite table is the outbox.  Rows wait, in id
+ * order, until shipped; retention prunes only shipped rows; the watermark
+ * survives a reopen. */
+START_TEST(memory_outbox)
+{
+	g.memory_store = "redis";
+	g.memory_retention = 2;
+	struct store *s = open_store();
+	json_t *rows, *out;
+	char text[32];
+	ck_assert_str_eq(store_memory_backend(s), "redis");
+	for (int i = 0; i < 5; i++) {
+		snprintf(text, sizeof(text), "m%d", i);
+		ck_assert_int_eq(store_mem_append(s, "a", "sid", "episodic", "assistant", text, NULL), 0);
+	}
+	store_flush(s);
+	ck_assert_int_eq(store_mem_last_id(s), 5);
+	ck_assert_int_eq(store_mem_context(s, "a", "episodic", 10, &out), 0);
+	ck_assert_uint_eq(json_array_size(out), 5);	/* none shipped: none pruned */
+	json_decref(out);
+	ck_assert_int_eq(store_mem_pending(s, 0, 3, &rows), 0);
+	ck_assert_uint_eq(json_array_size(rows), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 0), "content")), "m0");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 0), "agent_id")), "a");
+	json_decref(rows);
+	ck_assert_int_eq(store_set_mem_shipped(s, 4), 0);
+	ck_assert_int_eq(store_mem_append(s, "a", "sid", "episodic", "assistant", "m5", NULL), 0);
+	store_flush(s);	/* prunes shipped rows beyond the newest 2 */
+	ck_assert_int_eq(store_mem_context(s, "a", "episodic", 10, &out), 0);
+	ck_assert_uint_eq(json_array_size(out), 2);
+	json_decref(out);
+	ck_assert_int_eq(store_mem_pending(s, store_mem_shipped(s), 10, &rows), 0);
+	ck_assert_uint_eq(json_array_size(rows), 2);	/* m4 and m5 still to go */
+	json_decref(rows);
+	store_close(s);
+	s = open_store();
+	ck_assert_int_eq(store_mem_shipped(s), 4);
+	ck_assert_int_eq(store_mem_last_id(s), 6);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(clean_failures)
 {
 	struct store *s;
@@ -282,6 +324,7 @@ main(void)
 	tcase_add_test(tc, retention_memory);
 	tcase_add_test(tc, memory_sqlite);
 	tcase_add_test(tc, memory_in_memory);
+	tcase_add_test(tc, memory_outbox);
 	tcase_add_test(tc, clean_failures);
 	tcase_add_test(tc, append_rate);
 	suite_add_tcase(su, tc);

@@ -1,0 +1,76 @@
+# memory_store redis against a real redis-server: every memory row reaches
+# agentd:{<agent>}:memory:<type> (JSON items, oldest first, trimmed to
+# memory_retention); while Redis is down rows wait in the SQLite outbox and
+# runs still get their context; they arrive once, in order, when it is
+# back, and the outbox of a SIGKILLed agentd is shipped by the next one.
+. ./lib.sh
+command -v redis-server >/dev/null || fail "redis-server missing (scripts/bootstrap installs it)"
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+REDIS_PID=
+redis_start() {
+	redis-server --port "$PORT" --bind 127.0.0.1 --dir "$T" --save "" \
+		--appendonly yes --appendfsync always > "$T/redis.log" 2>&1 &
+	REDIS_PID=$!
+	wait_until 5 redis-cli -p "$PORT" ping || fail "redis did not start"
+}
+redis_kill() { kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=; }
+at_exit 'redis_kill'
+R() { redis-cli -p "$PORT" "$@"; }
+KEY='agentd:{ticker}:memory:episodic'
+mem_pending() { ctl --json status | jget "d['outbox']['memory_pending']"; }
+drained() { [ "$(mem_pending)" = 0 ]; }
+
+redis_start
+{ header; cat <<YAML
+  ticker:
+    task_config: {tool: new_files, directories: ["$T"]}
+    interval: 100ms
+YAML
+} | write_config
+sed -i "s|^agentd:|agentd:\n  memory_store: redis\n  memory_retention: 5\n  redis: {port: $PORT}|" "$T/agents.yaml"
+start_agentd
+[ "$(ctl --json status ticker | jget "d['memory_store']")" = redis ] || fail "status does not name the redis memory store"
+wait_until 10 sh -c "[ \$(redis-cli -p $PORT LLEN '$KEY') -eq 5 ]" || fail "memory not in Redis, or not trimmed to 5"
+R LINDEX "$KEY" -1 | jget "d['agent_id']=='ticker' and d['memory_type']=='episodic' and d['role']=='assistant' and 'count' in d['content']" \
+	| grep -qx true || fail "item fields: $(R LINDEX "$KEY" -1)"
+note "rows land in $KEY, trimmed to memory_retention"
+
+# Redis down: rows wait, runs go on; back: shipped once, in order.
+redis_kill
+runs0=$(field ticker run_count)
+wait_until 10 sh -c "[ \$($B/agentctl -s $SOCK --json status ticker | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"run_count\"])') -ge $((runs0 + 5)) ]" \
+	|| fail "runs stopped while Redis was down"
+[ "$(mem_pending)" -gt 0 ] || fail "nothing waited in the memory outbox"
+redis_start
+ctl pause ticker >/dev/null
+wait_until 10 drained || fail "memory outbox not drained"
+check_list() {
+	R --json LRANGE "$KEY" 0 -1 > "$T/list.json"
+	ctl --json memory ticker -n 5 > "$T/local.json"
+	python3 - "$T/list.json" "$T/local.json" <<'PY' || fail "Redis list differs from the local memory ($1)"
+import json, sys
+items = [json.loads(x) for x in json.load(open(sys.argv[1]))]
+ids = [i["id"] for i in items]
+assert ids == sorted(set(ids)), f"duplicates or disorder: {ids}"
+local = json.load(open(sys.argv[2]))
+assert [i["content"] for i in items] == [m["content"] for m in local][-len(items):], "contents differ"
+assert len(items) == 5, f"{len(items)} items"
+PY
+}
+check_list "after a Redis restart"
+note "Redis killed and restarted: the newest rows, once each, in order"
+
+# Redis down, rows made, agentd SIGKILLed: the next agentd ships them.
+redis_kill
+ctl resume ticker >/dev/null
+sleep 0.6
+ctl pause ticker >/dev/null
+[ "$(mem_pending)" -gt 0 ] || fail "no pending rows before the SIGKILL"
+kill -9 "$AGENTD_PID"; wait "$AGENTD_PID" 2>/dev/null; AGENTD_PID=
+redis_start
+start_agentd
+ctl pause ticker >/dev/null
+wait_until 10 drained || fail "the killed agentd's memory outbox was not shipped"
+check_list "after agentd was SIGKILLed"
+note "a SIGKILLed agentd's memory outbox is shipped by the next one"
