@@ -330,6 +330,7 @@ global_defaults(struct global_conf *g)
 	g->log_level = LL_INFO;
 	g->event_store = xstrdup("database");
 	g->memory_store = xstrdup("database");
+	g->state_store = xstrdup("database");
 	g->event_retention = 100000;
 	g->memory_retention = 10000;
 	g->stop_grace_ms = 10000;
@@ -341,6 +342,7 @@ global_defaults(struct global_conf *g)
 }
 
 static const char *const event_stores[] = { "memory", "database", "redis_stream", NULL };
+static const char *const state_stores[] = { "database", "redis", NULL };
 static const char *const memory_stores[] = { "memory", "database", "redis", "qdrant",
 	"chromadb", NULL };
 
@@ -407,7 +409,13 @@ parse_global(struct loader *L, const struct ynode *m, struct global_conf *g)
 		} else if (!strcmp(k, "memory_store")) {
 			if (get_choice(L, n, "agentd.memory_store", memory_stores, &choice)) {
 				free(g->memory_store);
+	free(g->state_store);
 				g->memory_store = xstrdup(memory_stores[choice]);
+			}
+		} else if (!strcmp(k, "state_store")) {
+			if (get_choice(L, n, "agentd.state_store", state_stores, &choice)) {
+				free(g->state_store);
+				g->state_store = xstrdup(state_stores[choice]);
 			}
 		} else if (!strcmp(k, "event_retention"))
 			get_int(L, n, "agentd.event_retention", 1, INT64_MAX, &g->event_retention);

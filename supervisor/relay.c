@@ -24,8 +24,10 @@
  * of the SQLite memory table, in id order, to one list per agent and type,
  * agentd:{<agent>}:memory:<type> (JSON items, oldest first, trimmed to
  * memory_retention), with idempotence keys agentd:{<agent>}:memory-seen:<id>
- * in the same slot.  The two lanes share the connection and the retry
- * timer, never a batch.
+ * in the same slot.  With state_store redis a third lane keeps a hash per
+ * agent, agentd:{<agent>}:state, at its latest saved state (HSET of the
+ * whole snapshot, so a resend is harmless; a deleted agent's hash goes).
+ * The lanes share the connection and the retry timer, never a batch.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,13 +88,14 @@ struct relay {
 	struct store *store;
 	const struct global_conf *g;
 	struct rconn *rc;
-	bool events, memory;     /* which lanes run */
+	bool events, memory, state;     /* which lanes run */
 	char stream[256];
 	char maxlen[24];
 	char keep[24];           /* memory_retention */
 	char sha[48], mem_sha[48];
 	int scripts_loaded;      /* of the two */
-	struct lane ev, mem;
+	struct lane ev, mem, st;
+	json_t *st_inflight;     /* the agents the state lane is shipping */
 	char last_error[320];
 	struct timer retry;      /* after a failed batch */
 	int64_t backoff;
@@ -113,8 +116,10 @@ relay_new(struct store *s, const struct global_conf *g)
 	r->g = g;
 	r->events = strcmp(g->event_store, "redis_stream") == 0;
 	r->memory = strcmp(g->memory_store, "redis") == 0;
+	r->state = g->state_store && strcmp(g->state_store, "redis") == 0;
 	r->ev.what = "event";
 	r->mem.what = "memory row";
+	r->st.what = "agent state";
 	snprintf(r->stream, sizeof(r->stream), "%s", g->redis_stream_key);
 	snprintf(r->maxlen, sizeof(r->maxlen), "%lld", (long long)g->redis_stream_maxlen);
 	snprintf(r->keep, sizeof(r->keep), "%lld", (long long)(g->memory_retention > 0 ?
@@ -131,6 +136,7 @@ relay_free(struct relay *r)
 		return;
 	timer_stop(&r->retry);
 	rconn_free(r->rc);	/* fails what is in flight: nothing recorded as shipped */
+	json_decref(r->st_inflight);
 	free(r);
 }
 
@@ -173,6 +179,12 @@ on_retry(struct timer *t)
 static void
 lane_done(struct relay *r, struct lane *l)
 {
+	if (l == &r->st) {	/* failed: the agents go back for another try */
+		if (l->failed)
+			store_state_requeue(r->store, r->st_inflight);
+		json_decref(r->st_inflight);
+		r->st_inflight = NULL;
+	}
 	if (l->failed) {
 		r->backoff = r->backoff ? r->backoff * 2 : 100;
 		if (r->backoff > 5000)
@@ -186,7 +198,7 @@ lane_done(struct relay *r, struct lane *l)
 	r->backoff = 0;
 	if (l == &r->ev)
 		store_set_shipped(r->store, l->last);
-	else
+	else if (l == &r->mem)
 		store_set_mem_shipped(r->store, l->last);
 	store_flush(r->store);
 	l->last = 0;
@@ -218,6 +230,13 @@ on_mem_reply(struct rconn *rc, redisReply *reply, const char *err, void *priv)
 {
 	struct relay *r = priv;
 	lane_reply(r, &r->mem, reply, err);
+}
+
+static void
+on_st_reply(struct rconn *rc, redisReply *reply, const char *err, void *priv)
+{
+	struct relay *r = priv;
+	lane_reply(r, &r->st, reply, err);
 }
 
 /* argv with the strings it owns, for one script call. */
@@ -422,6 +441,63 @@ pump_memory(struct relay *r)
 		l->last = 0;
 }
 
+static int
+send_state(struct relay *r, const char *agent, bool exists)
+{
+	struct agent_state a = { 0 };
+	char key[512], n[6][24], t[3][40];
+	snprintf(key, sizeof(key), "agentd:{%s}:state", agent);
+	if (!exists || store_state_load(r->store, agent, &a) < 0) {
+		const char *argv[] = { "DEL", key };
+		int rc = rconn_command(r->rc, on_st_reply, r, 2, argv, NULL);
+		if (rc == 0)
+			r->st.due++;
+		return rc;
+	}
+	snprintf(n[0], 24, "%lld", (long long)a.run_count);
+	snprintf(n[1], 24, "%lld", (long long)a.error_count);
+	snprintf(n[2], 24, "%lld", (long long)a.skipped_count);
+	snprintf(n[3], 24, "%lld", (long long)a.restart_count);
+	snprintf(n[4], 24, "%d", a.paused ? 1 : 0);
+	snprintf(n[5], 24, "%lld", (long long)wall_ms());
+	iso8601(a.last_run, t[0], sizeof(t[0]));
+	iso8601(a.last_success, t[1], sizeof(t[1]));
+	iso8601(a.next_run, t[2], sizeof(t[2]));
+	const char *argv[] = { "HSET", key, "agent_id", agent, "session_id", a.session_id,
+		"run_count", n[0], "error_count", n[1], "skipped_count", n[2],
+		"restart_count", n[3], "paused", n[4], "last_run", t[0], "last_success", t[1],
+		"next_run", t[2], "updated_ms", n[5] };
+	agent_state_free(&a);
+	int rc = rconn_command(r->rc, on_st_reply, r, (int)ARRAY_LEN(argv), argv, NULL);
+	if (rc == 0)
+		r->st.due++;
+	return rc;
+}
+
+static void
+pump_state(struct relay *r)
+{
+	const char *agent;
+	json_t *v;
+	bool ok = true;
+
+	if (!r->state || r->st_inflight || (r->st_inflight = store_state_take_dirty(r->store)) == NULL)
+		return;
+	r->st.failed = false;
+	r->st.due = 0;
+	json_object_foreach(r->st_inflight, agent, v)
+		if (ok)
+			ok = send_state(r, agent, json_is_true(v)) == 0;
+	r->st.failed = !ok;
+	r->st.last = 1;
+	if (r->st.due == 0) {	/* nothing went out: keep them for later */
+		store_state_requeue(r->store, r->st_inflight);
+		json_decref(r->st_inflight);
+		r->st_inflight = NULL;
+		r->st.last = 0;
+	}
+}
+
 void
 relay_pump(struct relay *r)
 {
@@ -429,6 +505,7 @@ relay_pump(struct relay *r)
 		return;
 	pump_events(r);
 	pump_memory(r);
+	pump_state(r);
 }
 
 json_t *

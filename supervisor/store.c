@@ -94,6 +94,7 @@ struct store {
 	size_t nmem, capmem;
 	bool prune_events;
 	json_t *mem_dirty;        /* "agent\ntype" written since the last flush */
+	json_t *state_dirty;      /* state_store redis: agent -> saved (true) / deleted */
 	bool mem_outbox;          /* memory_store redis: rows wait for mem_shipped */
 	int64_t mem_shipped;      /* highest memory row id in Redis */
 	int64_t mem_last;         /* highest memory row id written */
@@ -234,6 +235,8 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 	s->retention = g->event_retention > 0 ? g->event_retention : 100000;
 	s->mem_retention = g->memory_retention > 0 ? g->memory_retention : 10000;
 	s->mem_dirty = json_object();
+	if (g->state_store && strcmp(g->state_store, "redis") == 0)
+		s->state_dirty = json_object();
 	if (open_db(s, g->state_dir, err, errlen) < 0) {
 		store_close(s);
 		return -1;
@@ -278,6 +281,7 @@ store_close(struct store *s)
 	}
 	free(s->mem);
 	json_decref(s->mem_dirty);
+	json_decref(s->state_dirty);
 	free(s);
 }
 
@@ -394,6 +398,8 @@ store_state_save(struct store *s, const char *agent, const struct agent_state *s
 		sqlite3_bind_text(q, 12, extra, -1, free);
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
+	if (s->state_dirty)
+		json_object_set_new(s->state_dirty, agent, json_true());
 	return rc == SQLITE_DONE ? 0 : db_fail(s, "saving agent state");
 }
 
@@ -406,7 +412,29 @@ store_state_delete(struct store *s, const char *agent)
 	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
+	if (s->state_dirty)
+		json_object_set_new(s->state_dirty, agent, json_false());
 	return rc == SQLITE_DONE ? 0 : db_fail(s, "deleting agent state");
+}
+
+json_t *
+store_state_take_dirty(struct store *s)
+{
+	json_t *d = s->state_dirty;
+	if (d == NULL || json_object_size(d) == 0)
+		return NULL;
+	s->state_dirty = json_object();
+	return d;
+}
+
+void
+store_state_requeue(struct store *s, json_t *taken)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(taken, k, v)	/* what changed since wins */
+		if (s->state_dirty && json_object_get(s->state_dirty, k) == NULL)
+			json_object_set(s->state_dirty, k, v);
 }
 
 void

@@ -63,6 +63,10 @@ int store_flush(struct store *s);    /* commit the pending batch */
 int store_state_load(struct store *s, const char *agent, struct agent_state *st);
 int store_state_save(struct store *s, const char *agent, const struct agent_state *st);
 int store_state_delete(struct store *s, const char *agent);
+/* state_store redis: the agents whose state was saved (true) or deleted
+ * (false) since the last take, or NULL; a failed shipment puts them back. */
+json_t *store_state_take_dirty(struct store *s);
+void store_state_requeue(struct store *s, json_t *taken);
 void agent_state_free(struct agent_state *st);   /* frees extra only */
 
 /* Events.  append assigns ev->id; payload is not consumed. */

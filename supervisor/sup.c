@@ -310,7 +310,8 @@ sup_run(struct sup *s)
 	log_info("agentd %s started: %zu agents, state in %s, control socket %s",
 	    AGENTD_VERSION, s->nagents, s->cfg->g.state_dir, s->cfg->g.control_socket);
 	if (strcmp(s->cfg->g.event_store, "redis_stream") == 0 ||
-	    strcmp(s->cfg->g.memory_store, "redis") == 0)
+	    strcmp(s->cfg->g.memory_store, "redis") == 0 ||
+	    strcmp(s->cfg->g.state_store, "redis") == 0)
 		s->relay = relay_new(s->store, &s->cfg->g);
 	for (size_t i = 0; i < s->nagents; i++)
 		agent_start(s->agents[i]);

@@ -3,6 +3,7 @@
 # memory_retention); while Redis is down rows wait in the SQLite outbox and
 # runs still get their context; they arrive once, in order, when it is
 # back, and the outbox of a SIGKILLed agentd is shipped by the next one.
+# With state_store redis, agentd:{<agent>}:state follows the agent's state.
 . ./lib.sh
 command -v redis-server >/dev/null || fail "redis-server missing (scripts/bootstrap installs it)"
 
@@ -28,7 +29,7 @@ redis_start
     interval: 100ms
 YAML
 } | write_config
-sed -i "s|^agentd:|agentd:\n  memory_store: redis\n  memory_retention: 5\n  redis: {port: $PORT}|" "$T/agents.yaml"
+sed -i "s|^agentd:|agentd:\n  memory_store: redis\n  state_store: redis\n  memory_retention: 5\n  redis: {port: $PORT}|" "$T/agents.yaml"
 start_agentd
 [ "$(ctl --json status ticker | jget "d['memory_store']")" = redis ] || fail "status does not name the redis memory store"
 wait_until 10 sh -c "[ \$(redis-cli -p $PORT LLEN '$KEY') -eq 5 ]" || fail "memory not in Redis, or not trimmed to 5"
@@ -60,6 +61,13 @@ PY
 }
 check_list "after a Redis restart"
 note "Redis killed and restarted: the newest rows, once each, in order"
+state_synced() {
+	[ "$(R HGET 'agentd:{ticker}:state' run_count)" = "$(field ticker run_count)" ] &&
+	[ "$(R HGET 'agentd:{ticker}:state' paused)" = 1 ] &&
+	[ "$(R HGET 'agentd:{ticker}:state' session_id)" = "$(field ticker session_id)" ]
+}
+wait_until 10 state_synced || fail "agentd:{ticker}:state does not follow: $(R HGETALL 'agentd:{ticker}:state' | tr '\n' ' ')"
+note "agentd:{ticker}:state follows the agent (run_count, paused, session_id), across the restart"
 
 # Redis down, rows made, agentd SIGKILLed: the next agentd ships them.
 redis_kill
