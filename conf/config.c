@@ -409,7 +409,6 @@ parse_global(struct loader *L, const struct ynode *m, struct global_conf *g)
 		} else if (!strcmp(k, "memory_store")) {
 			if (get_choice(L, n, "agentd.memory_store", memory_stores, &choice)) {
 				free(g->memory_store);
-	free(g->state_store);
 				g->memory_store = xstrdup(memory_stores[choice]);
 			}
 		} else if (!strcmp(k, "state_store")) {
@@ -1013,6 +1012,7 @@ config_free(struct config *c)
 	free(g->log_file);
 	free(g->event_store);
 	free(g->memory_store);
+	free(g->state_store);
 	free(g->redis_host);
 	free(g->redis_password);
 	free(g->redis_socket);
