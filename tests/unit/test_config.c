@@ -83,7 +83,8 @@ END_TEST
 START_TEST(our_keys)
 {
 	struct config *c = load_ok(
-	    "agentd: {state_dir: /s, log_format: json, stop_grace: 2s, redis: {port: 7000}}\n"
+	    "agentd: {state_dir: /s, log_format: json, stop_grace: 2s, redis: {port: 7000},\n"
+	    "  event_store: redis_stream, memory_store: redis, state_store: redis}\n"
 	    "tasks:\n"
 	    "  t1: {description: \"watch\", config: {tool: system_info, a: 1, b: 1}}\n"
 	    "background_agents:\n"
@@ -100,6 +101,9 @@ START_TEST(our_keys)
 	    "  y:\n"
 	    "    restart: never\n"
 	    "    interval: 1h30m\n");
+	ck_assert_str_eq(c->g.event_store, "redis_stream");
+	ck_assert_str_eq(c->g.memory_store, "redis");
+	ck_assert_str_eq(c->g.state_store, "redis");
 	const struct agent_conf *x = config_find(c, "x");
 	ck_assert_int_eq(x->sched, SCHED_CRON);
 	ck_assert_str_eq(x->schedule_text, "*/5 * * * *");
