@@ -21,7 +21,7 @@ BUILD ?= build
 CC ?= cc
 VERSION := 0.1.0
 
-PKGS := libcurl msgpack yaml-0.1 jansson sqlite3 hiredis
+PKGS := libcurl msgpack yaml-0.1 jansson sqlite3 hiredis libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 BSD_LIBS := $(shell pkg-config --libs libbsd)

@@ -416,7 +416,9 @@ parse_global(struct loader *L, const struct ynode *m, struct global_conf *g)
 				free(g->state_store);
 				g->state_store = xstrdup(state_stores[choice]);
 			}
-		} else if (!strcmp(k, "event_retention"))
+		} else if (!strcmp(k, "database_url"))
+			get_str(L, n, "agentd.database_url", &g->database_url);
+		else if (!strcmp(k, "event_retention"))
 			get_int(L, n, "agentd.event_retention", 1, INT64_MAX, &g->event_retention);
 		else if (!strcmp(k, "memory_retention"))
 			get_int(L, n, "agentd.memory_retention", 1, INT64_MAX, &g->memory_retention);
@@ -1013,6 +1015,7 @@ config_free(struct config *c)
 	free(g->event_store);
 	free(g->memory_store);
 	free(g->state_store);
+	free(g->database_url);
 	free(g->redis_host);
 	free(g->redis_password);
 	free(g->redis_socket);

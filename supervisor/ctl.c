@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/util.h"
+#include "supervisor/pgship.h"
 #include "supervisor/relay.h"
 #include "supervisor/sup.h"
 
@@ -155,6 +156,8 @@ manager_status(struct sup *s)
 	    (json_int_t)store_events_dropped(s->store));
 	if (s->relay)
 		json_object_set_new(o, "outbox", relay_status(s->relay));
+	if (s->pgship)
+		json_object_set_new(o, "postgresql", pgship_status(s->pgship));
 	return o;
 }
 

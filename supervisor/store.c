@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "conf/config.h"
+#include "supervisor/pgship.h"
 #include "supervisor/store.h"
 
 #define SCHEMA_VERSION 1
@@ -229,9 +230,17 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 	 * the context a run gets never waits on Redis, and no write is lost
 	 * while it is down. */
 	s->memory_in_db = strcmp(mem, "memory") != 0;
-	s->mem_outbox = strcmp(mem, "redis") == 0;
+	s->mem_outbox = strcmp(mem, "redis") == 0 ||
+	    (strcmp(mem, "database") == 0 && pgship_url(g->database_url));
+	if (g->database_url && !pgship_url(g->database_url)) {
+		snprintf(err, errlen, "database_url must be a postgresql:// URL (the embedded "
+		    "SQLite store needs none)");
+		free(s);
+		return -1;
+	}
 	s->event_backend = s->outbox ? "redis_stream" : s->events_in_db ? "database" : "memory";
-	s->memory_backend = s->mem_outbox ? "redis" : s->memory_in_db ? "database" : "memory";
+	s->memory_backend = !s->mem_outbox ? (s->memory_in_db ? "database" : "memory") :
+	    strcmp(mem, "redis") == 0 ? "redis" : "postgresql";
 	s->retention = g->event_retention > 0 ? g->event_retention : 100000;
 	s->mem_retention = g->memory_retention > 0 ? g->memory_retention : 10000;
 	s->mem_dirty = json_object();

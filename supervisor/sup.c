@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/util.h"
+#include "supervisor/pgship.h"
 #include "supervisor/relay.h"
 #include "supervisor/sup.h"
 
@@ -313,6 +314,8 @@ sup_run(struct sup *s)
 	    strcmp(s->cfg->g.memory_store, "redis") == 0 ||
 	    strcmp(s->cfg->g.state_store, "redis") == 0)
 		s->relay = relay_new(s->store, &s->cfg->g);
+	if (strcmp(s->cfg->g.memory_store, "database") == 0 && pgship_url(s->cfg->g.database_url))
+		s->pgship = pgship_new(s->store, s->cfg->g.database_url, s->cfg->g.memory_retention);
 	for (size_t i = 0; i < s->nagents; i++)
 		agent_start(s->agents[i]);
 	store_flush(s->store);
@@ -325,6 +328,7 @@ sup_run(struct sup *s)
 		}
 		store_flush(s->store);
 		relay_pump(s->relay);
+		pgship_pump(s->pgship);
 	}
 	ctl_close(s);
 	while (s->nagents > 0) {
@@ -344,6 +348,8 @@ sup_run(struct sup *s)
 		    (long long)(store_mem_last_id(s->store) - store_mem_shipped(s->store)));
 	relay_free(s->relay);
 	s->relay = NULL;
+	pgship_free(s->pgship);
+	s->pgship = NULL;
 	reap(s);
 	log_info("agentd stopped");
 	return s->exit_code;

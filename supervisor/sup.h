@@ -108,7 +108,8 @@ struct sup {
 	struct config *cfg;
 	char *config_path;
 	struct store *store;
-	struct relay *relay;       /* event_store redis_stream only */
+	struct relay *relay;       /* Redis: events, memory and state lanes as configured */
+	struct pgship *pgship;     /* memory to PostgreSQL (database_url) */
 	struct agent **agents;
 	size_t nagents;
 

@@ -1,0 +1,81 @@
+# memory_store database with a postgresql:// database_url, against a real
+# PostgreSQL (Debian's, initdb into the temp dir, run as the postgres user on
+# a free loopback port): memory rows reach agentd_memory, trimmed to
+# memory_retention; while PostgreSQL is down rows wait in the SQLite outbox
+# and runs go on; they arrive once, in order, when it is back; a SIGKILLed
+# agentd's outbox is shipped by the next one.
+. ./lib.sh
+
+BIN=$(dirname "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)")
+if [ ! -x "$BIN/initdb" ] || [ ! -x "$BIN/postgres" ]; then
+	echo "  - skipped: no PostgreSQL server on this machine (scripts/bootstrap installs it)"
+	exit 0
+fi
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+chmod 755 "$T"
+mkdir -p "$T/pg" "$T/pgsock"
+[ "$(id -u)" = 0 ] && chown postgres "$T/pg" "$T/pgsock"
+as_pg "$BIN/initdb" -D "$T/pg" -U postgres --auth=trust > "$T/initdb.log" 2>&1 || fail "initdb: $(tail -3 "$T/initdb.log")"
+PG_PID=
+pg_start() {
+	as_pg "$BIN/postgres" -D "$T/pg" -p "$PGPORT" -k "$T/pgsock" -c listen_addresses=127.0.0.1 \
+		-c fsync=off >> "$T/pg.log" 2>&1 &
+	PG_PID=$!
+	wait_until 15 Q "select 1" || fail "postgres did not start: $(tail -3 "$T/pg.log")"
+}
+# An immediate shutdown: no checkpoint, connections cut -- a crash, as
+# far as agentd can tell, that leaves no lock files behind.
+pg_kill() { as_pg "$BIN/pg_ctl" -D "$T/pg" stop -m immediate > /dev/null 2>&1; wait "$PG_PID" 2>/dev/null; PG_PID=; }
+at_exit 'pg_kill'
+URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
+Q() { psql "$URL" -tAq -c "$1" 2>/dev/null; }
+pending() { ctl --json status | jget "d['postgresql']['memory_pending']"; }
+drained() { [ "$(pending)" = 0 ]; }
+
+pg_start
+{ header; cat <<YAML
+  ticker:
+    task_config: {tool: new_files, directories: ["$T/watched"]}
+    interval: 100ms
+YAML
+} | write_config
+mkdir -p "$T/watched"
+sed -i "s|^agentd:|agentd:\n  memory_store: database\n  database_url: \"$URL\"\n  memory_retention: 5|" "$T/agents.yaml"
+start_agentd
+[ "$(ctl --json status ticker | jget "d['memory_store']")" = postgresql ] || fail "status does not name postgresql"
+wait_until 15 sh -c "[ \"\$(psql '$URL' -tAq -c \"select count(*) from agentd_memory where agent='ticker' and memory_type='episodic'\" 2>/dev/null)\" = 5 ]" \
+	|| fail "memory not in PostgreSQL, or not trimmed to 5: $(Q 'select count(*) from agentd_memory')"
+Q "select role, metadata->>'tool', session_id from agentd_memory order by id desc limit 1" | grep -q "^assistant|new_files|background_ticker_" \
+	|| fail "row fields: $(Q 'select * from agentd_memory order by id desc limit 1')"
+note "rows land in agentd_memory, trimmed to memory_retention"
+
+check_rows() {
+	Q "select content from agentd_memory where agent='ticker' and memory_type='episodic' order by id" > "$T/pg.txt"
+	ctl --json memory ticker -n 5 | jget "'\n'.join(m['content'] for m in d)" > "$T/local.txt"
+	cmp -s "$T/pg.txt" "$T/local.txt" || fail "PostgreSQL differs from the local memory ($1): $(diff "$T/pg.txt" "$T/local.txt" | head -5)"
+}
+pg_kill
+runs0=$(field ticker run_count)
+wait_until 10 sh -c "[ \$($B/agentctl -s $SOCK --json status ticker | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"run_count\"])') -ge $((runs0 + 5)) ]" \
+	|| fail "runs stopped while PostgreSQL was down"
+[ "$(pending)" -gt 0 ] || fail "nothing waited in the outbox"
+pg_start
+ctl pause ticker >/dev/null
+wait_until 15 drained || fail "outbox not drained after PostgreSQL came back"
+check_rows "after a PostgreSQL restart"
+note "PostgreSQL killed and restarted: the newest rows, once each, in order"
+
+pg_kill
+ctl resume ticker >/dev/null
+sleep 0.6
+ctl pause ticker >/dev/null
+[ "$(pending)" -gt 0 ] || fail "no pending rows before the SIGKILL"
+kill -9 "$AGENTD_PID"; wait "$AGENTD_PID" 2>/dev/null; AGENTD_PID=
+pg_start
+start_agentd
+ctl pause ticker >/dev/null
+wait_until 15 drained || fail "the killed agentd's outbox was not shipped"
+check_rows "after agentd was SIGKILLed"
+[ "$(Q "select count(*) - count(distinct row_key) from agentd_memory")" = 0 ] || fail "duplicate rows"
+note "a SIGKILLed agentd's outbox is shipped by the next one"
