@@ -106,3 +106,24 @@ start_fakemodel() {
 	wait_until 5 grep -q PORT "$T/fake.out" || fail "the fake model server did not start"
 	PORT=$(awk '/PORT/ {print $2}' "$T/fake.out")
 }
+
+# free_port: a free TCP port on the loopback.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# use_redis: a real redis-server for this test on a free loopback port
+# ($PORT), append-only and fsync'ed so a kill -9 loses nothing Redis
+# acknowledged; redis_start / redis_kill, and R for redis-cli.
+use_redis() {
+	command -v redis-server >/dev/null || fail "redis-server missing (scripts/bootstrap installs it)"
+	PORT=$(free_port)
+	REDIS_PID=
+	at_exit 'redis_kill'
+}
+redis_start() {
+	redis-server --port "$PORT" --bind 127.0.0.1 --dir "$T" --save "" \
+		--appendonly yes --appendfsync always > "$T/redis.log" 2>&1 &
+	REDIS_PID=$!
+	wait_until 5 redis-cli -p "$PORT" ping || fail "redis did not start"
+}
+redis_kill() { kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=; }
+R() { redis-cli -p "$PORT" "$@"; }

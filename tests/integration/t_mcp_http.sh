@@ -20,7 +20,6 @@ NPM=${AGENTD_NPM_CACHE:-$HOME/.cache/agentd/npm}
 M=$NPM/node_modules/@modelcontextprotocol
 [ -f "$M/server-everything/dist/index.js" ] || fail "the MCP test servers are missing: run scripts/bootstrap"
 has() { grep -qF -- "$2" <<<"$1" || fail "$3: expected \"$2\" in: $1"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HPORT=$(free_port) SPORT=$(free_port)
 URL=http://127.0.0.1:$HPORT/mcp SSE_URL=http://127.0.0.1:$SPORT/sse
 SRV= SSRV=

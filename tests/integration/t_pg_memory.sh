@@ -12,7 +12,7 @@ if [ ! -x "$BIN/initdb" ] || [ ! -x "$BIN/postgres" ]; then
 	exit 0
 fi
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PGPORT=$(free_port)
 chmod 755 "$T"
 mkdir -p "$T/pg" "$T/pgsock"
 [ "$(id -u)" = 0 ] && chown postgres "$T/pg" "$T/pgsock"

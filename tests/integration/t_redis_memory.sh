@@ -5,19 +5,7 @@
 # back, and the outbox of a SIGKILLed agentd is shipped by the next one.
 # With state_store redis, agentd:{<agent>}:state follows the agent's state.
 . ./lib.sh
-command -v redis-server >/dev/null || fail "redis-server missing (scripts/bootstrap installs it)"
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-REDIS_PID=
-redis_start() {
-	redis-server --port "$PORT" --bind 127.0.0.1 --dir "$T" --save "" \
-		--appendonly yes --appendfsync always > "$T/redis.log" 2>&1 &
-	REDIS_PID=$!
-	wait_until 5 redis-cli -p "$PORT" ping || fail "redis did not start"
-}
-redis_kill() { kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=; }
-at_exit 'redis_kill'
-R() { redis-cli -p "$PORT" "$@"; }
+use_redis
 KEY='agentd:{ticker}:memory:episodic'
 mem_pending() { ctl --json status | jget "d['outbox']['memory_pending']"; }
 drained() { [ "$(mem_pending)" = 0 ]; }
