@@ -9,16 +9,21 @@
  * strings any client can read: event_id, type, agent_name, timestamp, seq,
  * session_id, and payload as JSON.
  *
- * Exactly once: a batch whose replies were lost (Redis killed, timeout) is
- * sent again, so each XADD runs inside a small script that first sets an
- * idempotence key {stream}:seen:<event_id> (NX, one hour); one script call
- * carries a whole batch for one stream.  The key carries
- * the stream's name as its hash tag, so both live in one Cluster slot.
- * Redis 7 refuses a writing script outright when it is over maxmemory, so
- * an OOM never leaves a seen key without its entry.
- *
- * Order: one connection, one batch in flight, commands pipelined in id order;
- * Redis executes them in that order, so per-agent (and global) order holds.
+ * Exactly once, in order, pipelined: each stream has a cursor key,
+ * {stream}:cursor (hash-tagged into the stream's Cluster slot), holding
+ * "<store epoch>:<last event id appended>".  One script call carries a
+ * batch for one stream; it appends only the events past the cursor (so a
+ * batch resent after lost replies adds nothing twice) and refuses the
+ * batch when the cursor has not reached the id the batch expects the
+ * stream to be at (so when a batch fails, every later batch for that stream
+ * fails too, and nothing is ever appended out of order).  That guard lets
+ * up to PIPELINE batches be in flight on the one connection.  A failure
+ * stops new batches; once the replies are in, shipping restarts from the
+ * last id every earlier batch was acknowledged for (store_set_shipped),
+ * with no expectations (the cursors skip what did land).  The epoch (the
+ * state db's, made when it was created) keeps a rebuilt db's new ids from
+ * being taken for old ones.  Redis 7 refuses a writing script outright
+ * when it is over maxmemory, so an OOM applies nothing of a batch.
  *
  * Memory (memory_store redis) goes the same way in a lane of its own: rows
  * of the SQLite memory table, in id order, to one list per agent and type,
@@ -41,27 +46,37 @@
 #include "supervisor/store.h"
 
 #define BATCH 512
+#define PIPELINE 4
 #define SEEN_TTL "3600"
 
 /*
- * One call per stream and batch: KEYS[1] the stream, KEYS[2..] the events'
- * idempotence keys (hash-tagged with the stream's name, so one Cluster
- * slot); ARGV: ttl, maxlen, then seven fields per event.  Cheaper by far
- * than a call per event, and still all or nothing (Redis 7 refuses a
- * writing script as a whole when it is over maxmemory).
+ * KEYS[1] the stream, KEYS[2] its cursor; ARGV: epoch, the id the stream
+ * must have reached (0: none), maxlen, then eight fields per event (the
+ * store id first).  Returns how many were appended.
  */
 static const char script[] =
-    "local added = 0 "
-    "for i = 2, #KEYS do "
-    "  local a = 3 + (i - 2) * 7 "
-    "  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then "
-    "    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', "
-    "      'event_id', ARGV[a], 'type', ARGV[a+1], 'agent_name', ARGV[a+2], "
-    "      'timestamp', ARGV[a+3], 'seq', ARGV[a+4], 'session_id', ARGV[a+5], "
-    "      'payload', ARGV[a+6]) "
+    "local c = redis.call('GET', KEYS[2]) "
+    "local cur = 0 "
+    "if c then "
+    "  local e, n = string.match(c, '^(.*):(%d+)$') "
+    "  if e == ARGV[1] then cur = tonumber(n) end "
+    "end "
+    "if cur < tonumber(ARGV[2]) then "
+    "  return redis.error_reply('ORDER ' .. KEYS[1] .. ' is at ' .. cur .. ', the batch expects ' .. ARGV[2]) "
+    "end "
+    "local added, last = 0, cur "
+    "for a = 4, #ARGV, 8 do "
+    "  local id = tonumber(ARGV[a]) "
+    "  if id > last then "
+    "    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', "
+    "      'event_id', ARGV[a+1], 'type', ARGV[a+2], 'agent_name', ARGV[a+3], "
+    "      'timestamp', ARGV[a+4], 'seq', ARGV[a+5], 'session_id', ARGV[a+6], "
+    "      'payload', ARGV[a+7]) "
     "    added = added + 1 "
+    "    last = id "
     "  end "
     "end "
+    "if last > cur then redis.call('SET', KEYS[2], ARGV[1] .. ':' .. last) end "
     "return added";
 
 /* KEYS[1] the list, KEYS[2..] idempotence keys; ARGV: ttl, keep, items. */
@@ -94,7 +109,13 @@ struct relay {
 	char keep[24];           /* memory_retention */
 	char sha[48], mem_sha[48];
 	int scripts_loaded;      /* of the two */
-	struct lane ev, mem, st;
+	struct lane evq[PIPELINE];       /* event batches in flight, oldest first */
+	size_t evq_head, evq_n;
+	bool ev_failed;          /* a batch failed: drain, then restart from shipped */
+	int64_t ev_sent;         /* last event id sent (0: from shipped) */
+	json_t *expect;          /* stream -> the last id sent to it since the restart */
+	char epoch[32];
+	struct lane mem, st;
 	json_t *st_inflight;     /* the agents the state lane is shipping */
 	char last_error[320];
 	struct timer retry;      /* after a failed batch */
@@ -117,7 +138,8 @@ relay_new(struct store *s, const struct global_conf *g)
 	r->events = strcmp(g->event_store, "redis_stream") == 0;
 	r->memory = strcmp(g->memory_store, "redis") == 0;
 	r->state = g->state_store && strcmp(g->state_store, "redis") == 0;
-	r->ev.what = "event";
+	r->expect = json_object();
+	snprintf(r->epoch, sizeof(r->epoch), "%lld", (long long)store_epoch(s));
 	r->mem.what = "memory row";
 	r->st.what = "agent state";
 	snprintf(r->stream, sizeof(r->stream), "%s", g->redis_stream_key);
@@ -137,6 +159,7 @@ relay_free(struct relay *r)
 	timer_stop(&r->retry);
 	rconn_free(r->rc);	/* fails what is in flight: nothing recorded as shipped */
 	json_decref(r->st_inflight);
+	json_decref(r->expect);
 	free(r);
 }
 
@@ -196,9 +219,7 @@ lane_done(struct relay *r, struct lane *l)
 		return;
 	}
 	r->backoff = 0;
-	if (l == &r->ev)
-		store_set_shipped(r->store, l->last);
-	else if (l == &r->mem)
+	if (l == &r->mem)
 		store_set_mem_shipped(r->store, l->last);
 	store_flush(r->store);
 	l->last = 0;
@@ -218,11 +239,52 @@ lane_reply(struct relay *r, struct lane *l, redisReply *reply, const char *err)
 		lane_done(r, l);
 }
 
+/* The oldest event batch has all its replies. */
+static void
+ev_batch_done(struct relay *r)
+{
+	struct lane *l = &r->evq[r->evq_head];
+	if (l->failed && !r->ev_failed) {
+		r->ev_failed = true;
+		log_warn("relay: batch up to event %lld not acknowledged (%s)",
+		    (long long)l->last, r->last_error);
+	}
+	if (!r->ev_failed) {
+		store_set_shipped(r->store, l->last);
+		store_flush(r->store);
+	}
+	r->evq_head = (r->evq_head + 1) % PIPELINE;
+	r->evq_n--;
+	if (r->ev_failed && r->evq_n == 0) {	/* drained: start over from shipped */
+		r->ev_failed = false;
+		r->ev_sent = 0;
+		json_object_clear(r->expect);
+		r->backoff = r->backoff ? r->backoff * 2 : 100;
+		if (r->backoff > 5000)
+			r->backoff = 5000;
+		log_warn("relay: resending from event %lld in %lld ms",
+		    (long long)store_shipped(r->store) + 1, (long long)r->backoff);
+		timer_in(&r->retry, r->backoff);
+		return;
+	}
+	if (!r->ev_failed)
+		r->backoff = 0;
+	relay_pump(r);
+}
+
 static void
 on_ev_reply(struct rconn *rc, redisReply *reply, const char *err, void *priv)
 {
 	struct relay *r = priv;
-	lane_reply(r, &r->ev, reply, err);
+	struct lane *l = &r->evq[r->evq_head];
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		l->failed = true;
+		snprintf(r->last_error, sizeof(r->last_error), "%s", reply ? reply->str : err);
+		if (reply && strstr(reply->str, "NOSCRIPT"))
+			r->scripts_loaded = 0;
+	}
+	if (--l->due == 0)
+		ev_batch_done(r);
 }
 
 static void
@@ -288,56 +350,65 @@ fmt(const char *f, const char *a, const char *b)
 	return asprintf(&s, f, a, b) < 0 ? NULL : s;
 }
 
-/* One script call shipping events idx[0..n) of evs to stream. */
+/* One script call shipping events idx[0..n) of evs to stream, expecting
+ * the stream to have reached what was sent to it before. */
 static int
-send_group(struct relay *r, const char *stream, json_t *evs, const size_t *idx, size_t n)
+send_group(struct relay *r, struct lane *l, const char *stream, json_t *evs,
+    const size_t *idx, size_t n)
 {
 	struct call c;
-	size_t k = 0, a = 4 + n + 2;	/* EVALSHA sha N stream seen... ttl maxlen fields... */
-	char numkeys[24], seq[24];
+	size_t k = 0;
+	char prev[24], seq[24], id[24];
+	json_int_t expect = json_integer_value(json_object_get(r->expect, stream));
 
-	call_init(&c, a + 7 * n);
-	snprintf(numkeys, sizeof(numkeys), "%zu", n + 1);
+	call_init(&c, 8 + 8 * n);	/* EVALSHA sha 2 stream cursor epoch prev maxlen */
+	snprintf(prev, sizeof(prev), "%lld", (long long)expect);
 	c.argv[k++] = "EVALSHA";
 	c.argv[k++] = r->sha;
-	c.argv[k++] = numkeys;
+	c.argv[k++] = "2";
 	c.argv[k++] = stream;
-	c.argv[a - 2] = SEEN_TTL;
-	c.argv[a - 1] = r->maxlen;
+	c.argv[k++] = call_own(&c, fmt("{%s}:cursor%s", stream, ""));
+	c.argv[k++] = r->epoch;
+	c.argv[k++] = prev;
+	c.argv[k++] = r->maxlen;
 	for (size_t i = 0; i < n; i++) {
 		json_t *ev = json_array_get(evs, idx[i]), *p = json_object_get(ev, "payload");
-		const char *id = json_string_value(json_object_get(ev, "event_id"));
 		const char *sid = json_string_value(json_object_get(p, "session_id"));
-		c.argv[k++] = call_own(&c, fmt("{%s}:seen:%s", stream, id));
-		c.argv[a++] = id;
-		c.argv[a++] = json_string_value(json_object_get(ev, "type"));
-		c.argv[a++] = json_string_value(json_object_get(ev, "agent_name"));
-		c.argv[a++] = json_string_value(json_object_get(ev, "timestamp"));
+		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(ev, "id")));
+		c.argv[k++] = call_own(&c, xstrdup(id));
+		c.argv[k++] = json_string_value(json_object_get(ev, "event_id"));
+		c.argv[k++] = json_string_value(json_object_get(ev, "type"));
+		c.argv[k++] = json_string_value(json_object_get(ev, "agent_name"));
+		c.argv[k++] = json_string_value(json_object_get(ev, "timestamp"));
 		snprintf(seq, sizeof(seq), "%lld", (long long)json_integer_value(json_object_get(ev, "seq")));
-		c.argv[a++] = call_own(&c, xstrdup(seq));
-		c.argv[a++] = sid ? sid : "";
-		c.argv[a++] = call_own(&c, json_dumps(p, JSON_COMPACT));
+		c.argv[k++] = call_own(&c, xstrdup(seq));
+		c.argv[k++] = sid ? sid : "";
+		c.argv[k++] = call_own(&c, json_dumps(p, JSON_COMPACT));
 	}
-	return call_send(r, &c, on_ev_reply, &r->ev);
+	int rc = call_send(r, &c, on_ev_reply, l);
+	if (rc == 0)
+		json_object_set_new(r->expect, stream, json_integer(json_integer_value(
+		    json_object_get(json_array_get(evs, idx[n - 1]), "id"))));
+	return rc;
 }
 
+/* Send the next batch, while the pipeline has room. */
 static void
 pump_events(struct relay *r)
 {
 	json_t *evs = NULL, *ev;
 	size_t i;
-	struct lane *l = &r->ev;
-	int64_t from = store_shipped(r->store);
+	int64_t from = r->ev_sent ? r->ev_sent : store_shipped(r->store);
 
-	if (!r->events || l->last || from >= store_last_id(r->store))
+	if (!r->events || r->ev_failed || r->evq_n == PIPELINE || from >= store_last_id(r->store))
 		return;
 	if (store_events_query(r->store, NULL, from, BATCH, &evs) < 0 ||
 	    json_array_size(evs) == 0) {
 		json_decref(evs);
 		return;
 	}
-	l->failed = false;
-	l->due = 0;
+	struct lane *l = &r->evq[(r->evq_head + r->evq_n) % PIPELINE];
+	*l = (struct lane){ .what = "event" };
 	size_t n = json_array_size(evs), *all = xcalloc(n, sizeof(*all));
 	json_t *sessions = json_object();	/* session id -> indexes, in order */
 	json_array_foreach(evs, i, ev) {
@@ -349,7 +420,7 @@ pump_events(struct relay *r)
 			json_object_set_new(sessions, sid ? sid : "none", list = json_array());
 		json_array_append_new(list, json_integer((json_int_t)i));
 	}
-	bool ok = send_group(r, r->stream, evs, all, n) == 0;
+	bool ok = send_group(r, l, r->stream, evs, all, n) == 0;
 	const char *sid;
 	json_t *list;
 	json_object_foreach(sessions, sid, list) {
@@ -359,15 +430,22 @@ pump_events(struct relay *r)
 			all[j] = (size_t)json_integer_value(json_array_get(list, j));
 		snprintf(sstream, sizeof(sstream), "%s:%s", r->stream, sid);
 		if (ok)
-			ok = send_group(r, sstream, evs, all, m) == 0;
+			ok = send_group(r, l, sstream, evs, all, m) == 0;
 	}
 	l->last = json_integer_value(json_object_get(json_array_get(evs, n - 1), "id"));
-	l->failed = !ok;
 	free(all);
 	json_decref(sessions);
 	json_decref(evs);
 	if (l->due == 0)	/* nothing went out: connection gone */
-		l->last = 0;
+		return;
+	r->evq_n++;
+	if (!ok) {	/* part went out: let its replies come, then start over */
+		l->failed = true;
+		r->ev_failed = true;
+		return;
+	}
+	r->ev_sent = l->last;
+	pump_events(r);
 }
 
 /* One script call shipping memory rows idx[0..n) of rows to their list. */

@@ -99,6 +99,7 @@ struct store {
 	bool mem_outbox;          /* memory_store redis: rows wait for mem_shipped */
 	int64_t mem_shipped;      /* highest memory row id in Redis */
 	int64_t mem_last;         /* highest memory row id written */
+	int64_t epoch;            /* made when the db was created: ids restart with it */
 	bool outbox;              /* events wait here until shipped_id passes them */
 	int64_t shipped_id;       /* highest event id the relay has delivered */
 	int64_t outbox_dropped;   /* unshipped events dropped at the outbox bound */
@@ -184,6 +185,19 @@ open_db(struct store *s, const char *dir, char *err, size_t errlen)
 			s->mem_shipped = sqlite3_column_int64(q, 1);
 		}
 		sqlite3_finalize(q);
+	}
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='epoch'", -1, &q,
+	    NULL) == SQLITE_OK) {
+		if (sqlite3_step(q) == SQLITE_ROW)
+			s->epoch = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+	}
+	if (s->epoch == 0) {
+		char ins[96];
+		s->epoch = 1 + (int64_t)(rand_unit() * 9.0e15);
+		snprintf(ins, sizeof(ins), "INSERT OR REPLACE INTO meta VALUES ('epoch', %lld)",
+		    (long long)s->epoch);
+		sqlite3_exec(s->db, ins, NULL, NULL, NULL);
 	}
 	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(id),0) FROM memory", -1, &q,
 	    NULL) == SQLITE_OK) {
@@ -599,6 +613,7 @@ store_set_shipped(struct store *s, int64_t id)
 int64_t store_mem_shipped(const struct store *s) { return s->mem_shipped; }
 
 int64_t store_mem_last_id(const struct store *s) { return s->mem_last; }
+int64_t store_epoch(const struct store *s) { return s->epoch; }
 
 int
 store_set_mem_shipped(struct store *s, int64_t id)

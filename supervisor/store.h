@@ -89,6 +89,9 @@ int64_t store_events_dropped(const struct store *s);   /* by retention */
 int64_t store_shipped(struct store *s);
 int store_set_shipped(struct store *s, int64_t id);
 int64_t store_last_id(const struct store *s);
+/* A random number made when the state db was created: event ids restart
+ * with a new db, and a consumer keyed on ids must know. */
+int64_t store_epoch(const struct store *s);
 int64_t store_outbox_dropped(const struct store *s);
 
 /* Memory.  memory_type one of working, episodic, long_term, procedural

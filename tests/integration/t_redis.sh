@@ -98,4 +98,13 @@ after=$(R XLEN background_agent_events)
 # Both lanes ran side by side: memory reached Redis too.
 [ "$(R LLEN 'agentd:{ticker}:memory:episodic')" -gt 0 ] || fail "memory lane idle next to the event lane"
 [ "$(ctl --json status | jget "d['outbox']['memory_pending']")" = 0 ] || fail "memory left behind"
+# A new state db (new event ids from 1, a new epoch): its events still go
+# out; the old cursors must not swallow them.
+stop_agentd || fail "agentd did not stop"
+rm -f "$T"/state/agentd.db*
+before=$(R XLEN background_agent_events)
+start_agentd
+ctl resume ticker >/dev/null
+wait_until 10 sh -c "[ \$(redis-cli -p $PORT XLEN background_agent_events) -ge $((before + 10)) ]" \
+	|| fail "a rebuilt state db's events did not reach Redis"
 exit 0
