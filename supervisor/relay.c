@@ -200,6 +200,14 @@ on_retry(struct timer *t)
 }
 
 static void
+grow_backoff(struct relay *r)
+{
+	r->backoff = r->backoff ? r->backoff * 2 : 100;
+	if (r->backoff > 5000)
+		r->backoff = 5000;
+}
+
+static void
 lane_done(struct relay *r, struct lane *l)
 {
 	if (l == &r->st) {	/* failed: the agents go back for another try */
@@ -209,9 +217,7 @@ lane_done(struct relay *r, struct lane *l)
 		r->st_inflight = NULL;
 	}
 	if (l->failed) {
-		r->backoff = r->backoff ? r->backoff * 2 : 100;
-		if (r->backoff > 5000)
-			r->backoff = 5000;
+		grow_backoff(r);
 		log_warn("relay: batch up to %s %lld not acknowledged (%s); resending in %lld ms",
 		    l->what, (long long)l->last, r->last_error, (long long)r->backoff);
 		l->last = 0;
@@ -226,8 +232,9 @@ lane_done(struct relay *r, struct lane *l)
 	relay_pump(r);
 }
 
-static void
-lane_reply(struct relay *r, struct lane *l, redisReply *reply, const char *err)
+/* Count one reply of the lane's batch; true when it was the last. */
+static bool
+count_reply(struct relay *r, struct lane *l, redisReply *reply, const char *err)
 {
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
 		l->failed = true;
@@ -235,7 +242,13 @@ lane_reply(struct relay *r, struct lane *l, redisReply *reply, const char *err)
 		if (reply && strstr(reply->str, "NOSCRIPT"))
 			r->scripts_loaded = 0;
 	}
-	if (--l->due == 0)
+	return --l->due == 0;
+}
+
+static void
+lane_reply(struct relay *r, struct lane *l, redisReply *reply, const char *err)
+{
+	if (count_reply(r, l, reply, err))
 		lane_done(r, l);
 }
 
@@ -259,9 +272,7 @@ ev_batch_done(struct relay *r)
 		r->ev_failed = false;
 		r->ev_sent = 0;
 		json_object_clear(r->expect);
-		r->backoff = r->backoff ? r->backoff * 2 : 100;
-		if (r->backoff > 5000)
-			r->backoff = 5000;
+		grow_backoff(r);
 		log_warn("relay: resending from event %lld in %lld ms",
 		    (long long)store_shipped(r->store) + 1, (long long)r->backoff);
 		timer_in(&r->retry, r->backoff);
@@ -276,14 +287,7 @@ static void
 on_ev_reply(struct rconn *rc, redisReply *reply, const char *err, void *priv)
 {
 	struct relay *r = priv;
-	struct lane *l = &r->evq[r->evq_head];
-	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-		l->failed = true;
-		snprintf(r->last_error, sizeof(r->last_error), "%s", reply ? reply->str : err);
-		if (reply && strstr(reply->str, "NOSCRIPT"))
-			r->scripts_loaded = 0;
-	}
-	if (--l->due == 0)
+	if (count_reply(r, &r->evq[r->evq_head], reply, err))
 		ev_batch_done(r);
 }
 
