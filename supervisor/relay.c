@@ -34,6 +34,7 @@
  * whole snapshot, so a resend is harmless; a deleted agent's hash goes).
  * The lanes share the connection and the retry timer, never a batch.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,11 +348,17 @@ call_send(struct relay *r, struct call *c, rconn_reply_fn fn, struct lane *l)
 	return rc;
 }
 
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+
 static char *
-fmt(const char *f, const char *a, const char *b)
+fmt(const char *f, ...)
 {
 	char *s;
-	return asprintf(&s, f, a, b) < 0 ? NULL : s;
+	va_list ap;
+	va_start(ap, f);
+	int n = vasprintf(&s, f, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
 }
 
 /* One script call shipping events idx[0..n) of evs to stream, expecting
@@ -371,7 +378,7 @@ send_group(struct relay *r, struct lane *l, const char *stream, json_t *evs,
 	c.argv[k++] = r->sha;
 	c.argv[k++] = "2";
 	c.argv[k++] = stream;
-	c.argv[k++] = call_own(&c, fmt("{%s}:cursor%s", stream, ""));
+	c.argv[k++] = call_own(&c, fmt("{%s}:cursor", stream));
 	c.argv[k++] = r->epoch;
 	c.argv[k++] = prev;
 	c.argv[k++] = r->maxlen;

@@ -168,24 +168,13 @@ free_strv(char **v)
 	free(v);
 }
 
-static int64_t
-duration_of(const json_t *v, int64_t dflt)
-{
-	int64_t ms;
-	if (json_is_number(v))
-		return (int64_t)(json_number_value(v) * 1000);
-	if (json_is_string(v) && parse_duration(json_string_value(v), &ms) == 0)
-		return ms;
-	return dflt;
-}
-
 int
 cmdtool_run(const json_t *def, const struct tool_ctx *ctx, const json_t *args,
     json_t **out, char *err, size_t errlen)
 {
 	const json_t *tmpl = json_object_get(def, "command");
 	const char *cwd = json_string_value(json_object_get(def, "cwd"));
-	int64_t timeout = duration_of(json_object_get(def, "timeout"), ctx && ctx->deadline > 0 ?
+	int64_t timeout = json_duration_ms(json_object_get(def, "timeout"), ctx && ctx->deadline > 0 ?
 	    ctx->deadline - mono_ms() : 30000);
 	size_t cap = json_is_integer(json_object_get(def, "output_max")) ?
 	    (size_t)json_integer_value(json_object_get(def, "output_max")) : 65536;

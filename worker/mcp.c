@@ -66,22 +66,6 @@ name_ok(const char *s, size_t max, bool dots)
 	return true;
 }
 
-static int64_t
-ms_of(const json_t *def, const char *key, int64_t dflt)
-{
-	json_t *v = json_object_get(def, key);
-	if (json_is_integer(v) && json_integer_value(v) > 0)
-		return json_integer_value(v) * 1000;
-	if (json_is_real(v) && json_real_value(v) > 0)
-		return (int64_t)(json_real_value(v) * 1000);
-	if (json_is_string(v)) {
-		int64_t ms;
-		if (parse_duration(json_string_value(v), &ms) == 0 && ms > 0)
-			return ms;
-	}
-	return dflt;
-}
-
 static const char *
 state_name(const struct mcp_server *s)
 {
@@ -846,9 +830,10 @@ server_init(struct mcp *m, struct mcp_server *s, const json_t *def, size_t i,
 		    "stdio, streamable_http or sse)", name, tt);
 		return -1;
 	}
-	s->timeout_ms = ms_of(def, "timeout", m->h.call_timeout_ms > 0 ?
+	s->timeout_ms = json_duration_ms(json_object_get(def, "timeout"), m->h.call_timeout_ms > 0 ?
 	    m->h.call_timeout_ms : MCP_CALL_TIMEOUT_MS);
-	s->init_timeout_ms = ms_of(def, "init_timeout", MCP_INIT_TIMEOUT_MS);
+	s->init_timeout_ms = json_duration_ms(json_object_get(def, "init_timeout"),
+	    MCP_INIT_TIMEOUT_MS);
 	for (size_t k = 0; k < i; k++)
 		if (strcmp(m->srv[k].name, name) == 0) {
 			snprintf(err, errlen, "mcp_tools: two servers are named %s", name);

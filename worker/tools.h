@@ -88,4 +88,8 @@ int tool_read_file(const struct tool_ctx *ctx, const json_t *args,
 json_t *json_string_lossy(const char *s);
 size_t utf8_cut(const char *s, size_t len, size_t max);
 
+/* A config duration: a number of seconds or a string like "90s" or
+ * "250ms"; dflt when absent, not positive, or not a duration. */
+int64_t json_duration_ms(const json_t *v, int64_t dflt);
+
 #endif

@@ -346,17 +346,12 @@ tool_names(const struct worker *w)
 
 /* ---- MCP ------------------------------------------------------------------ */
 
-/* agent_config.tool_call_timeout: seconds or a duration; 0 when unset. */
+/* agent_config.tool_call_timeout; 0 when unset. */
 static int64_t
 tool_call_timeout(const json_t *spec)
 {
-	json_t *v = json_object_get(json_object_get(spec, "agent_config"), "tool_call_timeout");
-	int64_t ms = 0;
-	if (json_is_number(v))
-		ms = (int64_t)(json_number_value(v) * 1000);
-	else if (json_is_string(v) && parse_duration(json_string_value(v), &ms) < 0)
-		ms = 0;
-	return ms > 0 ? ms : 0;
+	return json_duration_ms(json_object_get(json_object_get(spec, "agent_config"),
+	    "tool_call_timeout"), 0);
 }
 
 static bool tool_ctx_interrupted(void *arg);
