@@ -593,20 +593,26 @@ store_shipped(struct store *s)
 int64_t store_last_id(const struct store *s) { return s->next_id - 1; }
 int64_t store_outbox_dropped(const struct store *s) { return s->outbox_dropped; }
 
+/* A watermark in the meta table, inside the open transaction. */
+static int
+put_meta(struct store *s, const char *key, int64_t v, const char *what)
+{
+	char q[128];
+	if (begin(s) < 0)
+		return -1;
+	snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta VALUES ('%s', %lld)", key, (long long)v);
+	if (sqlite3_exec(s->db, q, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, what);
+	return 0;
+}
+
 int
 store_set_shipped(struct store *s, int64_t id)
 {
-	char q[128];
 	if (id <= s->shipped_id && id != 0)
 		return 0;
 	s->shipped_id = id;
-	if (begin(s) < 0)
-		return -1;
-	snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta VALUES ('shipped_id', %lld)",
-	    (long long)id);
-	if (sqlite3_exec(s->db, q, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(s, "recording shipped events");
-	return 0;
+	return put_meta(s, "shipped_id", id, "recording shipped events");
 }
 /* ---- memory outbox (memory_store redis) ------------------------------------ */
 
@@ -618,22 +624,27 @@ int64_t store_epoch(const struct store *s) { return s->epoch; }
 int
 store_set_mem_shipped(struct store *s, int64_t id)
 {
-	char q[128];
 	if (id <= s->mem_shipped)
 		return 0;
 	s->mem_shipped = id;
-	if (begin(s) < 0)
-		return -1;
-	snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta VALUES ('mem_shipped_id', %lld)",
-	    (long long)id);
-	if (sqlite3_exec(s->db, q, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(s, "recording shipped memory");
-	return 0;
+	return put_meta(s, "mem_shipped_id", id, "recording shipped memory");
+}
+
+/* A text column as JSON; null (never a failure) when it is NULL or not
+ * UTF-8, so no row is ever left out of what gets shipped. */
+static json_t *
+column_json_text(sqlite3_stmt *q, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(q, col);
+	json_t *j = t ? json_string(t) : NULL;
+	return j ? j : json_null();
 }
 
 int
 store_mem_pending(struct store *s, int64_t after, int limit, json_t **out)
 {
+	static const char *const cols[] = { NULL, "agent_id", "session_id", "memory_type",
+		"role", "content" };
 	sqlite3_stmt *q = stmt(s, ST_MEM_PENDING);
 	char ts[40];
 	int rc;
@@ -642,20 +653,16 @@ store_mem_pending(struct store *s, int64_t after, int limit, json_t **out)
 	sqlite3_bind_int64(q, 1, after);
 	sqlite3_bind_int(q, 2, limit);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		json_t *item = json_object();
+		json_object_set_new(item, "id", json_integer(sqlite3_column_int64(q, 0)));
+		for (int c = 1; c <= 5; c++)
+			json_object_set_new(item, cols[c], column_json_text(q, c));
 		const char *md = (const char *)sqlite3_column_text(q, 6);
+		json_t *meta = md ? json_loads(md, 0, NULL) : NULL;
+		json_object_set_new(item, "metadata", meta ? meta : column_json_text(q, 6));
 		iso8601(sqlite3_column_int64(q, 7), ts, sizeof(ts));
-		json_t *item = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o}",
-		    "id", (json_int_t)sqlite3_column_int64(q, 0),
-		    "agent_id", (const char *)sqlite3_column_text(q, 1),
-		    "session_id", (const char *)sqlite3_column_text(q, 2),
-		    "memory_type", (const char *)sqlite3_column_text(q, 3),
-		    "role", (const char *)sqlite3_column_text(q, 4),
-		    "content", (const char *)sqlite3_column_text(q, 5),
-		    "timestamp", ts, "metadata", md ? json_loads(md, 0, NULL) : json_null());
-		if (item && json_object_get(item, "metadata") == NULL)
-			json_object_set_new(item, "metadata", json_null());
-		if (item)
-			json_array_append_new(*out, item);
+		json_object_set_new(item, "timestamp", json_string(ts));
+		json_array_append_new(*out, item);
 	}
 	sqlite3_reset(q);
 	return rc == SQLITE_DONE ? 0 : db_fail(s, "reading the memory outbox");
