@@ -947,13 +947,10 @@ mcp_on_io(struct mcp *m)
 		struct mcp_server *s = &m->srv[i];
 		if (s->transport != MCP_STDIO || s->pid <= 0)
 			continue;
-		struct pollfd p[2] = { { s->out, POLLIN, 0 }, { s->errfd, POLLIN, 0 } };
-		if (poll(p, 2, 0) <= 0)
-			continue;
-		if (p[1].revents)
+		/* Both are non-blocking: a side with nothing to say reads EAGAIN. */
+		if (s->errfd >= 0)
 			stderr_ready(s);
-		if (p[0].revents)
-			stdout_ready(s);
+		stdout_ready(s);
 	}
 }
 
