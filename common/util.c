@@ -43,17 +43,29 @@ wall_ms(void)
 void
 iso8601(int64_t wall, char *out, size_t outlen)
 {
+	/* agentd stamps every event: the second's text is made once a second */
+	static time_t cached = -1;
+	static char base[24];
 	struct tm tm;
-	time_t secs = (time_t)(wall / 1000);
-	char base[24];
+	time_t secs = (time_t)(wall / 1000 - (wall % 1000 < 0));	/* floor: before 1970 too */
 
-	if (wall == 0 || gmtime_r(&secs, &tm) == NULL) {
+	if (wall == 0 || outlen < 25 || (secs != cached && gmtime_r(&secs, &tm) == NULL)) {
 		if (outlen)
 			out[0] = '\0';
 		return;
 	}
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, outlen, "%s.%03dZ", base, (int)(wall % 1000));
+	if (secs != cached) {
+		strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+		cached = secs;
+	}
+	int ms = (int)(wall - (int64_t)secs * 1000);
+	memcpy(out, base, 19);
+	out[19] = '.';
+	out[20] = (char)('0' + ms / 100);
+	out[21] = (char)('0' + ms / 10 % 10);
+	out[22] = (char)('0' + ms % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
 
 static int
@@ -160,17 +172,45 @@ random_bytes(void *p, size_t n)
 	}
 }
 
+/*
+ * Random bytes for UUIDs come from a small pool refilled by getrandom(2):
+ * one syscall per 256 ids instead of one per id (agentd stamps every event).
+ * The pool remembers which process filled it, so a forked child never
+ * hands out its parent's bytes.
+ */
+static void
+uuid_random(uint8_t u[16])
+{
+	static uint8_t pool[4096];
+	static size_t used = sizeof(pool);
+	static pid_t owner;
+	pid_t me = getpid();
+
+	if (used == sizeof(pool) || owner != me) {
+		random_bytes(pool, sizeof(pool));
+		used = 0;
+		owner = me;
+	}
+	memcpy(u, pool + used, 16);
+	explicit_bzero(pool + used, 16);
+	used += 16;
+}
+
 void
 uuid4(char *out)
 {
+	static const char hex[] = "0123456789abcdef";
 	uint8_t u[16];
-	random_bytes(u, sizeof(u));
+	uuid_random(u);
 	u[6] = (u[6] & 0x0f) | 0x40;
 	u[8] = (u[8] & 0x3f) | 0x80;
-	snprintf(out, 37,
-	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	    u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
-	    u[10], u[11], u[12], u[13], u[14], u[15]);
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*out++ = '-';
+		*out++ = hex[u[i] >> 4];
+		*out++ = hex[u[i] & 15];
+	}
+	*out = '\0';
 }
 
 double

@@ -31,7 +31,7 @@ int parse_duration(const char *s, int64_t *ms);
 /* Sizes: "512M", "1G", "64k", "1048576" (bytes), "2GiB", "100MB"; 1024-based. */
 int parse_size(const char *s, int64_t *bytes);
 
-/* 36-char RFC 4122 version-4 UUID from getrandom(2). out >= 37 bytes. */
+/* 36-char RFC 4122 version-4 UUID (getrandom(2) bytes). out >= 37 bytes. */
 void uuid4(char *out);
 
 /* Uniform random in [0, 1) from a process-local xorshift seeded by getrandom. */

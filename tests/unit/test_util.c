@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "common/buf.h"
 #include "common/util.h"
 
@@ -57,6 +59,15 @@ START_TEST(timestamps)
 	ck_assert_str_eq(ts, "2023-11-14T22:13:20.123Z");
 	iso8601(0, ts, sizeof(ts));
 	ck_assert_str_eq(ts, "");
+	/* the second's text is cached: a new second, then the old one again */
+	iso8601(1700000000999LL, ts, sizeof(ts));
+	ck_assert_str_eq(ts, "2023-11-14T22:13:20.999Z");
+	iso8601(1700000001005LL, ts, sizeof(ts));
+	ck_assert_str_eq(ts, "2023-11-14T22:13:21.005Z");
+	iso8601(1700000000050LL, ts, sizeof(ts));
+	ck_assert_str_eq(ts, "2023-11-14T22:13:20.050Z");
+	iso8601(-1, ts, sizeof(ts));	/* a file from before 1970 */
+	ck_assert_str_eq(ts, "1969-12-31T23:59:59.999Z");
 }
 END_TEST
 
@@ -69,6 +80,22 @@ START_TEST(uuids)
 	ck_assert_str_ne(a, b);
 	ck_assert_int_eq(a[14], '4');
 	ck_assert(strchr("89ab", a[19]) != NULL);
+	ck_assert(a[8] == '-' && a[13] == '-' && a[18] == '-' && a[23] == '-');
+	/* ids come from a pool: a forked child must not hand out the parent's */
+	int fd[2];
+	ck_assert_int_eq(pipe(fd), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		uuid4(a);
+		_exit(write(fd[1], a, 36) == 36 ? 0 : 1);
+	}
+	char child[37] = { 0 };
+	uuid4(b);
+	ck_assert_int_eq(read(fd[0], child, 36), 36);
+	waitpid(pid, NULL, 0);
+	close(fd[0]);
+	close(fd[1]);
+	ck_assert_str_ne(child, b);
 	for (int i = 0; i < 1000; i++) {
 		double r = rand_unit();
 		ck_assert(r >= 0.0 && r < 1.0);
