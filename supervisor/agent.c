@@ -41,6 +41,8 @@ static void start_worker(struct agent *a);
 static void run_attempt_failed(struct agent *a, const char *error,
     bool retryable, int64_t retry_after_ms);
 
+#define READS_PER_WAKE 4
+
 static const char *wstate_names[] = {
 	"stopped", "starting", "idle", "running", "stopping", "backoff", "fatal",
 };
@@ -1029,7 +1031,11 @@ agent_on_readable(struct agent *a)
 	const char *ferr;
 	char err[256];
 
-	for (;;) {
+	/* A few reads per wake-up, not until the pipe is dry: a worker that
+	 * writes as fast as agentd reads would otherwise hold the loop -- no
+	 * commit, no relay, no other agent -- for as long as it kept on.  The
+	 * watch is level-triggered, so what is left wakes the next pass. */
+	for (int reads = 0; reads < READS_PER_WAKE; reads++) {
 		ssize_t n = frame_reader_fill(&a->rd, a->io.fd);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			loop_del(&a->io);	/* EOF: exit follows via SIGCHLD */
