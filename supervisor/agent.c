@@ -62,7 +62,14 @@ agent_id(const struct agent *a)
 void
 agent_save(struct agent *a)
 {
+	a->unsaved = false;
 	(void)store_state_save(a->sup->store, a->name, &a->st);
+}
+
+void
+agent_save_later(struct agent *a)
+{
+	a->unsaved = true;
 }
 
 /* ---- events ------------------------------------------------------------ */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include "common/log.h"
 #include "common/util.h"
+#include "supervisor/store.h"
 #include "supervisor/sup.h"
 
 void
@@ -31,10 +32,13 @@ event_emit(struct agent *a, const char *type, json_t *payload)
 	ev.seq = ++a->st.seq;
 	ev.timestamp = wall_ms();
 	ev.payload = payload;
+	char *pj = json_dumps(payload, JSON_COMPACT);	/* once, for the store and the relay */
+	ev.payload_json = pj;
 	if (store_event_append(a->sup->store, &ev) < 0)
 		log_agent(LL_ERROR, a->name, "event %s (seq %lld) could not be stored",
 		    type, (long long)ev.seq);
-	agent_save(a);
+	free(pj);
+	agent_save_later(a);	/* the seq, in this pass's commit */
 	events_followers_publish(a->sup, &ev);
 	json_decref(payload);
 }

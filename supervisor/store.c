@@ -21,7 +21,7 @@
 #define SCHEMA_VERSION 1
 
 enum { ST_STATE_GET, ST_STATE_PUT, ST_STATE_DEL, ST_EV_PUT, ST_EV_ALL, ST_EV_AGENT,
-	ST_EV_TAIL, ST_EV_TAIL_AGENT, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST_MEM_PRUNE, ST_MEM_PENDING, ST__N };
+	ST_EV_TAIL, ST_EV_TAIL_AGENT, ST_EV_OUTBOX, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST_MEM_PRUNE, ST_MEM_PENDING, ST__N };
 
 static const char *sql[ST__N] = {
 	[ST_STATE_GET] = "SELECT run_count, error_count, skipped_count, restart_count, "
@@ -45,6 +45,8 @@ static const char *sql[ST__N] = {
 	[ST_EV_TAIL_AGENT] = "SELECT * FROM (SELECT id, event_id, type, agent_name, seq, "
 	    "timestamp, payload FROM events WHERE agent_name = ?3 ORDER BY id DESC "
 	    "LIMIT ?2) ORDER BY id",
+	[ST_EV_OUTBOX] = "SELECT id, event_id, type, agent_name, seq, timestamp, payload, "
+	    "json_extract(payload, '$.session_id') FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
 	[ST_MEM_PUT] = "INSERT INTO memory (agent, session_id, memory_type, role, content, "
 	    "metadata, timestamp) VALUES (?1,?2,?3,?4,?5,?6,?7)",
 	[ST_MEM_GET] = "SELECT * FROM (SELECT id, role, content, memory_type, timestamp, "
@@ -99,10 +101,16 @@ struct store {
 	bool mem_outbox;          /* memory_store redis: rows wait for mem_shipped */
 	int64_t mem_shipped;      /* highest memory row id in Redis */
 	int64_t mem_last;         /* highest memory row id written */
+	/* What the last COMMIT made durable: a shipper never sends past these,
+	 * or a crash before the commit would let ids be reused for other rows
+	 * that the far side then takes for ones it already has. */
+	int64_t ev_committed, mem_committed;
 	int64_t epoch;            /* made when the db was created: ids restart with it */
 	bool outbox;              /* events wait here until shipped_id passes them */
 	int64_t shipped_id;       /* highest event id the relay has delivered */
 	int64_t outbox_dropped;   /* unshipped events dropped at the outbox bound */
+	void (*on_commit)(void *ctx);
+	void *on_commit_ctx;
 };
 
 bool
@@ -214,6 +222,8 @@ open_db(struct store *s, const char *dir, char *err, size_t errlen)
 		}
 		sqlite3_finalize(q);
 	}
+	s->ev_committed = s->next_id - 1;
+	s->mem_committed = s->mem_last;
 	return 0;
 }
 
@@ -356,15 +366,26 @@ prune(struct store *s)
 	s->prune_events = false;
 }
 
+void
+store_on_commit(struct store *s, void (*fn)(void *ctx), void *ctx)
+{
+	s->on_commit = fn;
+	s->on_commit_ctx = ctx;
+}
+
 int
 store_flush(struct store *s)
 {
 	if (!s->in_tx)
 		return 0;
+	if (s->on_commit)
+		s->on_commit(s->on_commit_ctx);
 	prune(s);
 	s->in_tx = false;
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(s, "commit");
+	s->ev_committed = s->next_id - 1;
+	s->mem_committed = s->mem_last;
 	return 0;
 }
 
@@ -507,14 +528,15 @@ store_event_append(struct store *s, struct event *ev)
 	if (begin(s) < 0)
 		return -1;
 	sqlite3_stmt *q = stmt(s, ST_EV_PUT);
-	char *payload = json_dumps(ev->payload, JSON_COMPACT);
+	char *payload = ev->payload_json ? NULL : json_dumps(ev->payload, JSON_COMPACT);
 	sqlite3_bind_int64(q, 1, ev->id);
 	sqlite3_bind_text(q, 2, ev->event_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 3, ev->type, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 4, ev->agent_name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 5, ev->seq);
 	sqlite3_bind_int64(q, 6, ev->timestamp);
-	sqlite3_bind_text(q, 7, payload ? payload : "{}", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 7, ev->payload_json ? ev->payload_json : payload ? payload : "{}",
+	    -1, SQLITE_TRANSIENT);
 	free(payload);
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
@@ -580,6 +602,36 @@ store_events_query(struct store *s, const char *agent, int64_t after_id, int lim
 	return rc == SQLITE_DONE ? 0 : db_fail(s, "querying events");
 }
 
+int
+store_outbox_read(struct store *s, int64_t after_id, int limit, store_outbox_fn fn, void *ctx)
+{
+	sqlite3_stmt *q = stmt(s, ST_EV_OUTBOX);
+	sqlite3_bind_int64(q, 1, after_id);
+	sqlite3_bind_int(q, 2, limit);
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct event ev = { 0 };
+		const char *sid = (const char *)sqlite3_column_text(q, 7);
+		ev.id = sqlite3_column_int64(q, 0);
+		snprintf(ev.event_id, sizeof(ev.event_id), "%s", sqlite3_column_text(q, 1));
+		ev.type = (const char *)sqlite3_column_text(q, 2);
+		ev.agent_name = (const char *)sqlite3_column_text(q, 3);
+		ev.seq = sqlite3_column_int64(q, 4);
+		ev.timestamp = sqlite3_column_int64(q, 5);
+		ev.payload_json = (const char *)sqlite3_column_text(q, 6);
+		/* never a row left out: a NULL column ships empty */
+		if (ev.type == NULL)
+			ev.type = "";
+		if (ev.agent_name == NULL)
+			ev.agent_name = "";
+		if (ev.payload_json == NULL)
+			ev.payload_json = "{}";
+		fn(ctx, &ev, sid ? sid : "");
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : db_fail(s, "reading the outbox");
+}
+
 const char *store_event_backend(const struct store *s) { return s->event_backend; }
 
 /* ---- outbox bookkeeping (redis_stream) ----------------------------------------- */
@@ -590,7 +642,7 @@ store_shipped(struct store *s)
 	return s->shipped_id;
 }
 
-int64_t store_last_id(const struct store *s) { return s->next_id - 1; }
+int64_t store_last_id(const struct store *s) { return s->ev_committed; }
 int64_t store_outbox_dropped(const struct store *s) { return s->outbox_dropped; }
 
 /* A watermark in the meta table, inside the open transaction. */
@@ -618,7 +670,7 @@ store_set_shipped(struct store *s, int64_t id)
 
 int64_t store_mem_shipped(const struct store *s) { return s->mem_shipped; }
 
-int64_t store_mem_last_id(const struct store *s) { return s->mem_last; }
+int64_t store_mem_last_id(const struct store *s) { return s->mem_committed; }
 int64_t store_epoch(const struct store *s) { return s->epoch; }
 
 int

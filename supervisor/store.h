@@ -50,6 +50,7 @@ struct event {
 	int64_t seq;
 	int64_t timestamp;     /* wall ms */
 	json_t *payload;       /* object */
+	const char *payload_json;  /* the same, compact, when the caller has it */
 };
 
 /* Opens <g->state_dir>/agentd.db (creating tables) and the configured
@@ -57,6 +58,10 @@ struct event {
 int store_open(struct store **s, const struct global_conf *g, char *err, size_t errlen);
 void store_close(struct store *s);   /* flushes first */
 int store_flush(struct store *s);    /* commit the pending batch */
+/* fn runs at the start of every commit, so what it writes goes into the
+ * same transaction as the pass's events (agent state that is saved once
+ * per pass rather than once per event). */
+void store_on_commit(struct store *s, void (*fn)(void *ctx), void *ctx);
 
 /* State.  load returns 1 when found, 0 when the agent is new (st zeroed,
  * session_id left empty), -1 on error. */
@@ -76,6 +81,12 @@ int store_event_append(struct store *s, struct event *ev);
  * after_id < 0, the newest `limit` events (still oldest first). */
 int store_events_query(struct store *s, const char *agent, int64_t after_id,
     int limit, json_t **out);
+/* The outbox as stored, for the relay: events with id > after_id, oldest
+ * first, at most limit, each with payload_json set (payload NULL) and its
+ * session id ("" for none).  The strings live until fn returns. */
+typedef void (*store_outbox_fn)(void *ctx, const struct event *ev, const char *session_id);
+int store_outbox_read(struct store *s, int64_t after_id, int limit, store_outbox_fn fn,
+    void *ctx);
 /* {"id","event_id","type","agent_name","seq","timestamp" (ISO 8601),
  *  "payload"} */
 json_t *event_to_json(const struct event *ev);
@@ -88,7 +99,7 @@ int64_t store_events_dropped(const struct store *s);   /* by retention */
  * survive retention, up to an outbox bound of 4x event_retention. */
 int64_t store_shipped(struct store *s);
 int store_set_shipped(struct store *s, int64_t id);
-int64_t store_last_id(const struct store *s);
+int64_t store_last_id(const struct store *s);   /* the last committed */
 /* A random number made when the state db was created: event ids restart
  * with a new db, and a consumer keyed on ids must know. */
 int64_t store_epoch(const struct store *s);
@@ -112,7 +123,7 @@ bool memory_type_valid(const char *t);
  * recording how far it got.  Unshipped rows outlive memory_retention. */
 int64_t store_mem_shipped(const struct store *s);
 int store_set_mem_shipped(struct store *s, int64_t id);
-int64_t store_mem_last_id(const struct store *s);
+int64_t store_mem_last_id(const struct store *s);   /* the last committed */
 /* Rows after id `after`, oldest first: {id, agent_id, session_id,
  * memory_type, role, content, timestamp, metadata}. */
 int store_mem_pending(struct store *s, int64_t after, int limit, json_t **out);

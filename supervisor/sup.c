@@ -47,9 +47,21 @@ agent_free_cb(void *p)
 	agent_free(p);
 }
 
+/* The store's commit hook: state that agent_save_later left for it. */
+static void
+save_unsaved(void *ctx)
+{
+	struct sup *s = ctx;
+	for (size_t i = 0; i < s->nagents; i++)
+		if (s->agents[i]->unsaved)
+			agent_save(s->agents[i]);
+}
+
 void
 sup_remove_agent(struct sup *s, struct agent *a)
 {
+	if (a->unsaved)
+		agent_save(a);
 	for (size_t i = 0; i < s->nagents; i++) {
 		if (s->agents[i] != a)
 			continue;
@@ -304,6 +316,7 @@ sup_run(struct sup *s)
 		return 1;
 	}
 	timer_init(&s->stop_timer, on_stop_timer, s);
+	store_on_commit(s->store, save_unsaved, s);
 	if (ctl_listen(s) < 0)
 		return 1;
 	for (size_t i = 0; i < s->cfg->nagents; i++)

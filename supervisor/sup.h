@@ -83,6 +83,7 @@ struct agent {
 	json_t *mcp;                   /* server -> its last mcp_server_status */
 	char *last_error;
 	bool last_failed;              /* the last finished run failed */
+	bool unsaved;                  /* st changed since agent_save */
 
 	struct run *cur;
 	int queued;
@@ -141,6 +142,9 @@ void agent_replace_conf(struct agent *a, const struct agent_conf *conf);
 json_t *agent_status_json(const struct agent *a);
 const char *wstate_name(enum wstate s);
 void agent_save(struct agent *a);
+/* Save at the pass's commit instead (sup_save_unsaved): for the sequence
+ * number every event advances. */
+void agent_save_later(struct agent *a);
 
 /* events.c */
 void event_emit(struct agent *a, const char *type, json_t *payload);  /* steals payload */
