@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include "common/log.h"
 #include "common/util.h"
+#include "supervisor/relay.h"
 #include "supervisor/store.h"
 #include "supervisor/sup.h"
 
@@ -37,6 +38,8 @@ event_emit(struct agent *a, const char *type, json_t *payload)
 	if (store_event_append(a->sup->store, &ev) < 0)
 		log_agent(LL_ERROR, a->name, "event %s (seq %lld) could not be stored",
 		    type, (long long)ev.seq);
+	else
+		relay_offer(a->sup->relay, &ev, pj ? pj : "{}");
 	free(pj);
 	agent_save_later(a);	/* the seq, in this pass's commit */
 	events_followers_publish(a->sup, &ev);

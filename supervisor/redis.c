@@ -164,16 +164,18 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		arm_reply_deadline(r);
 }
 
+/* Either argv (argc > 0) or a command already in RESP (cmd, len). */
 static int
 queue_command(struct rconn *r, rconn_reply_fn fn, void *priv, int argc,
-    const char **argv, const size_t *lens)
+    const char **argv, const size_t *lens, const char *cmd, size_t len)
 {
 	struct pending *p = xcalloc(1, sizeof(*p));
 	p->r = r;
 	p->fn = fn;
 	p->priv = priv;
 	p->sent = mono_ms();
-	if (redisAsyncCommandArgv(r->ac, on_reply, p, argc, argv, lens) != REDIS_OK) {
+	if ((argc > 0 ? redisAsyncCommandArgv(r->ac, on_reply, p, argc, argv, lens) :
+	    redisAsyncFormattedCommand(r->ac, on_reply, p, cmd, len)) != REDIS_OK) {
 		free(p);
 		return -1;
 	}
@@ -194,7 +196,17 @@ rconn_command(struct rconn *r, rconn_reply_fn fn, void *priv, int argc,
 {
 	if (r->state != R_UP || r->ac == NULL)
 		return -1;
-	return queue_command(r, fn, priv, argc, argv, lens);
+	return queue_command(r, fn, priv, argc, argv, lens, NULL, 0);
+}
+
+int
+rconn_formatted(struct rconn *r, rconn_reply_fn fn, void *priv, const char *cmd, size_t len)
+{
+	if (r->state != R_UP || r->ac == NULL)
+		return -1;
+	if (fn == NULL)	/* hiredis reads the reply and drops it */
+		return redisAsyncFormattedCommand(r->ac, NULL, NULL, cmd, len) == REDIS_OK ? 0 : -1;
+	return queue_command(r, fn, priv, 0, NULL, NULL, cmd, len);
 }
 
 /* ---- connection lifecycle ------------------------------------------------- */
@@ -236,12 +248,12 @@ on_connect(const redisAsyncContext *ac, int status)
 	timer_stop(&r->timer);
 	if (r->password) {
 		const char *argv[] = { "AUTH", r->password };
-		queue_command(r, on_setup_reply, "AUTH", 2, argv, NULL);
+		queue_command(r, on_setup_reply, "AUTH", 2, argv, NULL, NULL, 0);
 	}
 	if (r->o.db) {
 		snprintf(num, sizeof(num), "%d", r->o.db);
 		const char *argv[] = { "SELECT", num };
-		queue_command(r, on_setup_reply, "SELECT", 2, argv, NULL);
+		queue_command(r, on_setup_reply, "SELECT", 2, argv, NULL, NULL, 0);
 	}
 	log_info("redis: connected to %s", r->unix_path ? r->unix_path : r->host);
 	if (r->state_fn)

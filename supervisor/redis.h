@@ -50,5 +50,10 @@ const char *rconn_last_error(const struct rconn *r);
 /* Queue a command; -1 when the connection is not up (nothing queued). */
 int rconn_command(struct rconn *r, rconn_reply_fn fn, void *priv, int argc,
     const char **argv, const size_t *lens);
+/* The same for a command its caller encoded in RESP (for a big batch made
+ * of pieces encoded once and used in more than one command).  fn NULL: the
+ * reply is read and dropped (a transaction's QUEUED; EXEC's says it all). */
+int rconn_formatted(struct rconn *r, rconn_reply_fn fn, void *priv, const char *cmd,
+    size_t len);
 
 #endif

@@ -1,84 +1,35 @@
 /*
- * relay: the SQLite event log is the durable outbox; this ships it to Redis
- * Streams in id order, and records how far it got (store_set_shipped) only
- * when Redis has acknowledged every command of a batch.
+ * relay: agentd's one Redis connection, and what goes over it.  Three
+ * lanes share it and a retry timer, never a batch: events (streams.c),
+ * memory rows and agent state (here).  A lane whose batch fails makes every
+ * lane wait out the same growing backoff: the cause (Redis down, OOM) is
+ * nearly always theirs too.
  *
- * Each event goes to two streams: the seed's global stream (REDIS_STREAM_KEY,
- * default background_agent_events) and a stream per session
- * (<stream_key>:<session_id>), both trimmed with MAXLEN ~.  Fields are plain
- * strings any client can read: event_id, type, agent_name, timestamp, seq,
- * session_id, and payload as JSON.
- *
- * Exactly once, in order, pipelined: each stream has a cursor key,
- * {stream}:cursor (hash-tagged into the stream's Cluster slot), holding
- * "<store epoch>:<last event id appended>".  One script call carries a
- * batch for one stream; it appends only the events past the cursor (so a
- * batch resent after lost replies adds nothing twice) and refuses the
- * batch when the cursor has not reached the id the batch expects the
- * stream to be at (so when a batch fails, every later batch for that stream
- * fails too, and nothing is ever appended out of order).  That guard lets
- * up to PIPELINE batches be in flight on the one connection.  A failure
- * stops new batches; once the replies are in, shipping restarts from the
- * last id every earlier batch was acknowledged for (store_set_shipped),
- * with no expectations (the cursors skip what did land).  The epoch (the
- * state db's, made when it was created) keeps a rebuilt db's new ids from
- * being taken for old ones.  Redis 7 refuses a writing script outright
- * when it is over maxmemory, so an OOM applies nothing of a batch.
- *
- * Memory (memory_store redis) goes the same way in a lane of its own: rows
- * of the SQLite memory table, in id order, to one list per agent and type,
- * agentd:{<agent>}:memory:<type> (JSON items, oldest first, trimmed to
- * memory_retention), with idempotence keys agentd:{<agent>}:memory-seen:<id>
- * in the same slot.  With state_store redis a third lane keeps a hash per
- * agent, agentd:{<agent>}:state, at its latest saved state (HSET of the
- * whole snapshot, so a resend is harmless; a deleted agent's hash goes).
- * The lanes share the connection and the retry timer, never a batch.
+ * Memory (memory_store redis): rows of the SQLite memory table, in id order,
+ * to one list per agent and type, agentd:{<agent>}:memory:<type> (JSON
+ * items, oldest first, trimmed to memory_retention), one script call per
+ * list and batch, with idempotence keys agentd:{<agent>}:memory-seen:<id>
+ * in the same slot so a batch resent after lost replies adds nothing twice.
+ * With state_store redis a third lane keeps a hash per agent,
+ * agentd:{<agent>}:state, at its latest saved state (HSET of the whole
+ * snapshot, so a resend is harmless; a deleted agent's hash goes).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "conf/config.h"
 #include "supervisor/loop.h"
 #include "supervisor/redis.h"
 #include "supervisor/relay.h"
+#include "supervisor/relay_int.h"
 #include "supervisor/store.h"
 
 #define BATCH 512
-#define PIPELINE 4
 #define SEEN_TTL "3600"
-
-/*
- * KEYS[1] the stream, KEYS[2] its cursor; ARGV: epoch, the id the stream
- * must have reached (0: none), maxlen, then eight fields per event (the
- * store id first).  Returns how many were appended.
- */
-static const char script[] =
-    "local c = redis.call('GET', KEYS[2]) "
-    "local cur = 0 "
-    "if c then "
-    "  local e, n = string.match(c, '^(.*):(%d+)$') "
-    "  if e == ARGV[1] then cur = tonumber(n) end "
-    "end "
-    "if cur < tonumber(ARGV[2]) then "
-    "  return redis.error_reply('ORDER ' .. KEYS[1] .. ' is at ' .. cur .. ', the batch expects ' .. ARGV[2]) "
-    "end "
-    "local added, last = 0, cur "
-    "for a = 4, #ARGV, 8 do "
-    "  local id = tonumber(ARGV[a]) "
-    "  if id > last then "
-    "    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', "
-    "      'event_id', ARGV[a+1], 'type', ARGV[a+2], 'agent_name', ARGV[a+3], "
-    "      'timestamp', ARGV[a+4], 'seq', ARGV[a+5], 'session_id', ARGV[a+6], "
-    "      'payload', ARGV[a+7]) "
-    "    added = added + 1 "
-    "    last = id "
-    "  end "
-    "end "
-    "if last > cur then redis.call('SET', KEYS[2], ARGV[1] .. ':' .. last) end "
-    "return added";
 
 /* KEYS[1] the list, KEYS[2..] idempotence keys; ARGV: ttl, keep, items. */
 static const char mem_script[] =
@@ -94,7 +45,7 @@ static const char mem_script[] =
 
 /* A batch in flight: the highest row id it carries, and its replies. */
 struct lane {
-	const char *what;        /* "event", "memory row" (for the log) */
+	const char *what;        /* "memory row", "agent state" (for the log) */
 	int64_t last;            /* 0: nothing in flight */
 	int due;
 	bool failed;
@@ -104,18 +55,12 @@ struct relay {
 	struct store *store;
 	const struct global_conf *g;
 	struct rconn *rc;
-	bool events, memory, state;     /* which lanes run */
-	char stream[256];
-	char maxlen[24];
+	struct streams *ev;      /* the event lane, when event_store is redis_stream */
+	bool memory, state;      /* which other lanes run */
+	bool ready;              /* up, and the memory script loaded */
+	bool closing;
 	char keep[24];           /* memory_retention */
-	char sha[48], mem_sha[48];
-	int scripts_loaded;      /* of the two */
-	struct lane evq[PIPELINE];       /* event batches in flight, oldest first */
-	size_t evq_head, evq_n;
-	bool ev_failed;          /* a batch failed: drain, then restart from shipped */
-	int64_t ev_sent;         /* last event id sent (0: from shipped) */
-	json_t *expect;          /* stream -> the last id sent to it since the restart */
-	char epoch[32];
+	char mem_sha[48];
 	struct lane mem, st;
 	json_t *st_inflight;     /* the agents the state lane is shipping */
 	char last_error[320];
@@ -136,19 +81,16 @@ relay_new(struct store *s, const struct global_conf *g)
 	};
 	r->store = s;
 	r->g = g;
-	r->events = strcmp(g->event_store, "redis_stream") == 0;
 	r->memory = strcmp(g->memory_store, "redis") == 0;
 	r->state = g->state_store && strcmp(g->state_store, "redis") == 0;
-	r->expect = json_object();
-	snprintf(r->epoch, sizeof(r->epoch), "%lld", (long long)store_epoch(s));
 	r->mem.what = "memory row";
 	r->st.what = "agent state";
-	snprintf(r->stream, sizeof(r->stream), "%s", g->redis_stream_key);
-	snprintf(r->maxlen, sizeof(r->maxlen), "%lld", (long long)g->redis_stream_maxlen);
 	snprintf(r->keep, sizeof(r->keep), "%lld", (long long)(g->memory_retention > 0 ?
 	    g->memory_retention : 10000));
 	timer_init(&r->retry, on_retry, r);
 	r->rc = rconn_new(&o, on_state, r);
+	if (strcmp(g->event_store, "redis_stream") == 0)
+		r->ev = streams_new(r, s, r->rc, g);
 	return r;
 }
 
@@ -157,10 +99,11 @@ relay_free(struct relay *r)
 {
 	if (r == NULL)
 		return;
-	timer_stop(&r->retry);
+	r->closing = true;	/* the replies rconn_free fails are not retried */
 	rconn_free(r->rc);	/* fails what is in flight: nothing recorded as shipped */
+	timer_stop(&r->retry);
+	streams_free(r->ev);
 	json_decref(r->st_inflight);
-	json_decref(r->expect);
 	free(r);
 }
 
@@ -174,24 +117,31 @@ on_script_loaded(struct rconn *rc, redisReply *reply, const char *err, void *pri
 		log_error("relay: %s", r->last_error);
 		return;
 	}
-	/* Replies come in order: the events script was loaded first. */
-	snprintf(r->scripts_loaded == 0 ? r->sha : r->mem_sha, sizeof(r->sha), "%s", reply->str);
-	if (++r->scripts_loaded == 2)
-		relay_pump(r);
+	snprintf(r->mem_sha, sizeof(r->mem_sha), "%s", reply->str);
+	r->ready = true;
+	relay_pump(r);
+}
+
+static void
+load_script(struct relay *r)
+{
+	const char *argv[] = { "SCRIPT", "LOAD", mem_script };
+	r->ready = false;
+	if (r->memory)
+		rconn_command(r->rc, on_script_loaded, r, 3, argv, NULL);
 }
 
 static void
 on_state(struct rconn *rc, bool up, const char *why, void *ctx)
 {
 	struct relay *r = ctx;
-	r->scripts_loaded = 0;
+	r->ready = false;
 	if (!up) {
 		snprintf(r->last_error, sizeof(r->last_error), "%s", why ? why : "down");
 		return;
 	}
-	const char *a1[] = { "SCRIPT", "LOAD", script }, *a2[] = { "SCRIPT", "LOAD", mem_script };
-	rconn_command(rc, on_script_loaded, r, 3, a1, NULL);
-	rconn_command(rc, on_script_loaded, r, 3, a2, NULL);
+	load_script(r);
+	streams_connected(r->ev);
 }
 
 static void
@@ -208,6 +158,24 @@ grow_backoff(struct relay *r)
 		r->backoff = 5000;
 }
 
+void
+relay_lane_failed(struct relay *r, const char *what, int64_t last, const char *why)
+{
+	if (r->closing)
+		return;
+	snprintf(r->last_error, sizeof(r->last_error), "%s", why);
+	grow_backoff(r);
+	log_warn("relay: batch up to %s %lld not acknowledged (%s); resending in %lld ms",
+	    what, (long long)last, r->last_error, (long long)r->backoff);
+	timer_in(&r->retry, r->backoff);
+}
+
+void
+relay_lane_ok(struct relay *r)
+{
+	r->backoff = 0;
+}
+
 static void
 lane_done(struct relay *r, struct lane *l)
 {
@@ -218,14 +186,11 @@ lane_done(struct relay *r, struct lane *l)
 		r->st_inflight = NULL;
 	}
 	if (l->failed) {
-		grow_backoff(r);
-		log_warn("relay: batch up to %s %lld not acknowledged (%s); resending in %lld ms",
-		    l->what, (long long)l->last, r->last_error, (long long)r->backoff);
+		relay_lane_failed(r, l->what, l->last, r->last_error);
 		l->last = 0;
-		timer_in(&r->retry, r->backoff);
 		return;
 	}
-	r->backoff = 0;
+	relay_lane_ok(r);
 	if (l == &r->mem)
 		store_set_mem_shipped(r->store, l->last);
 	store_flush(r->store);
@@ -241,7 +206,7 @@ count_reply(struct relay *r, struct lane *l, redisReply *reply, const char *err)
 		l->failed = true;
 		snprintf(r->last_error, sizeof(r->last_error), "%s", reply ? reply->str : err);
 		if (reply && strstr(reply->str, "NOSCRIPT"))
-			r->scripts_loaded = 0;
+			load_script(r);	/* someone ran SCRIPT FLUSH */
 	}
 	return --l->due == 0;
 }
@@ -251,45 +216,6 @@ lane_reply(struct relay *r, struct lane *l, redisReply *reply, const char *err)
 {
 	if (count_reply(r, l, reply, err))
 		lane_done(r, l);
-}
-
-/* The oldest event batch has all its replies. */
-static void
-ev_batch_done(struct relay *r)
-{
-	struct lane *l = &r->evq[r->evq_head];
-	if (l->failed && !r->ev_failed) {
-		r->ev_failed = true;
-		log_warn("relay: batch up to event %lld not acknowledged (%s)",
-		    (long long)l->last, r->last_error);
-	}
-	if (!r->ev_failed) {
-		store_set_shipped(r->store, l->last);
-		store_flush(r->store);
-	}
-	r->evq_head = (r->evq_head + 1) % PIPELINE;
-	r->evq_n--;
-	if (r->ev_failed && r->evq_n == 0) {	/* drained: start over from shipped */
-		r->ev_failed = false;
-		r->ev_sent = 0;
-		json_object_clear(r->expect);
-		grow_backoff(r);
-		log_warn("relay: resending from event %lld in %lld ms",
-		    (long long)store_shipped(r->store) + 1, (long long)r->backoff);
-		timer_in(&r->retry, r->backoff);
-		return;
-	}
-	if (!r->ev_failed)
-		r->backoff = 0;
-	relay_pump(r);
-}
-
-static void
-on_ev_reply(struct rconn *rc, redisReply *reply, const char *err, void *priv)
-{
-	struct relay *r = priv;
-	if (count_reply(r, &r->evq[r->evq_head], reply, err))
-		ev_batch_done(r);
 }
 
 static void
@@ -361,102 +287,11 @@ fmt(const char *f, ...)
 	return n < 0 ? NULL : s;
 }
 
-/* One script call shipping events idx[0..n) of evs to stream, expecting
- * the stream to have reached what was sent to it before. */
-static int
-send_group(struct relay *r, struct lane *l, const char *stream, json_t *evs,
-    const size_t *idx, size_t n)
+void
+relay_offer(struct relay *r, const struct event *ev, const char *payload_json)
 {
-	struct call c;
-	size_t k = 0;
-	char prev[24], seq[24], id[24];
-	json_int_t expect = json_integer_value(json_object_get(r->expect, stream));
-
-	call_init(&c, 8 + 8 * n);	/* EVALSHA sha 2 stream cursor epoch prev maxlen */
-	snprintf(prev, sizeof(prev), "%lld", (long long)expect);
-	c.argv[k++] = "EVALSHA";
-	c.argv[k++] = r->sha;
-	c.argv[k++] = "2";
-	c.argv[k++] = stream;
-	c.argv[k++] = call_own(&c, fmt("{%s}:cursor", stream));
-	c.argv[k++] = r->epoch;
-	c.argv[k++] = prev;
-	c.argv[k++] = r->maxlen;
-	for (size_t i = 0; i < n; i++) {
-		json_t *ev = json_array_get(evs, idx[i]), *p = json_object_get(ev, "payload");
-		const char *sid = json_string_value(json_object_get(p, "session_id"));
-		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(ev, "id")));
-		c.argv[k++] = call_own(&c, xstrdup(id));
-		c.argv[k++] = json_string_value(json_object_get(ev, "event_id"));
-		c.argv[k++] = json_string_value(json_object_get(ev, "type"));
-		c.argv[k++] = json_string_value(json_object_get(ev, "agent_name"));
-		c.argv[k++] = json_string_value(json_object_get(ev, "timestamp"));
-		snprintf(seq, sizeof(seq), "%lld", (long long)json_integer_value(json_object_get(ev, "seq")));
-		c.argv[k++] = call_own(&c, xstrdup(seq));
-		c.argv[k++] = sid ? sid : "";
-		c.argv[k++] = call_own(&c, json_dumps(p, JSON_COMPACT));
-	}
-	int rc = call_send(r, &c, on_ev_reply, l);
-	if (rc == 0)
-		json_object_set_new(r->expect, stream, json_integer(json_integer_value(
-		    json_object_get(json_array_get(evs, idx[n - 1]), "id"))));
-	return rc;
-}
-
-/* Send the next batch, while the pipeline has room. */
-static void
-pump_events(struct relay *r)
-{
-	json_t *evs = NULL, *ev;
-	size_t i;
-	int64_t from = r->ev_sent ? r->ev_sent : store_shipped(r->store);
-
-	if (!r->events || r->ev_failed || r->evq_n == PIPELINE || from >= store_last_id(r->store))
-		return;
-	if (store_events_query(r->store, NULL, from, BATCH, &evs) < 0 ||
-	    json_array_size(evs) == 0) {
-		json_decref(evs);
-		return;
-	}
-	struct lane *l = &r->evq[(r->evq_head + r->evq_n) % PIPELINE];
-	*l = (struct lane){ .what = "event" };
-	size_t n = json_array_size(evs), *all = xcalloc(n, sizeof(*all));
-	json_t *sessions = json_object();	/* session id -> indexes, in order */
-	json_array_foreach(evs, i, ev) {
-		const char *sid = json_string_value(json_object_get(json_object_get(ev,
-		    "payload"), "session_id"));
-		all[i] = i;
-		json_t *list = json_object_get(sessions, sid ? sid : "none");
-		if (list == NULL)
-			json_object_set_new(sessions, sid ? sid : "none", list = json_array());
-		json_array_append_new(list, json_integer((json_int_t)i));
-	}
-	bool ok = send_group(r, l, r->stream, evs, all, n) == 0;
-	const char *sid;
-	json_t *list;
-	json_object_foreach(sessions, sid, list) {
-		char sstream[512];
-		size_t m = json_array_size(list);
-		for (size_t j = 0; j < m; j++)
-			all[j] = (size_t)json_integer_value(json_array_get(list, j));
-		snprintf(sstream, sizeof(sstream), "%s:%s", r->stream, sid);
-		if (ok)
-			ok = send_group(r, l, sstream, evs, all, m) == 0;
-	}
-	l->last = json_integer_value(json_object_get(json_array_get(evs, n - 1), "id"));
-	free(all);
-	json_decref(sessions);
-	json_decref(evs);
-	if (l->due == 0)	/* nothing went out: connection gone */
-		return;
-	r->evq_n++;
-	if (!ok) {	/* part went out: let its replies come, then start over */
-		l->failed = true;
-		r->ev_failed = true;
-		return;
-	}
-	r->ev_sent = l->last;
-	pump_events(r);
+	if (r && r->ev)
+		streams_offer(r->ev, ev, payload_json);
 }
 
 /* One script call shipping memory rows idx[0..n) of rows to their list. */
@@ -590,10 +425,11 @@ pump_state(struct relay *r)
 void
 relay_pump(struct relay *r)
 {
-	if (r == NULL || timer_armed(&r->retry) || !rconn_up(r->rc) || r->scripts_loaded < 2)
+	if (r == NULL || timer_armed(&r->retry) || !rconn_up(r->rc))
 		return;
-	pump_events(r);
-	pump_memory(r);
+	streams_pump(r->ev);
+	if (r->ready)
+		pump_memory(r);
 	pump_state(r);
 }
 
@@ -603,7 +439,7 @@ relay_status(const struct relay *r)
 	int64_t shipped = store_shipped(r->store);
 	json_t *o = json_pack("{s:s, s:s}", "redis", rconn_up(r->rc) ? "up" : "down",
 	    "last_error", r->last_error);
-	if (r->events) {
+	if (r->ev) {
 		json_object_set_new(o, "shipped_id", json_integer(shipped));
 		json_object_set_new(o, "pending", json_integer(store_last_id(r->store) - shipped));
 		json_object_set_new(o, "dropped", json_integer(store_outbox_dropped(r->store)));
