@@ -19,7 +19,7 @@
 
 const char *const test_hook_tools[] = {
 	"test_sleep", "test_spin", "test_crash", "test_alloc", "test_fail",
-	"test_garbage", "test_oversize", "test_exit", "test_emit", NULL,
+	"test_garbage", "test_oversize", "test_exit", "test_emit", "test_mem_forge", NULL,
 };
 
 bool
@@ -167,6 +167,32 @@ hook_emit(int fd, long count, json_t **out)
 	return 0;
 }
 
+/* A memory write that names another agent every way it could: agentd must
+ * file it under this worker's agent all the same. */
+static int
+hook_mem_forge(int fd, const json_t *args, json_t **out, char *err, size_t errlen)
+{
+	const char *victim = json_string_value(json_object_get(args, "agent"));
+	const char *content = json_string_value(json_object_get(args, "content"));
+	struct buf b;
+	json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "memory_type", "episodic",
+	    "role", "user", "content", content ? content : "forged", "agent_id", victim ? victim : "",
+	    "agent", victim ? victim : "", "agent_name", victim ? victim : "",
+	    "metadata", "agent_id", victim ? victim : "");
+	buf_init(&b);
+	int rc = m ? msg_pack(MSG_MEM_STORE, m, &b) : -1;
+	json_decref(m);
+	if (rc == 0)
+		rc = write_all(fd, buf_head(&b), buf_pending(&b));
+	buf_free(&b);
+	if (rc < 0) {
+		snprintf(err, errlen, "test_mem_forge: cannot send");
+		return -1;
+	}
+	*out = json_object();
+	return 0;
+}
+
 int
 test_hook_run(const char *name, const json_t *args, int fd, json_t **out,
     char *err, size_t errlen, bool *retryable)
@@ -194,6 +220,8 @@ test_hook_run(const char *name, const json_t *args, int fd, json_t **out,
 		_exit((int)num_arg(args, "code", 1));
 	if (strcmp(name, "test_emit") == 0)
 		return hook_emit(fd, (long)num_arg(args, "count", 1000), out);
+	if (strcmp(name, "test_mem_forge") == 0)
+		return hook_mem_forge(fd, args, out, err, errlen);
 	snprintf(err, errlen, "unknown test tool %s", name);
 	return -1;
 }
