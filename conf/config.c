@@ -475,6 +475,10 @@ env_overrides(struct loader *L, struct global_conf *g)
 		else
 			g->redis_db = (int)n;
 	}
+	if ((v = getenv("REDIS_PASSWORD")) && *v) {	/* not in the seed: keeps it out of the file */
+		free(g->redis_password);
+		g->redis_password = xstrdup(v);
+	}
 	if ((v = getenv("REDIS_STREAM_KEY")) && *v) {
 		free(g->redis_stream_key);
 		g->redis_stream_key = xstrdup(v);

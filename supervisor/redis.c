@@ -1,9 +1,13 @@
 /*
  * redis: see redis.h.  The connection is a small state machine:
  *
- *   DOWN --(backoff timer)--> CONNECTING --(connect cb ok)--> UP
- *     ^                           |                            |
- *     +---- connect error / connect timeout / reply timeout / disconnect
+ *   DOWN --(backoff)--> CONNECTING --(connected)--> SETUP --(AUTH, SELECT ok)--> UP
+ *     ^                      |                        |                          |
+ *     +-- connect error, timeout, AUTH or SELECT refused, reply timeout, disconnect
+ *
+ * Callers see UP only: their commands are refused until AUTH and SELECT
+ * have been answered, so a wrong password is a failed connection (with
+ * its reason, and the backoff growing), not a stream of NOAUTH errors.
  *
  * The hiredis context is freed only outside hiredis callbacks (hiredis
  * defers a free requested from inside one), and every command's callback
@@ -21,7 +25,7 @@
 #include "supervisor/loop.h"
 #include "supervisor/redis.h"
 
-enum rstate { R_DOWN, R_CONNECTING, R_UP };
+enum rstate { R_DOWN, R_CONNECTING, R_SETUP, R_UP };
 
 struct pending {
 	struct rconn *r;
@@ -45,6 +49,7 @@ struct rconn {
 	int64_t backoff;
 	struct pending *head, *tail;
 	size_t npending;
+	int setup_due;             /* AUTH and SELECT replies still to come */
 	char err[320];
 	bool freeing;
 };
@@ -128,8 +133,9 @@ on_timer(struct timer *t)
 		start_connect(r);
 		break;
 	case R_CONNECTING:
-		snprintf(why, sizeof(why), "connect timed out after %lld ms",
-		    (long long)r->o.connect_timeout_ms);
+	case R_SETUP:
+		snprintf(why, sizeof(why), "%s timed out after %lld ms", r->state == R_SETUP ?
+		    "AUTH/SELECT" : "connect", (long long)r->o.connect_timeout_ms);
 		drop_context(r, why);
 		break;
 	case R_UP:
@@ -212,17 +218,34 @@ rconn_formatted(struct rconn *r, rconn_reply_fn fn, void *priv, const char *cmd,
 /* ---- connection lifecycle ------------------------------------------------- */
 
 static void
+become_up(struct rconn *r)
+{
+	r->state = R_UP;
+	r->backoff = 0;
+	r->err[0] = '\0';
+	timer_stop(&r->timer);
+	arm_reply_deadline(r);
+	log_info("redis: connected to %s", r->unix_path ? r->unix_path : r->host);
+	if (r->state_fn)
+		r->state_fn(r, true, NULL, r->ctx);
+}
+
+static void
 on_setup_reply(struct rconn *r, redisReply *reply, const char *err, void *priv)
 {
 	const char *what = priv;
-	char why[300];
-	if (reply && reply->type != REDIS_REPLY_ERROR)
+	if (r->state != R_SETUP)	/* an earlier one failed: its reason stands */
 		return;
-	snprintf(why, sizeof(why), "%s failed: %s", what,
-	    reply ? reply->str : err);
+	if (reply && reply->type != REDIS_REPLY_ERROR) {
+		if (--r->setup_due == 0)
+			become_up(r);
+		return;
+	}
+	snprintf(r->err, sizeof(r->err), "%s failed: %s", what, reply ? reply->str : err);
+	log_error("redis: %s", r->err);	/* the password itself is never shown */
+	r->state = R_CONNECTING;	/* not up: no "connection lost" */
 	if (r->ac)	/* fail at the next pass, outside hiredis's callback */
 		redisAsyncDisconnect(r->ac);
-	snprintf(r->err, sizeof(r->err), "%s", why);
 }
 
 static void
@@ -242,22 +265,22 @@ on_connect(const redisAsyncContext *ac, int status)
 		schedule_reconnect(r, why);
 		return;
 	}
-	r->state = R_UP;
-	r->backoff = 0;
-	r->err[0] = '\0';
-	timer_stop(&r->timer);
+	/* The connect deadline keeps running until AUTH and SELECT are answered. */
+	r->state = R_SETUP;
+	r->setup_due = 0;
 	if (r->password) {
 		const char *argv[] = { "AUTH", r->password };
-		queue_command(r, on_setup_reply, "AUTH", 2, argv, NULL, NULL, 0);
+		if (queue_command(r, on_setup_reply, "AUTH", 2, argv, NULL, NULL, 0) == 0)
+			r->setup_due++;
 	}
 	if (r->o.db) {
 		snprintf(num, sizeof(num), "%d", r->o.db);
 		const char *argv[] = { "SELECT", num };
-		queue_command(r, on_setup_reply, "SELECT", 2, argv, NULL, NULL, 0);
+		if (queue_command(r, on_setup_reply, "SELECT", 2, argv, NULL, NULL, 0) == 0)
+			r->setup_due++;
 	}
-	log_info("redis: connected to %s", r->unix_path ? r->unix_path : r->host);
-	if (r->state_fn)
-		r->state_fn(r, true, NULL, r->ctx);
+	if (r->setup_due == 0)
+		become_up(r);
 }
 
 static void

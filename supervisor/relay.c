@@ -437,8 +437,10 @@ json_t *
 relay_status(const struct relay *r)
 {
 	int64_t shipped = store_shipped(r->store);
-	json_t *o = json_pack("{s:s, s:s}", "redis", rconn_up(r->rc) ? "up" : "down",
-	    "last_error", r->last_error);
+	bool up = rconn_up(r->rc);
+	/* down: why the connection is not up (refused, AUTH failed, ...) */
+	const char *why = !up && rconn_last_error(r->rc)[0] ? rconn_last_error(r->rc) : r->last_error;
+	json_t *o = json_pack("{s:s, s:s}", "redis", up ? "up" : "down", "last_error", why);
 	if (r->ev) {
 		json_object_set_new(o, "shipped_id", json_integer(shipped));
 		json_object_set_new(o, "pending", json_integer(store_last_id(r->store) - shipped));
