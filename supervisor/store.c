@@ -109,6 +109,7 @@ struct store {
 	bool outbox;              /* events wait here until shipped_id passes them */
 	int64_t shipped_id;       /* highest event id the relay has delivered */
 	int64_t outbox_dropped;   /* unshipped events dropped at the outbox bound */
+	json_t *outbox_drops;     /* agent -> what of it was dropped, until taken */
 	void (*on_commit)(void *ctx);
 	void *on_commit_ctx;
 };
@@ -268,6 +269,7 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 	s->retention = g->event_retention > 0 ? g->event_retention : 100000;
 	s->mem_retention = g->memory_retention > 0 ? g->memory_retention : 10000;
 	s->mem_dirty = json_object();
+	s->outbox_drops = json_object();
 	if (g->state_store && strcmp(g->state_store, "redis") == 0)
 		s->state_dirty = json_object();
 	if (open_db(s, g->state_dir, err, errlen) < 0) {
@@ -314,8 +316,50 @@ store_close(struct store *s)
 	}
 	free(s->mem);
 	json_decref(s->mem_dirty);
+	json_decref(s->outbox_drops);
 	json_decref(s->state_dirty);
 	free(s);
+}
+
+/* The outbox is full: the unshipped events up to id `upto` go, counted per
+ * agent for the events_dropped events agentd emits (store_take_outbox_drops). */
+static void
+drop_unshipped(struct store *s, int64_t upto)
+{
+	sqlite3_stmt *q;
+	s->outbox_dropped += upto - s->shipped_id;
+	log_error("store: outbox full: %lld unshipped events dropped (Redis unreachable for "
+	    "too long; the bound is 4x event_retention)", (long long)(upto - s->shipped_id));
+	if (sqlite3_prepare_v2(s->db, "SELECT agent_name, COUNT(*), MIN(seq), MAX(seq) FROM events "
+	    "WHERE id > ?1 AND id <= ?2 GROUP BY agent_name", -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, s->shipped_id);
+		sqlite3_bind_int64(q, 2, upto);
+		while (sqlite3_step(q) == SQLITE_ROW) {
+			const char *agent = (const char *)sqlite3_column_text(q, 0);
+			json_t *d = json_object_get(s->outbox_drops, agent ? agent : "");
+			json_int_t n = sqlite3_column_int64(q, 1), first = sqlite3_column_int64(q, 2);
+			if (d) {	/* not taken since the last drop: add up */
+				n += json_integer_value(json_object_get(d, "dropped"));
+				first = json_integer_value(json_object_get(d, "first_seq"));
+			}
+			json_object_set_new(s->outbox_drops, agent ? agent : "", json_pack(
+			    "{s:I, s:I, s:I}", "dropped", n, "first_seq", first,
+			    "last_seq", (json_int_t)sqlite3_column_int64(q, 3)));
+		}
+		sqlite3_finalize(q);
+	}
+	s->shipped_id = upto;
+	store_set_shipped(s, upto);
+}
+
+json_t *
+store_take_outbox_drops(struct store *s)
+{
+	json_t *d = s->outbox_drops;
+	if (json_object_size(d) == 0)
+		return NULL;
+	s->outbox_drops = json_object();
+	return d;
 }
 
 static void
@@ -329,14 +373,8 @@ prune(struct store *s)
 		 * reported by the caller (store_outbox_dropped). */
 		if (s->outbox && cut > s->shipped_id) {
 			int64_t hard = s->next_id - 1 - 4 * s->retention;
-			if (hard > s->shipped_id) {
-				s->outbox_dropped += hard - s->shipped_id;
-				log_error("store: outbox full: %lld unshipped events dropped "
-				    "(Redis unreachable for too long)",
-				    (long long)(hard - s->shipped_id));
-				s->shipped_id = hard;
-				store_set_shipped(s, hard);
-			}
+			if (hard > s->shipped_id)
+				drop_unshipped(s, hard);
 			cut = s->shipped_id;
 		}
 		if (cut > 0) {

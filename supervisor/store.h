@@ -104,6 +104,9 @@ int64_t store_last_id(const struct store *s);   /* the last committed */
  * with a new db, and a consumer keyed on ids must know. */
 int64_t store_epoch(const struct store *s);
 int64_t store_outbox_dropped(const struct store *s);
+/* What the outbox bound dropped since the last take, by agent:
+ * {"<agent>": {"dropped", "first_seq", "last_seq"}}, or NULL for nothing. */
+json_t *store_take_outbox_drops(struct store *s);
 
 /* Memory.  memory_type one of working, episodic, long_term, procedural
  * (anything else: -1).  metadata may be NULL. */

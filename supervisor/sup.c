@@ -47,6 +47,30 @@ agent_free_cb(void *p)
 	agent_free(p);
 }
 
+/* The outbox bound dropped events (Redis away too long): each agent that
+ * lost some says so in an event of its own, which consumers find in the
+ * stream where the gap is once Redis is back. */
+static void
+report_outbox_drops(struct sup *s)
+{
+	json_t *drops = store_take_outbox_drops(s->store), *d;
+	const char *name;
+	if (drops == NULL)
+		return;
+	json_object_foreach(drops, name, d) {
+		struct agent *a = sup_find(s, name);
+		if (a == NULL)
+			continue;	/* removed since: the log has the count */
+		json_t *p = json_deep_copy(d);
+		json_object_set_new(p, "agent_id", json_string(a->conf->agent_id));
+		json_object_set_new(p, "reason", json_string("outbox full: Redis unreachable "
+		    "for too long (the bound is 4x event_retention)"));
+		event_emit(a, "events_dropped", p);
+	}
+	json_decref(drops);
+	store_flush(s->store);
+}
+
 /* The store's commit hook: state that agent_save_later left for it. */
 static void
 save_unsaved(void *ctx)
@@ -340,6 +364,7 @@ sup_run(struct sup *s)
 			break;
 		}
 		store_flush(s->store);
+		report_outbox_drops(s);
 		relay_pump(s->relay);
 		pgship_pump(s->pgship);
 	}

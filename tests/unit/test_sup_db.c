@@ -227,6 +227,44 @@ START_TEST(memory_in_memory)
 }
 END_TEST
 
+/* event_store redis_stream with Redis away: unshipped events outlive
+ * retention up to 4x it; past that the oldest go, counted in total and per
+ * agent (for the events_dropped events), and the watermark moves past them. */
+START_TEST(event_outbox_bound)
+{
+	g.event_store = "redis_stream";
+	g.event_retention = 5;
+	struct store *s = open_store();
+	json_t *out, *drops;
+	for (int i = 1; i <= 30; i++)
+		append(s, i % 3 ? "a" : "b", i, "tick");
+	store_flush(s);
+	ck_assert_int_eq(store_outbox_dropped(s), 10);	/* 30 - 4 x 5 */
+	ck_assert_int_eq(store_shipped(s), 10);
+	ck_assert_int_eq(store_events_query(s, NULL, 0, 100, &out), 0);
+	ck_assert_uint_eq(json_array_size(out), 20);	/* nothing unshipped went to retention */
+	json_decref(out);
+	drops = store_take_outbox_drops(s);
+	ck_assert_ptr_nonnull(drops);
+	json_t *a = json_object_get(drops, "a"), *b = json_object_get(drops, "b");
+	ck_assert_int_eq(json_integer_value(json_object_get(a, "dropped")) +
+	    json_integer_value(json_object_get(b, "dropped")), 10);
+	ck_assert_int_eq(json_integer_value(json_object_get(b, "dropped")), 3);	/* seq 3, 6, 9 */
+	ck_assert_int_eq(json_integer_value(json_object_get(b, "first_seq")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(b, "last_seq")), 9);
+	json_decref(drops);
+	ck_assert_ptr_null(store_take_outbox_drops(s));	/* taken once */
+	/* Shipped events are retention's again: only the newest 5 stay. */
+	store_set_shipped(s, 30);
+	append(s, "a", 31, "tick");
+	store_flush(s);
+	ck_assert_int_eq(store_events_query(s, NULL, 0, 100, &out), 0);
+	ck_assert_uint_eq(json_array_size(out), 5);
+	json_decref(out);
+	store_close(s);
+}
+END_TEST
+
 /* memory_store redis: the SQLite table is the outbox.  Rows wait, in id
  * order, until shipped; retention prunes only shipped rows; the watermark
  * survives a reopen. */
@@ -325,6 +363,7 @@ main(void)
 	tcase_add_test(tc, memory_sqlite);
 	tcase_add_test(tc, memory_in_memory);
 	tcase_add_test(tc, memory_outbox);
+	tcase_add_test(tc, event_outbox_bound);
 	tcase_add_test(tc, clean_failures);
 	tcase_add_test(tc, append_rate);
 	suite_add_tcase(su, tc);
