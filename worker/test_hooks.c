@@ -144,17 +144,27 @@ hook_garbage(int fd, bool oversize, json_t **out)
 	return 0;
 }
 
-/* `count` tool_call_bench events as fast as the pipe takes them, each
- * stamped with the wall clock (µs) it was made at: the relay benchmark's
- * load.  Written 64 KiB at a time, so the load generator costs the box
- * little next to what it measures. */
+/* `count` tool_call_bench events, each stamped with the wall clock (µs)
+ * it was made at: the relay benchmark's load.  As fast as the pipe takes
+ * them, written 64 KiB at a time so the load generator costs the box little
+ * next to what it measures; or `rate` a second, written as they are due. */
 static int
-hook_emit(int fd, long count, json_t **out)
+hook_emit(int fd, long count, double rate, json_t **out)
 {
 	struct buf b;
 	int rc = 0;
+	int64_t start = mono_us();
 	buf_init(&b);
 	for (long i = 0; i < count && rc == 0; i++) {
+		int64_t due = rate > 0 ? start + (int64_t)((double)i * 1e6 / rate) : 0;
+		if (due > mono_us()) {	/* ahead: send what is made, then wait */
+			if (buf_pending(&b))
+				rc = write_all(fd, buf_head(&b), buf_pending(&b));
+			buf_reset(&b);
+			int64_t wait = due - mono_us();
+			if (wait > 0)
+				usleep((useconds_t)wait);
+		}
 		json_t *m = json_pack("{s:s, s:{s:I, s:I}}", "type", "tool_call_bench",
 		    "payload", "i", (json_int_t)i, "emit_us", (json_int_t)(wall_ms() * 1000));
 		rc = msg_pack(MSG_EVENT, m, &b);
@@ -223,7 +233,7 @@ test_hook_run(const char *name, const json_t *args, int fd, json_t **out,
 	if (strcmp(name, "test_exit") == 0)
 		_exit((int)num_arg(args, "code", 1));
 	if (strcmp(name, "test_emit") == 0)
-		return hook_emit(fd, (long)num_arg(args, "count", 1000), out);
+		return hook_emit(fd, (long)num_arg(args, "count", 1000), num_arg(args, "rate", 0), out);
 	if (strcmp(name, "test_mem_forge") == 0)
 		return hook_mem_forge(fd, args, out, err, errlen);
 	snprintf(err, errlen, "unknown test tool %s", name);
