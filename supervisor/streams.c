@@ -282,31 +282,32 @@ batch_add_stored(void *ctx, const struct event *ev, const char *sid)
 }
 
 /* The events after from, up to upto, at most BATCH: from the tail when it
- * holds from + 1, else from SQLite up to where the tail begins. */
+ * holds from + 1, else from SQLite (up to where the tail begins, if it
+ * begins later). */
 static struct batch *
 batch_collect(struct streams *x, int64_t from, int64_t upto)
 {
 	struct batch *b = xcalloc(1, sizeof(*b));
 	int64_t limit = upto - from < BATCH ? upto - from : BATCH;
-	int64_t first = x->tail_n ? tail_at(x, 0)->id : 0;
 
-	if (x->tail_n == 0 || first > from + 1) {
-		if (x->tail_n && first - from - 1 < limit)
-			limit = first - from - 1;
-		b->owned = xcalloc((size_t)limit, sizeof(*b->owned));
+	tail_trim(x, store_shipped(x->store));	/* the outbox bound may have moved it */
+	int64_t first = x->tail_n ? tail_at(x, 0)->id : 0;
+	int64_t last = x->tail_n ? tail_at(x, x->tail_n - 1)->id : 0;
+	if (x->tail_n && first <= from + 1 && from + 1 <= last) {
+		size_t at = (size_t)(from + 1 - first);
+		if ((int64_t)(x->tail_n - at) < limit)
+			limit = (int64_t)(x->tail_n - at);
 		b->ev = xcalloc((size_t)limit, sizeof(*b->ev));
-		if (store_outbox_read(x->store, from, (int)limit, batch_add_stored, b) < 0)
-			b->n = 0;
+		for (b->n = 0; b->n < (size_t)limit; b->n++)
+			b->ev[b->n] = tail_at(x, at + b->n);
 		return b;
 	}
-	size_t at = (size_t)(from + 1 - first);
-	if (at < x->tail_n && (int64_t)(x->tail_n - at) < limit)
-		limit = (int64_t)(x->tail_n - at);
-	if (at >= x->tail_n)
-		return b;	/* not offered yet */
+	if (x->tail_n && first > from + 1 && first - from - 1 < limit)
+		limit = first - from - 1;
+	b->owned = xcalloc((size_t)limit, sizeof(*b->owned));
 	b->ev = xcalloc((size_t)limit, sizeof(*b->ev));
-	for (b->n = 0; b->n < (size_t)limit; b->n++)
-		b->ev[b->n] = tail_at(x, at + b->n);
+	if (store_outbox_read(x->store, from, (int)limit, batch_add_stored, b) < 0)
+		b->n = 0;
 	return b;
 }
 
@@ -383,7 +384,7 @@ void
 streams_pump(struct streams *x)
 {
 	while (x && x->ready && !x->failed && x->nflight < PIPELINE) {
-		int64_t from = x->sent ? x->sent : store_shipped(x->store);
+		int64_t from = x->sent > store_shipped(x->store) ? x->sent : store_shipped(x->store);
 		int64_t upto = store_last_id(x->store);
 		if (from >= upto)
 			return;
