@@ -163,7 +163,8 @@ relay_lane_failed(struct relay *r, const char *what, int64_t last, const char *w
 {
 	if (r->closing)
 		return;
-	snprintf(r->last_error, sizeof(r->last_error), "%s", why);
+	if (why != r->last_error)	/* the memory lane passes its own */
+		snprintf(r->last_error, sizeof(r->last_error), "%s", why);
 	grow_backoff(r);
 	log_warn("relay: batch up to %s %lld not acknowledged (%s); resending in %lld ms",
 	    what, (long long)last, r->last_error, (long long)r->backoff);

@@ -126,6 +126,7 @@ struct streams {
 	struct flight flight[PIPELINE];  /* oldest first, from head */
 	size_t head, nflight;
 	bool failed;             /* a batch failed: drain, then restart from shipped */
+	bool why_kept;           /* why holds the first failure since the restart */
 	int64_t sent;            /* the last id sent (0: start from shipped) */
 	json_t *expect;          /* stream -> the last id sent to it since the restart */
 	char why[320];
@@ -407,7 +408,9 @@ streams_pump(struct streams *x)
 		if (!ok) {	/* part went out: let its replies come, then start over */
 			f->failed = true;
 			x->failed = true;
-			snprintf(x->why, sizeof(x->why), "the connection went down");
+			if (!x->why_kept)
+				snprintf(x->why, sizeof(x->why), "the connection went down");
+			x->why_kept = true;
 			return;
 		}
 		x->sent = f->last;
@@ -446,6 +449,7 @@ flight_done(struct streams *x)
 	x->nflight--;
 	if (x->failed && x->nflight == 0) {	/* drained: start over from shipped */
 		x->failed = false;
+		x->why_kept = false;
 		x->sent = 0;
 		json_object_clear(x->expect);
 		relay_lane_failed(x->relay, "event", f->last, x->why);
@@ -464,7 +468,11 @@ on_reply(struct rconn *rc, redisReply *reply, const char *err, void *priv)
 	struct flight *f = &x->flight[x->head];
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
 		f->failed = true;
-		snprintf(x->why, sizeof(x->why), "%s", reply ? reply->str : err);
+		/* The first failure is the cause (OOM, a lost connection); the
+		 * batches behind it then fail their ORDER guard because of it. */
+		if (!x->why_kept)
+			snprintf(x->why, sizeof(x->why), "%s", reply ? reply->str : err);
+		x->why_kept = true;
 		if (reply && strncmp(reply->str, "NOSCRIPT", 8) == 0)
 			streams_connected(x);	/* someone ran SCRIPT FLUSH */
 	}
