@@ -582,6 +582,29 @@ store_event_append(struct store *s, struct event *ev)
 	return rc == SQLITE_DONE ? 0 : db_fail(s, "appending an event");
 }
 
+/* Columns 0-6 (id, event_id, type, agent_name, seq, timestamp, payload) as
+ * an event, payload as text.  Never a row left out: a NULL column reads as
+ * empty ("{}" for the payload). */
+static void
+row_event(sqlite3_stmt *q, struct event *ev)
+{
+	const char *id = (const char *)sqlite3_column_text(q, 1);
+	memset(ev, 0, sizeof(*ev));
+	ev->id = sqlite3_column_int64(q, 0);
+	snprintf(ev->event_id, sizeof(ev->event_id), "%s", id ? id : "");
+	ev->type = (const char *)sqlite3_column_text(q, 2);
+	ev->agent_name = (const char *)sqlite3_column_text(q, 3);
+	ev->seq = sqlite3_column_int64(q, 4);
+	ev->timestamp = sqlite3_column_int64(q, 5);
+	ev->payload_json = (const char *)sqlite3_column_text(q, 6);
+	if (ev->type == NULL)
+		ev->type = "";
+	if (ev->agent_name == NULL)
+		ev->agent_name = "";
+	if (ev->payload_json == NULL)
+		ev->payload_json = "{}";
+}
+
 static int
 ring_query(struct store *s, const char *agent, int64_t after, int limit, json_t *out)
 {
@@ -623,14 +646,9 @@ store_events_query(struct store *s, const char *agent, int64_t after_id, int lim
 		sqlite3_bind_text(q, 3, agent, -1, SQLITE_STATIC);
 	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		struct event ev = { 0 };
-		ev.id = sqlite3_column_int64(q, 0);
-		snprintf(ev.event_id, sizeof(ev.event_id), "%s", sqlite3_column_text(q, 1));
-		ev.type = (const char *)sqlite3_column_text(q, 2);
-		ev.agent_name = (const char *)sqlite3_column_text(q, 3);
-		ev.seq = sqlite3_column_int64(q, 4);
-		ev.timestamp = sqlite3_column_int64(q, 5);
-		ev.payload = json_loads((const char *)sqlite3_column_text(q, 6), 0, NULL);
+		struct event ev;
+		row_event(q, &ev);
+		ev.payload = json_loads(ev.payload_json, 0, NULL);
 		if (ev.payload == NULL)
 			ev.payload = json_object();
 		json_array_append_new(*out, event_to_json(&ev));
@@ -648,22 +666,9 @@ store_outbox_read(struct store *s, int64_t after_id, int limit, store_outbox_fn 
 	sqlite3_bind_int(q, 2, limit);
 	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		struct event ev = { 0 };
+		struct event ev;
 		const char *sid = (const char *)sqlite3_column_text(q, 7);
-		ev.id = sqlite3_column_int64(q, 0);
-		snprintf(ev.event_id, sizeof(ev.event_id), "%s", sqlite3_column_text(q, 1));
-		ev.type = (const char *)sqlite3_column_text(q, 2);
-		ev.agent_name = (const char *)sqlite3_column_text(q, 3);
-		ev.seq = sqlite3_column_int64(q, 4);
-		ev.timestamp = sqlite3_column_int64(q, 5);
-		ev.payload_json = (const char *)sqlite3_column_text(q, 6);
-		/* never a row left out: a NULL column ships empty */
-		if (ev.type == NULL)
-			ev.type = "";
-		if (ev.agent_name == NULL)
-			ev.agent_name = "";
-		if (ev.payload_json == NULL)
-			ev.payload_json = "{}";
+		row_event(q, &ev);
 		fn(ctx, &ev, sid ? sid : "");
 	}
 	sqlite3_reset(q);
