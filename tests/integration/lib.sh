@@ -127,3 +127,13 @@ redis_start() {
 }
 redis_kill() { kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=; }
 R() { redis-cli -p "$PORT" "$@"; }
+# outbox FIELD: the relay's outbox status (pending, dropped, memory_pending...);
+# outbox_is FIELD TEST N, for wait_until: e.g. outbox_is pending -eq 0.
+outbox() { ctl --json status | jget "d['outbox']['$1']"; }
+outbox_is() { local v; v=$(outbox "$1") && [ "$v" "$2" "$3" ]; }
+# stream_entries KEY: the stream's entries, oldest first, as a JSON list of
+# field objects.
+stream_entries() {
+	R --json XRANGE "$1" - + |
+		python3 -c 'import json,sys; print(json.dumps([dict(zip(f[::2], f[1::2])) for _, f in json.load(sys.stdin)]))'
+}

@@ -21,7 +21,7 @@ wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status victim | python3 
 ctl run thief >/dev/null
 wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status thief | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"run_count\"])')\" = 1 ]" || fail "thief did not run"
 [ "$(field thief error_count)" = 0 ] || fail "the forging run failed: $(field thief last_error)"
-wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"memory_pending\"])')\" = 0 ]" || fail "memory not shipped"
+wait_until 10 outbox_is memory_pending -eq 0 || fail "memory not shipped"
 
 ctl --json memory victim | jget "any('forged' in (m.get('content') or '') for m in d)" | grep -qx false ||
 	fail "the forged row is in the victim's memory"

@@ -6,7 +6,6 @@
 # SIGKILLed agentd are shipped by the next one.
 . ./lib.sh
 use_redis
-outbox_pending() { ctl --json status | jget "d['outbox']['pending']"; }
 
 redis_start
 { header; cat <<YAML
@@ -28,28 +27,19 @@ sid=$(field ticker session_id)
 # Redis dies mid-flow; events wait in the outbox; Redis comes back.
 redis_kill
 sleep 1
-[ "$(outbox_pending)" -gt 0 ] || fail "nothing waited in the outbox"
+[ "$(outbox pending)" -gt 0 ] || fail "nothing waited in the outbox"
 [ "$(ctl --json status | jget "d['outbox']['redis']")" = down ] || fail "status does not say redis is down"
 redis_start
 ctl pause ticker >/dev/null; ctl pause other >/dev/null
-wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])')\" = 0 ]" || fail "outbox not drained"
+wait_until 10 outbox_is pending -eq 0 || fail "outbox not drained"
 
 # Exactly once, in order: Redis holds exactly the events agentd stored.
 check_stream() {
-R --raw XRANGE background_agent_events - + > "$T/stream.txt"
+stream_entries background_agent_events > "$T/stream.json"
 events_json > "$T/events.json"
-python3 - "$T/stream.txt" "$T/events.json" <<'PY' || fail "stream differs from the event log ($1)"
+python3 - "$T/stream.json" "$T/events.json" <<'PY' || fail "stream differs from the event log ($1)"
 import json, sys
-lines = open(sys.argv[1]).read().split("\n")
-entries, i = [], 0
-while i < len(lines):
-    if "-" in lines[i] and lines[i].replace("-", "").isdigit():
-        j, f = i + 1, {}
-        while j + 1 < len(lines) and not (("-" in lines[j]) and lines[j].replace("-", "").isdigit()):
-            f[lines[j]] = lines[j + 1]; j += 2
-        entries.append(f); i = j
-    else:
-        i += 1
+entries = json.load(open(sys.argv[1]))
 stored = json.load(open(sys.argv[2]))
 ids = [e["event_id"] for e in entries]
 assert len(ids) == len(set(ids)), "duplicates in Redis"
@@ -69,11 +59,11 @@ check_stream "after a Redis restart"
 R CONFIG SET maxmemory-policy noeviction >/dev/null
 R CONFIG SET maxmemory "$(( $(R INFO memory | awk -F: '/^used_memory:/ {print $2+0}') + 4096 ))" >/dev/null
 ctl resume ticker >/dev/null; ctl resume other >/dev/null
-wait_until 10 sh -c "[ \$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])') -gt 20 ]" || fail "events did not wait while Redis refused writes"
+wait_until 10 outbox_is pending -gt 20 || fail "events did not wait while Redis refused writes"
 grep -q "OOM" "$T/agentd.log" || fail "the OOM refusal was not logged"
 R CONFIG SET maxmemory 0 >/dev/null
 ctl pause ticker >/dev/null; ctl pause other >/dev/null
-wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])')\" = 0 ]" || fail "outbox not drained after OOM"
+wait_until 10 outbox_is pending -eq 0 || fail "outbox not drained after OOM"
 check_stream "after Redis refused writes (OOM)"
 
 # A consumer group reads them all.
@@ -86,13 +76,13 @@ redis_kill
 ctl resume ticker >/dev/null
 sleep 0.5
 ctl pause ticker >/dev/null
-pending=$(outbox_pending)
+pending=$(outbox pending)
 [ "$pending" -gt 0 ] || fail "no pending events before the SIGKILL"
 kill -9 "$AGENTD_PID"; wait "$AGENTD_PID" 2>/dev/null; AGENTD_PID=
 redis_start
 before=$(R XLEN background_agent_events)
 start_agentd
-wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])')\" = 0 ]" || fail "outbox of the killed agentd not shipped"
+wait_until 10 outbox_is pending -eq 0 || fail "outbox of the killed agentd not shipped"
 after=$(R XLEN background_agent_events)
 [ $((after - before)) -ge "$pending" ] || fail "shipped $((after - before)) of $pending"
 # Both lanes ran side by side: memory reached Redis too.

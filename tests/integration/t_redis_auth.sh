@@ -18,11 +18,10 @@ wait_until 5 RS ping || fail "redis did not start"
 YAML
 } | write_config
 sed -i "s|^agentd:|agentd:\n  event_store: redis_stream\n  redis: {socket: $RSOCK, db: 3}|" "$T/agents.yaml"
-pending() { ctl --json status | jget "d['outbox']['pending']"; }
 
 export REDIS_PASSWORD=not-the-pw
 start_agentd
-wait_until 5 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])')\" -gt 5 ]" \
+wait_until 5 outbox_is pending -gt 5 \
 	|| fail "events did not wait in the outbox"
 ctl --json status | jget "d['outbox']['redis']" | grep -qx down || fail "status does not say down"
 ctl --json status | jget "d['outbox']['last_error']" | grep -qi "AUTH" || fail "status does not say AUTH failed"

@@ -30,7 +30,7 @@ landed=$(R XLEN background_agent_events)
 [ "$landed" -lt $((COUNT + 2)) ] || fail "the flood was over before the kill ($landed in Redis)"
 note "agentd killed with $landed events in Redis"
 start_agentd
-wait_until 60 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])')\" = 0 ]" \
+wait_until 60 outbox_is pending -eq 0 \
 	|| fail "the outbox was not shipped after the restart"
 sid=$(events_json flood | jget "[e['payload']['session_id'] for e in d if e['type']=='tool_call_bench'][0]")
 
@@ -39,19 +39,10 @@ sid=$(events_json flood | jget "[e['payload']['session_id'] for e in d if e['typ
 # the store either: the worker died with agentd).
 stored=$("$B/agentctl" -s "$SOCK" --json status | jget "d['outbox']['shipped_id']")
 for stream in background_agent_events "background_agent_events:$sid"; do
-	R --raw XRANGE "$stream" - + > "$T/stream.txt"
-	python3 - "$T/stream.txt" "$stream" <<'PY' || fail "$stream: not exactly once, in order"
-import sys
-lines = open(sys.argv[1]).read().split("\n")
-entries, i = [], 0
-while i < len(lines):
-    if "-" in lines[i] and lines[i].replace("-", "").isdigit():
-        j, f = i + 1, {}
-        while j + 1 < len(lines) and not (("-" in lines[j]) and lines[j].replace("-", "").isdigit()):
-            f[lines[j]] = lines[j + 1]; j += 2
-        entries.append(f); i = j
-    else:
-        i += 1
+	stream_entries "$stream" > "$T/stream.json"
+	python3 - "$T/stream.json" "$stream" <<'PY' || fail "$stream: not exactly once, in order"
+import json, sys
+entries = json.load(open(sys.argv[1]))
 ids = [e["event_id"] for e in entries]
 assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} duplicates"
 flood = [int(e["seq"]) for e in entries if e["agent_name"] == "flood"]

@@ -7,8 +7,7 @@
 . ./lib.sh
 use_redis
 KEY='agentd:{ticker}:memory:episodic'
-mem_pending() { ctl --json status | jget "d['outbox']['memory_pending']"; }
-drained() { [ "$(mem_pending)" = 0 ]; }
+drained() { [ "$(outbox memory_pending)" = 0 ]; }
 
 redis_start
 { header; cat <<YAML
@@ -30,7 +29,7 @@ redis_kill
 runs0=$(field ticker run_count)
 wait_until 10 sh -c "[ \$($B/agentctl -s $SOCK --json status ticker | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"run_count\"])') -ge $((runs0 + 5)) ]" \
 	|| fail "runs stopped while Redis was down"
-[ "$(mem_pending)" -gt 0 ] || fail "nothing waited in the memory outbox"
+[ "$(outbox memory_pending)" -gt 0 ] || fail "nothing waited in the memory outbox"
 redis_start
 ctl pause ticker >/dev/null
 wait_until 10 drained || fail "memory outbox not drained"
@@ -62,7 +61,7 @@ redis_kill
 ctl resume ticker >/dev/null
 sleep 0.6
 ctl pause ticker >/dev/null
-[ "$(mem_pending)" -gt 0 ] || fail "no pending rows before the SIGKILL"
+[ "$(outbox memory_pending)" -gt 0 ] || fail "no pending rows before the SIGKILL"
 kill -9 "$AGENTD_PID"; wait "$AGENTD_PID" 2>/dev/null; AGENTD_PID=
 redis_start
 start_agentd

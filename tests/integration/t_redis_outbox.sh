@@ -11,9 +11,8 @@ use_redis
 YAML
 } | write_config
 sed -i "s|^agentd:|agentd:\n  event_store: redis_stream\n  event_retention: 5\n  redis: {port: $PORT}|" "$T/agents.yaml"
-dropped() { ctl --json status | jget "d['outbox']['dropped']"; }
 start_agentd	# Redis is not there yet
-wait_until 15 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"dropped\"])')\" -gt 0 ]" \
+wait_until 15 outbox_is dropped -gt 0 \
 	|| fail "the outbox never reached its bound"
 grep -q "outbox full" "$T/agentd.log" || fail "the drop was not logged"
 ev=$(events_json ticker | jget "[e for e in d if e['type']=='events_dropped']")
@@ -22,8 +21,8 @@ echo "$ev" | jget "len(d) > 0 and all(e['payload']['dropped'] > 0 and e['payload
 [ "$(ctl --json status | jget "d['outbox']['pending']")" -le 20 ] || fail "the outbox grew past its bound"
 ctl pause ticker >/dev/null
 redis_start
-wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"outbox\"][\"pending\"])')\" = 0 ]" \
+wait_until 10 outbox_is pending -eq 0 \
 	|| fail "the outbox did not drain"
 R --raw XRANGE background_agent_events - + | grep -qx events_dropped || fail "events_dropped did not reach Redis"
-note "$(dropped) events dropped at the bound, and said so"
+note "$(outbox dropped) events dropped at the bound, and said so"
 exit 0
