@@ -97,6 +97,25 @@ background_agents:
 YAML
 }
 
+# ticker_config DIR [LINE...]: a config of one agent, ticker, running
+# new_files on DIR every 100 ms; each LINE is added under agentd: (the
+# store under test).
+ticker_config() {
+	local dir=$1 line; shift
+	{ header; cat <<YAML
+  ticker:
+    task_config: {tool: new_files, directories: ["$dir"]}
+    interval: 100ms
+YAML
+	} | write_config
+	for line in "$@"; do
+		sed -i "s|^agentd:|agentd:\n  $line|" "$T/agents.yaml"
+	done
+}
+
+# kill_agentd: SIGKILL, no chance to flush or ship anything.
+kill_agentd() { kill -9 "$AGENTD_PID"; wait "$AGENTD_PID" 2>/dev/null; AGENTD_PID=; }
+
 # start_fakemodel: the loopback model server (tests/fakemodel.py) on
 # $T/script.json, logging requests to $T/requests.log; sets PORT.
 start_fakemodel() {

@@ -19,7 +19,7 @@ seq=$(events_json counter | jget "d[-1]['seq']")
 
 # SIGKILL: the workers die with agentd.
 pids="$(field counter pid) $(field sleeper pid)"
-kill -9 "$AGENTD_PID"; wait "$AGENTD_PID" 2>/dev/null; AGENTD_PID=
+kill_agentd
 sleep 1
 # A dead worker may linger as a zombie of whatever init adopted it.
 for p in $pids; do

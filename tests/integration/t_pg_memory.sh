@@ -34,14 +34,8 @@ pending() { ctl --json status | jget "d['postgresql']['memory_pending']"; }
 drained() { [ "$(pending)" = 0 ]; }
 
 pg_start
-{ header; cat <<YAML
-  ticker:
-    task_config: {tool: new_files, directories: ["$T/watched"]}
-    interval: 100ms
-YAML
-} | write_config
 mkdir -p "$T/watched"
-sed -i "s|^agentd:|agentd:\n  memory_store: database\n  database_url: \"$URL\"\n  memory_retention: 5|" "$T/agents.yaml"
+ticker_config "$T/watched" "memory_store: database" "database_url: \"$URL\"" "memory_retention: 5"
 start_agentd
 [ "$(ctl --json status ticker | jget "d['memory_store']")" = postgresql ] || fail "status does not name postgresql"
 wait_until 15 sh -c "[ \"\$(psql '$URL' -tAq -c \"select count(*) from agentd_memory where agent='ticker' and memory_type='episodic'\" 2>/dev/null)\" = 5 ]" \
@@ -71,7 +65,7 @@ ctl resume ticker >/dev/null
 sleep 0.6
 ctl pause ticker >/dev/null
 [ "$(pending)" -gt 0 ] || fail "no pending rows before the SIGKILL"
-kill -9 "$AGENTD_PID"; wait "$AGENTD_PID" 2>/dev/null; AGENTD_PID=
+kill_agentd
 pg_start
 start_agentd
 ctl pause ticker >/dev/null

@@ -78,7 +78,7 @@ sleep 0.5
 ctl pause ticker >/dev/null
 pending=$(outbox pending)
 [ "$pending" -gt 0 ] || fail "no pending events before the SIGKILL"
-kill -9 "$AGENTD_PID"; wait "$AGENTD_PID" 2>/dev/null; AGENTD_PID=
+kill_agentd
 redis_start
 before=$(R XLEN background_agent_events)
 start_agentd

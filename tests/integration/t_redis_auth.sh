@@ -11,13 +11,7 @@ RPID=$!
 at_exit 'kill -9 $RPID; wait $RPID 2>/dev/null'
 RS() { redis-cli -s "$RSOCK" --no-auth-warning -a s3cret-pw "$@"; }
 wait_until 5 RS ping || fail "redis did not start"
-{ header; cat <<YAML
-  ticker:
-    task_config: {tool: new_files, directories: ["$T"]}
-    interval: 100ms
-YAML
-} | write_config
-sed -i "s|^agentd:|agentd:\n  event_store: redis_stream\n  redis: {socket: $RSOCK, db: 3}|" "$T/agents.yaml"
+ticker_config "$T" "event_store: redis_stream" "redis: {socket: $RSOCK, db: 3}"
 
 export REDIS_PASSWORD=not-the-pw
 start_agentd

@@ -25,7 +25,7 @@ timeout 5 "$B/agentctl" -s "$SOCK" status >/dev/null || fail "agentd did not ans
 # it: those batches are in Redis and not shipped as far as the store knows.
 kill -STOP "$AGENTD_PID"
 sleep 0.5
-kill -9 "$AGENTD_PID"; wait "$AGENTD_PID" 2>/dev/null; AGENTD_PID=
+kill_agentd
 landed=$(R XLEN background_agent_events)
 [ "$landed" -lt $((COUNT + 2)) ] || fail "the flood was over before the kill ($landed in Redis)"
 note "agentd killed with $landed events in Redis"

@@ -10,13 +10,7 @@ KEY='agentd:{ticker}:memory:episodic'
 drained() { [ "$(outbox memory_pending)" = 0 ]; }
 
 redis_start
-{ header; cat <<YAML
-  ticker:
-    task_config: {tool: new_files, directories: ["$T"]}
-    interval: 100ms
-YAML
-} | write_config
-sed -i "s|^agentd:|agentd:\n  memory_store: redis\n  state_store: redis\n  memory_retention: 5\n  redis: {port: $PORT}|" "$T/agents.yaml"
+ticker_config "$T" "memory_store: redis" "state_store: redis" "memory_retention: 5" "redis: {port: $PORT}"
 start_agentd
 [ "$(ctl --json status ticker | jget "d['memory_store']")" = redis ] || fail "status does not name the redis memory store"
 wait_until 10 sh -c "[ \$(redis-cli -p $PORT LLEN '$KEY') -eq 5 ]" || fail "memory not in Redis, or not trimmed to 5"
@@ -62,7 +56,7 @@ ctl resume ticker >/dev/null
 sleep 0.6
 ctl pause ticker >/dev/null
 [ "$(outbox memory_pending)" -gt 0 ] || fail "no pending rows before the SIGKILL"
-kill -9 "$AGENTD_PID"; wait "$AGENTD_PID" 2>/dev/null; AGENTD_PID=
+kill_agentd
 redis_start
 start_agentd
 ctl pause ticker >/dev/null

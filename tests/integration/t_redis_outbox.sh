@@ -4,13 +4,7 @@
 # reaches Redis with the rest once it is back, where the gap is.
 . ./lib.sh
 use_redis
-{ header; cat <<YAML
-  ticker:
-    task_config: {tool: new_files, directories: ["$T"]}
-    interval: 100ms
-YAML
-} | write_config
-sed -i "s|^agentd:|agentd:\n  event_store: redis_stream\n  event_retention: 5\n  redis: {port: $PORT}|" "$T/agents.yaml"
+ticker_config "$T" "event_store: redis_stream" "event_retention: 5" "redis: {port: $PORT}"
 start_agentd	# Redis is not there yet
 wait_until 15 outbox_is dropped -gt 0 \
 	|| fail "the outbox never reached its bound"
