@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "conf/config.h"
@@ -53,7 +52,6 @@ struct lane {
 
 struct relay {
 	struct store *store;
-	const struct global_conf *g;
 	struct rconn *rc;
 	struct streams *ev;      /* the event lane, when event_store is redis_stream */
 	bool memory, state;      /* which other lanes run */
@@ -80,7 +78,6 @@ relay_new(struct store *s, const struct global_conf *g)
 		.password = g->redis_password, .db = g->redis_db,
 	};
 	r->store = s;
-	r->g = g;
 	r->memory = strcmp(g->memory_store, "redis") == 0;
 	r->state = g->state_store && strcmp(g->state_store, "redis") == 0;
 	r->mem.what = "memory row";
