@@ -230,3 +230,52 @@ jsonmp_pack(msgpack_packer *pk, const json_t *j)
 		return -1;
 	return pack(pk, j, 0);
 }
+
+/* Containers on the deepest path; stops counting past limit + 1, so a
+ * value built to be deep costs no more than the bound to measure. */
+static int
+depth_of(const json_t *j, int limit)
+{
+	int deepest = 0, d;
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_object(j) && !json_is_array(j))
+		return 0;
+	if (limit < 0)
+		return 1;
+	if (json_is_object(j)) {
+		json_object_foreach((json_t *)j, k, v)
+			if ((d = depth_of(v, limit - 1)) > deepest && (deepest = d) > limit)
+				break;
+	} else {
+		json_array_foreach(j, i, v)
+			if ((d = depth_of(v, limit - 1)) > deepest && (deepest = d) > limit)
+				break;
+	}
+	return deepest + 1;
+}
+
+int
+json_depth(const json_t *j, int limit)
+{
+	return depth_of(j, limit);
+}
+
+static int
+count_bytes(const char *buf, size_t size, void *data)
+{
+	(void)buf;
+	*(size_t *)data += size;
+	return 0;
+}
+
+size_t
+json_compact_size(const json_t *j)
+{
+	size_t n = 0;
+	if (json_dump_callback(j, count_bytes, &n, JSON_COMPACT | JSON_ENCODE_ANY) < 0)
+		return SIZE_MAX;
+	return n;
+}

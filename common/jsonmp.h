@@ -13,8 +13,9 @@
 #include <jansson.h>
 #include <msgpack.h>
 #include <stddef.h>
+#include "common/limits.h"
 
-#define JSONMP_MAX_DEPTH 32
+#define JSONMP_MAX_DEPTH MSG_DEPTH_MAX
 
 /* Returns a new reference, or NULL with a reason in err. */
 json_t *jsonmp_to_json(const msgpack_object *o, char *err, size_t errlen);
@@ -22,5 +23,14 @@ json_t *jsonmp_to_json(const msgpack_object *o, char *err, size_t errlen);
 /* Packs j; returns 0, or -1 if j holds something unpackable (never for
  * values built by jansson). */
 int jsonmp_pack(msgpack_packer *pk, const json_t *j);
+
+/*
+ * The bounds of common/limits.h, measured.  json_depth: containers on the
+ * deepest path (a scalar is 0, {} is 1); counting stops once it passes
+ * limit, so any result > limit means "too deep".  json_compact_size: the
+ * bytes of its compact JSON text (SIZE_MAX if it cannot be encoded).
+ */
+int json_depth(const json_t *j, int limit);
+size_t json_compact_size(const json_t *j);
 
 #endif

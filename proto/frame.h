@@ -22,9 +22,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "common/buf.h"
+#include "common/limits.h"
 
 #define FRAME_HDR 4
-#define FRAME_MAX_DEFAULT (4u << 20)     /* 4 MiB */
+#define FRAME_MAX_DEFAULT FRAME_MAX       /* 4 MiB (common/limits.h) */
 #define WQUEUE_LIMIT_DEFAULT (16u << 20) /* 16 MiB */
 
 struct frame_reader {

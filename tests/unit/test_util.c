@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "common/buf.h"
+#include "common/jsonmp.h"
 #include "common/util.h"
 
 START_TEST(durations)
@@ -124,6 +125,24 @@ START_TEST(buffers)
 }
 END_TEST
 
+/* The measures behind common/limits.h: exact up to the limit, and a value
+ * past it reads as past it however deep it really is. */
+START_TEST(json_bounds)
+{
+	json_t *v = json_integer(1);
+	ck_assert_int_eq(json_depth(v, 5), 0);
+	for (int i = 0; i < 100; i++)
+		v = i % 2 ? json_pack("[o]", v) : json_pack("{s:o}", "k", v);
+	ck_assert_int_gt(json_depth(v, 24), 24);
+	ck_assert_int_eq(json_depth(v, 200), 100);
+	json_t *flat = json_pack("{s:[], s:{s:{}}}", "a", "b", "c");
+	ck_assert_int_eq(json_depth(flat, 24), 3);
+	ck_assert_uint_eq(json_compact_size(flat), strlen("{\"a\":[],\"b\":{\"c\":{}}}"));
+	json_decref(flat);
+	json_decref(v);
+}
+END_TEST
+
 START_TEST(atomic_files)
 {
 	char dir[] = "/tmp/agentd-util-XXXXXX", path[256], sub[128];
@@ -157,6 +176,7 @@ main(void)
 	tcase_add_test(tc, uuids);
 	tcase_add_test(tc, buffers);
 	tcase_add_test(tc, atomic_files);
+	tcase_add_test(tc, json_bounds);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
