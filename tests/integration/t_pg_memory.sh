@@ -8,8 +8,7 @@
 
 BIN=$(dirname "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)")
 if [ ! -x "$BIN/initdb" ] || [ ! -x "$BIN/postgres" ]; then
-	echo "  - skipped: no PostgreSQL server on this machine (scripts/bootstrap installs it)"
-	exit 0
+	skip "no PostgreSQL server on this machine (scripts/bootstrap installs it)"
 fi
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 PGPORT=$(free_port)
