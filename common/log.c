@@ -5,6 +5,9 @@
  * so concurrent writers (agentd and the lines it relays from workers) never
  * interleave within a line.  JSON output escapes through jansson so any
  * bytes a worker printed stay valid JSON.
+ *
+ * Rate-limited sites with repeats still to tell are on one list (each site
+ * is a static in its caller), so log_limited_flush visits only those.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -152,4 +155,64 @@ log_agent(enum log_level level, const char *agent, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(level, agent, fmt, ap);
 	va_end(ap);
+}
+
+static struct log_limit *limited;	/* sites with repeats to tell */
+
+static void
+tell_repeats(struct log_limit *ll)
+{
+	log_agent(ll->level, ll->agent[0] ? ll->agent : NULL, "%s (repeated %lu more "
+	    "times in %d s)", ll->last, ll->repeats, LOG_REPEAT_WINDOW_MS / 1000);
+	ll->repeats = 0;
+}
+
+void
+log_limited_at(struct log_limit *ll, enum log_level level, const char *agent,
+    const char *fmt, ...)
+{
+	int64_t now = mono_ms();
+	va_list ap;
+
+	if (level > lg.level)
+		return;
+	va_start(ap, fmt);
+	if (now < ll->window_end) {
+		vsnprintf(ll->last, sizeof(ll->last), fmt, ap);
+		snprintf(ll->agent, sizeof(ll->agent), "%s", agent ? agent : "");
+		ll->level = level;
+		ll->repeats++;
+		if (!ll->listed) {
+			ll->listed = 1;
+			ll->next = limited;
+			limited = ll;
+		}
+	} else {
+		if (ll->repeats)	/* flush has not run since the window closed */
+			tell_repeats(ll);
+		ll->window_end = now + LOG_REPEAT_WINDOW_MS;
+		log_vmsg(level, agent, fmt, ap);
+	}
+	va_end(ap);
+}
+
+int64_t
+log_limited_flush(int64_t now_ms)
+{
+	int64_t next = -1;
+
+	for (struct log_limit **pp = &limited; *pp;) {
+		struct log_limit *ll = *pp;
+		if (ll->repeats && now_ms < ll->window_end) {
+			if (next < 0 || ll->window_end < next)
+				next = ll->window_end;
+			pp = &ll->next;
+			continue;
+		}
+		if (ll->repeats)
+			tell_repeats(ll);
+		ll->listed = 0;
+		*pp = ll->next;
+	}
+	return next;
 }

@@ -8,11 +8,20 @@
  * file for logrotate (agentd calls it on SIGUSR1, from the loop, never from
  * a signal handler).  Writes are single write(2) calls per line so lines from
  * several processes sharing one file never interleave mid-line.
+ *
+ * A line a peer can make us repeat (a failing accept, a client refused,
+ * a worker's bad message) goes through log_limited: one static state per
+ * call site, the first line written, repeats within LOG_REPEAT_WINDOW_MS
+ * counted, and the count said ("... (repeated N times in 10 s)") with the
+ * next line after the window, or by log_limited_flush once the window has
+ * closed -- agentd calls it from a timer, so a burst that stops is still
+ * told.  A storm costs two lines per window, whatever its rate.
  */
 #ifndef AGENTD_LOG_H
 #define AGENTD_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 enum log_level { LL_ERROR = 0, LL_WARN, LL_INFO, LL_DEBUG };
 
@@ -32,6 +41,32 @@ void log_msg(enum log_level level, const char *fmt, ...)
 void log_agent(enum log_level level, const char *agent, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void log_vmsg(enum log_level level, const char *agent, const char *fmt, va_list ap);
+
+/* The state of one log_limited call site (see the top). */
+#define LOG_REPEAT_WINDOW_MS 10000
+struct log_limit {
+	int64_t window_end;         /* mono ms; 0 before the first line */
+	unsigned long repeats;      /* lines counted, not written, in this window */
+	enum log_level level;
+	char last[256];             /* the last of them, said with the count */
+	char agent[64];             /* ... and the agent it was about, if any */
+	struct log_limit *next;     /* on the list of sites with repeats to tell */
+	_Bool listed;
+};
+void log_limited_at(struct log_limit *ll, enum log_level level, const char *agent,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Tell the counts of windows that have closed; returns the mono ms at which
+ * the next open one closes, or -1 when no site has repeats to tell. */
+int64_t log_limited_flush(int64_t now_ms);
+
+#define log_limited(level, ...) do { \
+	static struct log_limit log_limit_site_; \
+	log_limited_at(&log_limit_site_, (level), NULL, __VA_ARGS__); \
+} while (0)
+#define log_agent_limited(level, agent, ...) do { \
+	static struct log_limit log_limit_site_; \
+	log_limited_at(&log_limit_site_, (level), (agent), __VA_ARGS__); \
+} while (0)
 
 #define log_error(...) log_msg(LL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LL_WARN, __VA_ARGS__)

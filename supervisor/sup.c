@@ -332,6 +332,24 @@ signals_setup(struct sup *s)
 
 /* ---- run ------------------------------------------------------------- */
 
+/* Rate-limited log lines (common/log.h): their counts are told when their
+ * window closes, even if nothing else wakes the loop then. */
+static void
+arm_log_timer(struct sup *s)
+{
+	int64_t due = log_limited_flush(mono_ms());
+	if (due < 0)
+		timer_stop(&s->log_timer);
+	else if (!timer_armed(&s->log_timer) || s->log_timer.when != due)
+		timer_at(&s->log_timer, due);
+}
+
+static void
+on_log_timer(struct timer *t)
+{
+	arm_log_timer(t->ctx);
+}
+
 int
 sup_run(struct sup *s)
 {
@@ -340,6 +358,7 @@ sup_run(struct sup *s)
 		return 1;
 	}
 	timer_init(&s->stop_timer, on_stop_timer, s);
+	timer_init(&s->log_timer, on_log_timer, s);
 	store_on_commit(s->store, save_unsaved, s);
 	if (ctl_listen(s) < 0)
 		return 1;
@@ -367,7 +386,9 @@ sup_run(struct sup *s)
 		report_outbox_drops(s);
 		relay_pump(s->relay);
 		pgship_pump(s->pgship);
+		arm_log_timer(s);
 	}
+	log_limited_flush(INT64_MAX);
 	ctl_close(s);
 	while (s->nagents > 0) {
 		struct agent *a = s->agents[--s->nagents];

@@ -118,6 +118,7 @@ struct sup {
 	struct watch ctlw;
 	int ctl_fd;
 	struct ctl_client *clients;
+	struct timer log_timer;    /* tells the counts of rate-limited log lines */
 
 	bool stopping;             /* graceful stop in progress */
 	struct timer stop_timer;   /* grace for the whole shutdown */

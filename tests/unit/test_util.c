@@ -1,4 +1,5 @@
-/* Unit tests: common/util.c and common/buf.c. */
+/* Unit tests: common/util.c, common/buf.c, common/jsonmp.c's measures and
+ * text, common/log.c's rate limit. */
 #include <check.h>
 #include "tests/unit/check_main.h"
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 #include "common/buf.h"
 #include "common/jsonmp.h"
+#include "common/log.h"
 #include "common/util.h"
 
 START_TEST(durations)
@@ -165,6 +167,48 @@ START_TEST(atomic_files)
 }
 END_TEST
 
+START_TEST(repeated_log_lines)
+{
+	char path[] = "/tmp/agentd-log-XXXXXX", text[4096] = "";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(log_init("test", LL_INFO, 0, path), 0);
+
+	struct log_limit site = { 0 };
+	for (int i = 0; i < 1000; i++)
+		log_limited_at(&site, LL_WARN, NULL, "accept: %s #%d", "Too many open files", i);
+	int64_t due = log_limited_flush(mono_ms());
+	ck_assert_int_gt(due, mono_ms());	/* the window is open: nothing told yet */
+	site.window_end = mono_ms();		/* as if 10 s had passed */
+	ck_assert_int_eq(log_limited_flush(mono_ms()), -1);	/* closed: the count is told */
+	log_limited_at(&site, LL_WARN, "a1", "accept: again");	/* a new window */
+	struct log_limit next = { 0 };	/* no flush: the count comes with the next line */
+	for (int i = 0; i < 3; i++)
+		log_limited_at(&next, LL_WARN, NULL, "refused uid %d", i);
+	next.window_end = mono_ms();
+	log_limited_at(&next, LL_WARN, NULL, "refused uid %d", 3);
+	struct log_limit quiet = { 0 };
+	log_limited_at(&quiet, LL_DEBUG, NULL, "below the level");
+	log_init("test", LL_ERROR, 0, NULL);
+
+	ck_assert_int_gt(read(fd, text, sizeof(text) - 1), 0);
+	close(fd);
+	unlink(path);
+	ck_assert_msg(strstr(text, "warn: accept: Too many open files #0\n"), "%s", text);
+	ck_assert_msg(strstr(text, "accept: Too many open files #999 (repeated 999 more times in 10 s)\n"),
+	    "%s", text);
+	ck_assert_msg(strstr(text, "agent a1: accept: again\n"), "%s", text);
+	ck_assert_msg(strstr(text, "refused uid 0\n") && strstr(text, "refused uid 3\n") &&
+	    strstr(text, "refused uid 2 (repeated 2 more times in 10 s)\n"), "%s", text);
+	ck_assert_msg(strstr(text, "(repeated 2 more") < strstr(text, "refused uid 3\n"), "%s", text);
+	ck_assert_msg(!strstr(text, "#1\n") && !strstr(text, "below"), "%s", text);
+	int lines = 0;
+	for (char *p = text; (p = strchr(p, '\n')); p++)
+		lines++;
+	ck_assert_int_eq(lines, 6);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -177,6 +221,7 @@ main(void)
 	tcase_add_test(tc, buffers);
 	tcase_add_test(tc, atomic_files);
 	tcase_add_test(tc, json_bounds);
+	tcase_add_test(tc, repeated_log_lines);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
