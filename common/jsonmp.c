@@ -13,10 +13,19 @@
  *
  * Duplicate keys are found without a second hash lookup: setting an
  * existing key replaces it and leaves the object's size unchanged.
+ *
+ * json_dumps_short rewrites reals as jansson's encoder hands them out:
+ * json_dump_callback passes each number as one chunk of its own, and
+ * everything inside a string between the chunks that are exactly a quote
+ * (a quote within a string is always escaped, so never a chunk alone).
+ * So a chunk outside strings holding '.' or 'e' is a real, and nothing
+ * else is touched -- the unit tests hold jansson to that.
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "common/buf.h"
 #include "common/jsonmp.h"
 #include "common/util.h"
 
@@ -278,4 +287,69 @@ json_compact_size(const json_t *j)
 	if (json_dump_callback(j, count_bytes, &n, JSON_COMPACT | JSON_ENCODE_ANY) < 0)
 		return SIZE_MAX;
 	return n;
+}
+
+/* The shortest of %.15g, %.16g, %.17g that reads back as v. */
+static int
+shortest_real(double v, char *out, size_t outlen)
+{
+	int n = 0;
+	for (int digits = 15; digits <= 17; digits++) {
+		n = snprintf(out, outlen, "%.*g", digits, v);
+		if (strtod(out, NULL) == v)
+			break;
+	}
+	if (strpbrk(out, ".eE") == NULL && n + 2 < (int)outlen) {	/* 1e15 -> "1e+15"; 2.0 -> "2" */
+		memcpy(out + n, ".0", 3);
+		n += 2;
+	}
+	return n;
+}
+
+struct short_dump {
+	struct buf out;
+	bool in_string;
+};
+
+/* Outside strings, only numbers start with a digit or '-'; reals are the
+ * ones with a fraction or an exponent. */
+static bool
+is_real(const char *p, size_t n)
+{
+	return n > 0 && (p[0] == '-' || (p[0] >= '0' && p[0] <= '9')) &&
+	    (memchr(p, '.', n) || memchr(p, 'e', n) || memchr(p, 'E', n));
+}
+
+static int
+short_chunk(const char *p, size_t n, void *data)
+{
+	struct short_dump *d = data;
+	char num[40];
+
+	if (n == 1 && p[0] == '"')
+		d->in_string = !d->in_string;
+	else if (!d->in_string && n < sizeof(num) && is_real(p, n)) {
+		memcpy(num, p, n);
+		num[n] = '\0';
+		n = (size_t)shortest_real(strtod(num, NULL), num, sizeof(num));
+		p = num;
+	}
+	buf_append(&d->out, p, n);
+	return 0;
+}
+
+char *
+json_dumps_short(const json_t *j, size_t flags)
+{
+	struct short_dump d = { .in_string = false };
+	char *s = NULL;
+
+	buf_init(&d.out);
+	if (j && json_dump_callback(j, short_chunk, &d, flags | JSON_ENCODE_ANY) == 0) {
+		s = xmalloc(buf_pending(&d.out) + 1);
+		memcpy(s, buf_head(&d.out), buf_pending(&d.out));
+		s[buf_pending(&d.out)] = '\0';
+	}
+	buf_free(&d.out);
+	return s;
 }

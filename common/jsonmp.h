@@ -33,4 +33,13 @@ int jsonmp_pack(msgpack_packer *pk, const json_t *j);
 int json_depth(const json_t *j, int limit);
 size_t json_compact_size(const json_t *j);
 
+/*
+ * json_dumps for text people or stores read: the same output, but each
+ * real in the shortest form that reads back as the same double (1.56, not
+ * jansson's %.17g 1.5600000000000001), still with a '.' or an exponent so
+ * it stays a real.  flags as for json_dumps (JSON_ENCODE_ANY is implied);
+ * free() the result; NULL when j cannot be encoded.
+ */
+char *json_dumps_short(const json_t *j, size_t flags);
+
 #endif

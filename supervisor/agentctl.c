@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "common/buf.h"
+#include "common/jsonmp.h"
 #include "common/util.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
@@ -130,7 +131,7 @@ print_kv(json_t *o)
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v) {
-		char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		char *s = json_is_string(v) ? NULL : json_dumps_short(v, JSON_COMPACT);
 		printf("%s: %s\n", k, s ? s : json_string_value(v));
 		free(s);
 	}
@@ -152,7 +153,7 @@ print_event(json_t *ev)
 		if (!strcmp(k, "agent_id") || !strcmp(k, "timestamp") || !strcmp(k, "session_id"))
 			continue;
 		char *s = json_is_string(v) ? xstrdup(json_string_value(v)) :
-		    json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		    json_dumps_short(v, JSON_COMPACT);
 		if (s && strlen(s) > 120)
 			strcpy(s + 117, "...");
 		if (off < sizeof(line))
@@ -167,7 +168,7 @@ static void
 print_data(const char *cmd, json_t *data)
 {
 	if (json_out) {
-		char *s = json_dumps(data, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		char *s = json_dumps_short(data, JSON_INDENT(2));
 		printf("%s\n", s ? s : "null");
 		free(s);
 		return;
@@ -200,13 +201,13 @@ print_data(const char *cmd, json_t *data)
 			    str(m, "role") ? str(m, "role") : "-", str(m, "content") ? str(m, "content") : "");
 		}
 	} else if (!strcmp(cmd, "reload")) {
-		char *s = json_dumps(data, JSON_COMPACT);
+		char *s = json_dumps_short(data, JSON_COMPACT);
 		printf("reloaded: %s\n", s ? s : "");
 		free(s);
 	} else if (str(data, "message")) {
 		printf("%s\n", str(data, "message"));
 	} else {
-		char *s = json_dumps(data, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		char *s = json_dumps_short(data, JSON_INDENT(2));
 		printf("%s\n", s ? s : "");
 		free(s);
 	}
@@ -283,7 +284,7 @@ follow(int fd, struct frame_reader *rd)
 		json_t *ev = json_object_get(m, "event");
 		if (t == MSG_RECORD && ev) {
 			if (json_out) {
-				char *s = json_dumps(ev, JSON_COMPACT);
+				char *s = json_dumps_short(ev, JSON_COMPACT);
 				printf("%s\n", s);
 				fflush(stdout);
 				free(s);

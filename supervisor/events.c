@@ -10,6 +10,7 @@
  * does not have.
  */
 #include <stdlib.h>
+#include "common/jsonmp.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "supervisor/relay.h"
@@ -33,7 +34,7 @@ event_emit(struct agent *a, const char *type, json_t *payload)
 	ev.seq = ++a->st.seq;
 	ev.timestamp = wall_ms();
 	ev.payload = payload;
-	char *pj = json_dumps(payload, JSON_COMPACT);	/* once, for the store and the relay */
+	char *pj = json_dumps_short(payload, JSON_COMPACT);	/* once, for the store and the relay */
 	ev.payload_json = pj;
 	if (store_event_append(a->sup->store, &ev) < 0)
 		log_agent(LL_ERROR, a->name, "event %s (seq %lld) could not be stored",

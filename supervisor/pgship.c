@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include "common/buf.h"
+#include "common/jsonmp.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "supervisor/loop.h"
@@ -174,7 +175,7 @@ send_batch(struct pgship *p)
 		if (asprintf(&owned[2 * i], "%lld-%s", (long long)json_integer_value(
 		    json_object_get(row, "id")), json_string_value(json_object_get(row, "timestamp"))) < 0)
 			owned[2 * i] = NULL;
-		owned[2 * i + 1] = json_dumps(json_object_get(row, "metadata"), JSON_ENCODE_ANY);
+		owned[2 * i + 1] = json_dumps_short(json_object_get(row, "metadata"), 0);
 		v[b] = owned[2 * i];
 		v[b + 1] = agent;
 		v[b + 2] = json_string_value(json_object_get(row, "session_id"));

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/jsonmp.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "conf/config.h"
@@ -319,7 +320,7 @@ send_mem_group(struct relay *r, json_t *rows, const json_t *idx)
 		snprintf(id, sizeof(id), "%lld-%s", (long long)json_integer_value(
 		    json_object_get(row, "id")), json_string_value(json_object_get(row, "timestamp")));
 		c.argv[k++] = call_own(&c, fmt("agentd:{%s}:memory-seen:%s", agent, id));
-		c.argv[a++] = call_own(&c, json_dumps(row, JSON_COMPACT));
+		c.argv[a++] = call_own(&c, json_dumps_short(row, JSON_COMPACT));
 	}
 	return call_send(r, &c, on_mem_reply, &r->mem);
 }

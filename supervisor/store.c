@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
+#include "common/jsonmp.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "conf/config.h"
@@ -464,7 +465,7 @@ store_state_save(struct store *s, const char *agent, const struct agent_state *s
 	if (begin(s) < 0)
 		return -1;
 	sqlite3_stmt *q = stmt(s, ST_STATE_PUT);
-	char *extra = st->extra ? json_dumps(st->extra, JSON_COMPACT) : NULL;
+	char *extra = st->extra ? json_dumps_short(st->extra, JSON_COMPACT) : NULL;
 	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, st->run_count);
 	sqlite3_bind_int64(q, 3, st->error_count);
@@ -566,7 +567,7 @@ store_event_append(struct store *s, struct event *ev)
 	if (begin(s) < 0)
 		return -1;
 	sqlite3_stmt *q = stmt(s, ST_EV_PUT);
-	char *payload = ev->payload_json ? NULL : json_dumps(ev->payload, JSON_COMPACT);
+	char *payload = ev->payload_json ? NULL : json_dumps_short(ev->payload, JSON_COMPACT);
 	sqlite3_bind_int64(q, 1, ev->id);
 	sqlite3_bind_text(q, 2, ev->event_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 3, ev->type, -1, SQLITE_STATIC);
@@ -813,7 +814,7 @@ store_mem_append(struct store *s, const char *agent, const char *session_id,
 	if (begin(s) < 0)
 		return -1;
 	sqlite3_stmt *q = stmt(s, ST_MEM_PUT);
-	char *md = metadata ? json_dumps(metadata, JSON_COMPACT) : NULL;
+	char *md = metadata ? json_dumps_short(metadata, JSON_COMPACT) : NULL;
 	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, session_id ? session_id : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 3, memory_type, -1, SQLITE_STATIC);

@@ -167,6 +167,41 @@ START_TEST(atomic_files)
 }
 END_TEST
 
+START_TEST(shortest_reals)
+{
+	static const struct { double v; const char *text; } cases[] = {
+		{ 1.56, "1.56" }, { 0.1, "0.1" }, { 2.0, "2.0" }, { -0.5, "-0.5" },
+		{ 0.1 + 0.2, "0.30000000000000004" }, { 1e300, "1e+300" }, { 1e-7, "1e-07" },
+		{ 123456789012345680.0, "1.2345678901234568e+17" }, { 5e-324, "4.94065645841247e-324" },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		json_t *r = json_real(cases[i].v);
+		char *s = json_dumps_short(r, 0);
+		ck_assert_str_eq(s, cases[i].text);
+		json_t *back = json_loads(s, JSON_DECODE_ANY, NULL);
+		ck_assert(json_is_real(back) && json_real_value(back) == cases[i].v);
+		json_decref(back);
+		free(s);
+		json_decref(r);
+	}
+	/* Only reals change: not integers, not strings or keys that look like
+	 * numbers, not literals; and the same with indentation. */
+	json_t *j = json_pack("{s:f, s:s, s:I, s:[f, b, n, s], s:{s:f}}", "1.5600000000000001", 1.56,
+	    "s", "1.5600000000000001", "i", (json_int_t)-12, "a", 3.3, 1, "e1.0",
+	    "o", "x", 100.0);
+	char *s = json_dumps_short(j, JSON_COMPACT);
+	ck_assert_str_eq(s, "{\"1.5600000000000001\":1.56,\"s\":\"1.5600000000000001\",\"i\":-12,"
+	    "\"a\":[3.3,true,null,\"e1.0\"],\"o\":{\"x\":100.0}}");
+	free(s);
+	s = json_dumps_short(j, JSON_INDENT(2));
+	char *want = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+	ck_assert_str_eq(s, want);
+	free(want);
+	free(s);
+	json_decref(j);
+}
+END_TEST
+
 START_TEST(repeated_log_lines)
 {
 	char path[] = "/tmp/agentd-log-XXXXXX", text[4096] = "";
@@ -221,6 +256,7 @@ main(void)
 	tcase_add_test(tc, buffers);
 	tcase_add_test(tc, atomic_files);
 	tcase_add_test(tc, json_bounds);
+	tcase_add_test(tc, shortest_reals);
 	tcase_add_test(tc, repeated_log_lines);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
