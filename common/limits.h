@@ -37,10 +37,41 @@
 #define MEMORY_CONTENT_MAX (256u << 10)  /* one memory item's content */
 #define CTL_REQUEST_MAX (1u << 20)       /* one control request frame */
 
+/*
+ * On the wire a value may take more bytes than its compact JSON: msgpack
+ * gives every float 9 bytes, where JSON can say "1.0," in 4; nothing else
+ * grows (a header byte or two for a long string or container, where JSON
+ * spends two on quotes or brackets).  So n JSON bytes take at most
+ * WIRE_BYTES(n) in a frame.
+ */
+#define WIRE_BYTES(n) ((n) / 4 * 9 + 64)
+
+/* The largest event agentd stores: a payload from a worker (or a run's
+ * result) with the few fields agentd adds, or a run's start, whose kwargs
+ * are the agent's task_config (part of its spec) with the request's kwargs
+ * over it.  A record frame, and a page of `events`, hold one. */
+#define EVENT_ENVELOPE_MAX (64u << 10)
+#define EVENT_MAX ((EVENT_PAYLOAD_MAX > SPEC_MAX + KWARGS_MAX ? EVENT_PAYLOAD_MAX : \
+    SPEC_MAX + KWARGS_MAX) + EVENT_ENVELOPE_MAX)
+/* An answer to `events` is cut to pages of this many JSON bytes (or one
+ * event, when that is larger); agentctl asks for the next page. */
+#define EVENTS_PAGE_MAX (512u << 10)
+
+/* The control socket: connections at once (followers included; one more
+ * is told why and closed), and how long a client that is not following
+ * may take to complete its next request frame (one that stops mid-frame
+ * holds a buffer of up to CTL_REQUEST_MAX). */
+#define CTL_CLIENTS_MAX 64
+#define CTL_IDLE_MS 10000
+
 _Static_assert(SPEC_MAX + SECRETS_MAX + (64u << 10) <= FRAME_MAX,
     "a config frame must hold the largest spec with its secrets");
 _Static_assert(EVENT_PAYLOAD_MAX + (64u << 10) <= FRAME_MAX,
     "a record frame must hold the largest event");
+_Static_assert(WIRE_BYTES(EVENT_MAX > EVENTS_PAGE_MAX ? EVENT_MAX : EVENTS_PAGE_MAX) +
+    (64u << 10) <= FRAME_MAX, "a page of events, or the largest event, must fit a frame");
+_Static_assert(KWARGS_MAX + (64u << 10) <= CTL_REQUEST_MAX,
+    "a request frame must hold the largest kwargs");
 _Static_assert(VALUE_DEPTH_MAX > 0, "the envelope leaves no room for values");
 
 #endif

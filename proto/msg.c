@@ -56,7 +56,7 @@ static const struct msgdef catalogue[MSG__COUNT] = {
 	[MSG_REQUEST] = { "request", { { "cmd", F_STR, 1 }, { "agent", F_STR, 0 },
 	    { "args", F_OBJ, 0 } } },
 	[MSG_RESPONSE] = { "response", { { "ok", F_BOOL, 1 }, { "error", F_STR, 0 },
-	    { "code", F_INT, 0 }, { "data", F_ANY, 0 } } },
+	    { "code", F_INT, 0 }, { "data", F_ANY, 0 }, { "cursor", F_INT, 0 } } },
 	[MSG_RECORD] = { "record", { { "event", F_OBJ, 1 } } },
 };
 

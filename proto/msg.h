@@ -29,8 +29,17 @@
  *
  * agentctl <-> agentd (control socket):
  *   request   C->S  cmd:str [agent:str] [args:obj]
- *   response  S->C  ok:bool [error:str] [code:int] [data:any]
+ *   response  S->C  ok:bool [error:str] [code:int] [data:any] [cursor:int]
  *   record    S->C  event:obj   (one stored event, for `events -f`)
+ *
+ * `events` args: [limit:int] [after:int] [follow:bool].  Without `after`,
+ * the newest `limit` (default 20) events; with it, those with a larger id
+ * (at most `limit`, default all).  The answer is cut to a page that fits a
+ * frame; a page cut short has `cursor`, the id to ask `after` next (a
+ * client that does not know cursor just reads the first page).  `follow`
+ * takes effect with the page that has no cursor: record frames follow
+ * from the next event on.  `run` args: [kwargs:obj], at most
+ * VALUE_DEPTH_MAX deep and KWARGS_MAX bytes (common/limits.h).
  */
 #ifndef AGENTD_MSG_H
 #define AGENTD_MSG_H

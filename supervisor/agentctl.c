@@ -1,8 +1,10 @@
 /*
  * agentctl: a thin client of agentd's control socket.  It sends one
  * `request` frame, prints the `response` (a table for people, JSON with
- * --json), and for `events -f` keeps printing `record` frames until
- * interrupted.  All knowledge of agents lives in agentd; this only formats.
+ * --json); `events` asks for page after page until it has its N events,
+ * and with -f then prints `record` frames until agentd closes the
+ * connection (an exit code that says so, not 0).  All knowledge of agents
+ * lives in agentd; this only formats.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -186,11 +188,6 @@ print_data(const char *cmd, json_t *data)
 			printf("%-24s %-24s %-20s %s%s\n", str(a, "name"), str(a, "agent_id"),
 			    str(a, "schedule"), str(a, "state"),
 			    json_is_true(json_object_get(a, "paused")) ? ",paused" : "");
-	} else if (!strcmp(cmd, "events")) {
-		size_t i;
-		json_t *e;
-		json_array_foreach(data, i, e)
-			print_event(e);
 	} else if (!strcmp(cmd, "memory")) {
 		size_t i;
 		json_t *m;
@@ -233,7 +230,13 @@ connect_socket(const char *path)
 	return fd;
 }
 
-/* Next frame from agentd: 1 with *t and *m, 0 at EOF, -1 on error. */
+struct conn {
+	int fd;
+	struct frame_reader rd;
+};
+
+/* Next frame from agentd: 1 with *t and *m, 0 at EOF, -1 on error, -2 when
+ * nothing came within timeout_ms. */
 static int
 next_msg(int fd, struct frame_reader *rd, int timeout_ms, enum msg_type *t, json_t **m)
 {
@@ -263,7 +266,7 @@ next_msg(int fd, struct frame_reader *rd, int timeout_ms, enum msg_type *t, json
 			return -2;
 		}
 		if (n < 0 && errno == EINTR)
-			return 0;
+			continue;
 		ssize_t r = frame_reader_fill(rd, fd);
 		if (r == 0)
 			return 0;
@@ -274,13 +277,63 @@ next_msg(int fd, struct frame_reader *rd, int timeout_ms, enum msg_type *t, json
 	}
 }
 
+/* One request on c and its response: EXIT_OK with *resp (ok), else the
+ * exit code, said on stderr. */
 static int
-follow(int fd, struct frame_reader *rd)
+exchange(struct conn *c, const char *cmd, const char *agent, json_t *args, json_t **resp)
+{
+	enum msg_type t;
+	json_t *m = NULL;
+	struct buf out;
+	int rc, werr = 0;
+
+	json_t *req = json_pack("{s:s}", "cmd", cmd);
+	if (agent)
+		json_object_set_new(req, "agent", json_string(agent));
+	if (args)
+		json_object_set(req, "args", args);
+	buf_init(&out);
+	rc = msg_pack(MSG_REQUEST, req, &out);
+	json_decref(req);
+	if (rc < 0) {
+		fprintf(stderr, "agentctl: cannot encode the request\n");
+		buf_free(&out);
+		return EXIT_USAGE;
+	}
+	if (write_all(c->fd, buf_head(&out), buf_pending(&out)) < 0)
+		werr = errno;	/* agentd may have refused us, and said why */
+	buf_free(&out);
+	rc = next_msg(c->fd, &c->rd, werr ? 1000 : 30000, &t, &m);
+	if (rc != 1 || t != MSG_RESPONSE) {
+		if (werr)
+			fprintf(stderr, "agentctl: writing to agentd: %s\n", strerror(werr));
+		else if (rc == 1)
+			fprintf(stderr, "agentctl: unexpected %s message\n", msg_type_name(t));
+		else if (rc == 0)
+			fprintf(stderr, "agentctl: agentd closed the connection\n");
+		json_decref(m);
+		return rc == -2 || werr ? EXIT_UNREACHABLE : EXIT_PROTO;
+	}
+	if (!json_is_true(json_object_get(m, "ok"))) {
+		json_int_t code = json_integer_value(json_object_get(m, "code"));
+		fprintf(stderr, "agentctl: %s\n", str(m, "error") ? str(m, "error") : "failed");
+		json_decref(m);
+		return code == 3 ? EXIT_UNKNOWN : code == 2 ? EXIT_USAGE : EXIT_REFUSED;
+	}
+	*resp = m;
+	return EXIT_OK;
+}
+
+/* New events as agentd sends them, until it closes the connection: it
+ * stopped, or dropped us (a follower that did not keep up) -- either way
+ * the output has ended early, which scripts must be able to tell. */
+static int
+follow(struct conn *c)
 {
 	enum msg_type t;
 	json_t *m;
 	int rc;
-	while ((rc = next_msg(fd, rd, -1, &t, &m)) == 1) {
+	while ((rc = next_msg(c->fd, &c->rd, -1, &t, &m)) == 1) {
 		json_t *ev = json_object_get(m, "event");
 		if (t == MSG_RECORD && ev) {
 			if (json_out) {
@@ -293,64 +346,85 @@ follow(int fd, struct frame_reader *rd)
 		}
 		json_decref(m);
 	}
-	return rc < 0 ? EXIT_PROTO : EXIT_OK;
+	if (rc < 0)
+		return EXIT_PROTO;
+	fprintf(stderr, "agentctl: agentd closed the connection (it stopped, or dropped this "
+	    "follower; its log says which)\n");
+	return EXIT_UNREACHABLE;
+}
+
+static void
+print_page(json_t *events, long *printed)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(events, i, e) {
+		if (!json_out) {
+			print_event(e);
+			continue;
+		}
+		char *s = json_dumps_short(e, JSON_INDENT(2));
+		printf("%s%s", (*printed)++ ? ",\n" : "[\n", s ? s : "null");
+		free(s);
+	}
+}
+
+/*
+ * events [-f] [-n N]: agentd answers in pages that fit a frame, each but
+ * the last with a cursor (the id to go on after), so any N works.  Without
+ * -f the pages stop at N events; with -f they go on to the end of the log,
+ * and the page that reaches it subscribes us to what comes next.
+ */
+static int
+list_events(struct conn *c, const char *agent, long limit, bool follow_flag)
+{
+	json_t *args = json_pack("{s:I, s:b}", "limit", (json_int_t)limit, "follow", follow_flag);
+	json_t *m, *cursor;
+	long got = 0, printed = 0;
+	int code;
+
+	while ((code = exchange(c, "events", agent, args, &m)) == EXIT_OK) {
+		json_t *page = json_object_get(m, "data");
+		got += (long)json_array_size(page);
+		print_page(page, &printed);
+		cursor = json_object_get(m, "cursor");
+		bool more = json_is_integer(cursor) && json_array_size(page) > 0 &&
+		    (follow_flag || got < limit);
+		json_decref(args);
+		args = more ? json_pack("{s:O, s:b}", "after", cursor, "follow", follow_flag) : NULL;
+		if (more && !follow_flag)
+			json_object_set_new(args, "limit", json_integer(limit - got));
+		json_decref(m);
+		if (!more)
+			break;
+	}
+	json_decref(args);
+	if (json_out && code == EXIT_OK)
+		printf("%s\n", printed ? "\n]" : "[]");
+	fflush(stdout);
+	if (code == EXIT_OK && follow_flag)
+		code = follow(c);
+	return code;
 }
 
 static int
 run_command(const char *sock, const char *cmd, const char *agent, json_t *args)
 {
-	struct frame_reader rd;
-	struct buf out;
-	enum msg_type t;
+	struct conn c;
 	json_t *m = NULL;
-	int fd, rc;
+	int code;
 
-	if ((fd = connect_socket(sock)) < 0)
+	if ((c.fd = connect_socket(sock)) < 0)
 		return EXIT_UNREACHABLE;
-	json_t *req = json_pack("{s:s}", "cmd", cmd);
-	if (agent)
-		json_object_set_new(req, "agent", json_string(agent));
-	if (args)
-		json_object_set(req, "args", args);
-	buf_init(&out);
-	if (msg_pack(MSG_REQUEST, req, &out) < 0) {
-		fprintf(stderr, "agentctl: cannot encode the request\n");
-		json_decref(req);
-		close(fd);
-		return EXIT_USAGE;
-	}
-	json_decref(req);
-	if (write_all(fd, buf_head(&out), buf_pending(&out)) < 0) {
-		fprintf(stderr, "agentctl: writing to agentd: %s\n", strerror(errno));
-		buf_free(&out);
-		close(fd);
-		return EXIT_UNREACHABLE;
-	}
-	buf_free(&out);
-	frame_reader_init(&rd, FRAME_MAX_DEFAULT);
-	rc = next_msg(fd, &rd, 30000, &t, &m);
-	if (rc != 1 || t != MSG_RESPONSE) {
-		if (rc == 1)
-			fprintf(stderr, "agentctl: unexpected %s message\n", msg_type_name(t));
-		else if (rc == 0)
-			fprintf(stderr, "agentctl: agentd closed the connection\n");
-		json_decref(m);
-		frame_reader_free(&rd);
-		close(fd);
-		return rc == -2 ? EXIT_UNREACHABLE : EXIT_PROTO;
-	}
-	int code = EXIT_OK;
-	if (!json_is_true(json_object_get(m, "ok"))) {
-		fprintf(stderr, "agentctl: %s\n", str(m, "error") ? str(m, "error") : "failed");
-		code = json_integer_value(json_object_get(m, "code")) == 3 ? EXIT_UNKNOWN :
-		    json_integer_value(json_object_get(m, "code")) == 2 ? EXIT_USAGE : EXIT_REFUSED;
-	} else
+	frame_reader_init(&c.rd, FRAME_MAX_DEFAULT);
+	if (!strcmp(cmd, "events"))
+		code = list_events(&c, agent, (long)json_integer_value(json_object_get(args, "limit")),
+		    json_is_true(json_object_get(args, "follow")));
+	else if ((code = exchange(&c, cmd, agent, args, &m)) == EXIT_OK)
 		print_data(cmd, json_object_get(m, "data"));
 	json_decref(m);
-	if (code == EXIT_OK && json_is_true(json_object_get(args, "follow")))
-		code = follow(fd, &rd);
-	frame_reader_free(&rd);
-	close(fd);
+	frame_reader_free(&c.rd);
+	close(c.fd);
 	return code;
 }
 
@@ -432,9 +506,9 @@ main(int argc, char **argv)
 	}
 	json_t *args = NULL;
 	if (!strcmp(pos[0], "events"))
-		args = json_pack("{s:b, s:i}", "follow", follow_flag, "limit", (int)limit);
+		args = json_pack("{s:b, s:I}", "follow", follow_flag, "limit", (json_int_t)limit);
 	else if (!strcmp(pos[0], "memory")) {
-		args = json_pack("{s:i}", "limit", (int)limit);
+		args = json_pack("{s:I}", "limit", (json_int_t)limit);
 		if (mem_type)
 			json_object_set_new(args, "memory_type", json_string(mem_type));
 	}

@@ -8,8 +8,30 @@
  * event.  Output queues are bounded: a follower that does not read is
  * disconnected (and told why in agentd's log) rather than letting agentd's
  * memory grow; the events stay in the store for it to read again.
+ *
+ * Every bound is checked as a request enters: its frame (CTL_REQUEST_MAX),
+ * then its args against the table below (types, ranges, a run's kwargs by
+ * depth and size), so what is accepted can be stored, sent to a worker and
+ * read back later.  An `events` answer is cut to pages of EVENTS_PAGE_MAX
+ * (a response's `cursor` is the id to ask for the rest after), so any
+ * count can be listed; a follower is subscribed with the page that ends
+ * the log, in the same loop pass, so it misses nothing and sees nothing
+ * twice.
+ *
+ * The socket survives a hostile or starved host.  At most CTL_CLIENTS_MAX
+ * clients (one more is told so and closed); one that is not following and
+ * does not complete a request within CTL_IDLE_MS is dropped.  When accept
+ * fails for want of descriptors or memory, the listener rests (50 ms,
+ * doubling to 1 s) instead of waking the loop at once again, and the
+ * connections waiting meanwhile are accepted on a spare descriptor held
+ * for this, told why and closed, rather than left hanging.  Both, because
+ * a pause alone leaves clients waiting silently in the backlog, and the
+ * spare alone lets a client that reconnects in a loop spin agentd.  The
+ * errors a peer can make agentd repeat are logged rate-limited.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +40,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "common/jsonmp.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "supervisor/pgship.h"
@@ -25,6 +48,9 @@
 #include "supervisor/sup.h"
 
 #define CTL_QUEUE_LIMIT (8u << 20)
+#define ACCEPTS_PER_WAKE 16       /* the rest wait for the next pass */
+#define ACCEPT_PAUSE_MIN_MS 50
+#define ACCEPT_PAUSE_MAX_MS 1000
 
 enum { CODE_OK = 0, CODE_ERROR = 1, CODE_BAD_REQUEST = 2, CODE_UNKNOWN_AGENT = 3 };
 
@@ -35,6 +61,7 @@ struct ctl_client {
 	struct wqueue wq;
 	bool follow;
 	char *filter;            /* follow only this agent's events */
+	struct timer idle;       /* its next request is due before this (not when following) */
 	bool closing;
 	struct ctl_client *next;
 };
@@ -57,9 +84,11 @@ client_close(struct ctl_client *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	timer_stop(&c->idle);
 	for (pp = &c->sup->clients; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
+			c->sup->nclients--;
 			break;
 		}
 	loop_del(&c->w);
@@ -84,7 +113,8 @@ client_send(struct ctl_client *c, enum msg_type t, json_t *fields)
 	free(body);
 	if (rc < 0 && errno == EMSGSIZE) {
 		/* Our answer is too big for one frame: say so instead. */
-		log_warn("control: %s of %zu bytes exceeds the frame limit", msg_type_name(t), len);
+		log_limited(LL_WARN, "control: %s of %zu bytes exceeds the frame limit",
+		    msg_type_name(t), len);
 		if (t == MSG_RESPONSE) {
 			json_t *e = json_pack("{s:b, s:i, s:s}", "ok", 0, "code", 1, "error",
 			    "the answer exceeds the 4 MiB frame limit; ask for less (events -n)");
@@ -94,8 +124,8 @@ client_send(struct ctl_client *c, enum msg_type t, json_t *fields)
 		return;
 	}
 	if (rc < 0) {
-		log_warn("control client does not read its socket (%zu bytes queued); "
-		    "disconnecting it", wqueue_pending(&c->wq));
+		log_limited(LL_WARN, "control client does not read its socket (%zu bytes "
+		    "queued); disconnecting it", wqueue_pending(&c->wq));
 		client_close(c);
 		return;
 	}
@@ -107,8 +137,9 @@ client_send(struct ctl_client *c, enum msg_type t, json_t *fields)
 	loop_mod(&c->w, EPOLLIN | (rc == 0 ? EPOLLOUT : 0));
 }
 
-static void
-respond(struct ctl_client *c, int code, const char *error, json_t *data)
+/* A response's fields; steals data. */
+static json_t *
+response(int code, const char *error, json_t *data)
 {
 	json_t *r = json_pack("{s:b}", "ok", code == CODE_OK);
 	if (code != CODE_OK)
@@ -117,6 +148,13 @@ respond(struct ctl_client *c, int code, const char *error, json_t *data)
 		json_object_set_new(r, "error", json_string(error));
 	if (data)
 		json_object_set_new(r, "data", data);
+	return r;
+}
+
+static void
+respond(struct ctl_client *c, int code, const char *error, json_t *data)
+{
+	json_t *r = response(code, error, data);
 	client_send(c, MSG_RESPONSE, r);
 	json_decref(r);
 }
@@ -204,7 +242,7 @@ cmd_agent(struct ctl_client *c, const char *cmd, struct agent *a, json_t *args)
 		json_t *items = NULL;
 		if (type == NULL)
 			type = "episodic";
-		if (limit <= 0 || limit > 10000)
+		if (limit == 0)
 			limit = 20;
 		if (!memory_type_valid(type))
 			respond(c, CODE_BAD_REQUEST, "memory type must be working, episodic, "
@@ -231,22 +269,94 @@ cmd_agent(struct ctl_client *c, const char *cmd, struct agent *a, json_t *args)
 		respond(c, CODE_BAD_REQUEST, "unknown command", NULL);
 }
 
+/* One page of events (see the top); the page that reaches the end of what
+ * was asked for subscribes a follower. */
 static void
 cmd_events(struct ctl_client *c, const char *agent, json_t *args)
 {
-	json_t *out = NULL;
-	json_int_t limit = json_integer_value(json_object_get(args, "limit"));
-	if (limit <= 0 || limit > 100000)
-		limit = 20;
-	if (store_events_query(c->sup->store, agent, -1, (int)limit, &out) < 0) {
+	json_t *after = json_object_get(args, "after"), *lim = json_object_get(args, "limit");
+	json_int_t limit = lim ? json_integer_value(lim) : after ? INT_MAX : 20;
+	struct events_page pg = { .max_bytes = EVENTS_PAGE_MAX };
+
+	if (store_events_page(c->sup->store, agent, after ? json_integer_value(after) : -1,
+	    (int)(limit < INT_MAX ? limit : INT_MAX), &pg) < 0) {
+		json_decref(pg.out);
 		respond(c, CODE_ERROR, "event store query failed", NULL);
 		return;
 	}
-	respond(c, CODE_OK, NULL, out);
-	if (json_is_true(json_object_get(args, "follow"))) {
+	json_t *last = json_array_get(pg.out, json_array_size(pg.out) - 1);
+	json_t *r = response(CODE_OK, NULL, pg.out);
+	if (pg.cut)
+		json_object_set(r, "cursor", json_object_get(last, "id"));
+	client_send(c, MSG_RESPONSE, r);
+	json_decref(r);
+	if (!pg.cut && json_is_true(json_object_get(args, "follow"))) {
 		c->follow = true;
 		c->filter = agent ? xstrdup(agent) : NULL;
+		timer_stop(&c->idle);
 	}
+}
+
+/*
+ * What a request's args may hold, by command: anything else in args is
+ * ignored (newer clients), anything here of the wrong type or out of its
+ * bounds is refused with code 2 before the command runs.  Containers are
+ * bounded by depth (VALUE_DEPTH_MAX) and compact size.
+ */
+static const struct arg_rule {
+	const char *cmd, *name;
+	json_type type;          /* JSON_TRUE stands for either boolean */
+	json_int_t min, max;     /* integers */
+	size_t size_max;         /* objects */
+} arg_rules[] = {
+	{ "events", "limit", JSON_INTEGER, 1, INT64_MAX, 0 },
+	{ "events", "after", JSON_INTEGER, 0, INT64_MAX, 0 },
+	{ "events", "follow", JSON_TRUE, 0, 0, 0 },
+	{ "memory", "limit", JSON_INTEGER, 1, 10000, 0 },
+	{ "memory", "memory_type", JSON_STRING, 0, 0, 0 },
+	{ "run", "kwargs", JSON_OBJECT, 0, 0, KWARGS_MAX },
+};
+
+static const char *const type_names[] = {
+	[JSON_OBJECT] = "a map", [JSON_ARRAY] = "a list", [JSON_STRING] = "a string",
+	[JSON_INTEGER] = "an integer", [JSON_REAL] = "a number", [JSON_TRUE] = "true or false",
+	[JSON_FALSE] = "true or false", [JSON_NULL] = "null",
+};
+
+static int
+check_arg(const struct arg_rule *r, json_t *v, char *err, size_t errlen)
+{
+	json_type t = json_is_boolean(v) ? JSON_TRUE : json_typeof(v);
+	json_int_t i = json_integer_value(v);
+	size_t size;
+
+	if (t != r->type)
+		snprintf(err, errlen, "args.%s must be %s", r->name, type_names[r->type]);
+	else if (t == JSON_INTEGER && (i < r->min || i > r->max))
+		snprintf(err, errlen, "args.%s must be from %lld to %lld", r->name,
+		    (long long)r->min, (long long)r->max);
+	else if (t == JSON_OBJECT && json_depth(v, VALUE_DEPTH_MAX) > VALUE_DEPTH_MAX)
+		snprintf(err, errlen, "args.%s nests more than %d levels deep", r->name,
+		    VALUE_DEPTH_MAX);
+	else if (t == JSON_OBJECT && (size = json_compact_size(v)) > r->size_max)
+		snprintf(err, errlen, "args.%s is %zu bytes as JSON, over the limit of %zu",
+		    r->name, size, r->size_max);
+	else
+		return 0;
+	return -1;
+}
+
+/* args is an object or absent: the catalogue (proto/msg.c) saw to that. */
+static int
+check_args(const char *cmd, json_t *args, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < ARRAY_LEN(arg_rules); i++) {
+		json_t *v = json_object_get(args, arg_rules[i].name);
+		if (v && strcmp(cmd, arg_rules[i].cmd) == 0 &&
+		    check_arg(&arg_rules[i], v, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static void
@@ -258,16 +368,20 @@ handle_request(struct ctl_client *c, json_t *req)
 	json_t *args = json_object_get(req, "args");
 	struct agent *a = name ? sup_find(s, name) : NULL;
 	static const char *per_agent[] = { "pause", "resume", "restart", "run", "memory" };
+	char err[200];
 
 	for (size_t i = 0; i < ARRAY_LEN(per_agent); i++)
 		if (strcmp(cmd, per_agent[i]) == 0 && name == NULL) {
 			respond(c, CODE_BAD_REQUEST, "this command needs an agent name", NULL);
 			return;
 		}
+	if (check_args(cmd, args, err, sizeof(err)) < 0) {
+		respond(c, CODE_BAD_REQUEST, err, NULL);
+		return;
+	}
 	if (name && a == NULL && strcmp(cmd, "events") != 0) {
-		char m[200];
-		snprintf(m, sizeof(m), "unknown agent \"%s\"", name);
-		respond(c, CODE_UNKNOWN_AGENT, m, NULL);
+		snprintf(err, sizeof(err), "unknown agent \"%s\"", name);
+		respond(c, CODE_UNKNOWN_AGENT, err, NULL);
 		return;
 	}
 	if (a) {
@@ -327,6 +441,8 @@ client_readable(struct ctl_client *c)
 			json_decref(m);
 			if (c->closing)
 				return;
+			if (!c->follow)
+				timer_in(&c->idle, CTL_IDLE_MS);
 		}
 		if (rc < 0) {
 			respond(c, CODE_BAD_REQUEST, ferr, NULL);
@@ -354,46 +470,141 @@ on_client(struct watch *w, uint32_t events)
 		client_readable(c);
 }
 
+/* Tell a connection we will not serve why, and close it.  One write: the
+ * answer is small, and a peer we refuse gets no more of our time. */
+static void
+refuse(int fd, const char *why)
+{
+	struct buf b;
+	json_t *r = response(CODE_ERROR, why, NULL);
+
+	buf_init(&b);
+	if (msg_pack(MSG_RESPONSE, r, &b) == 0)
+		(void)!write(fd, buf_head(&b), buf_pending(&b));
+	buf_free(&b);
+	json_decref(r);
+	close(fd);
+}
+
 static bool
 peer_allowed(int fd)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+	char why[96];
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		refuse(fd, "cannot tell who you are (SO_PEERCRED)");
 		return false;
+	}
 	if (cr.uid == 0 || cr.uid == geteuid())
 		return true;
-	log_warn("control socket: refused uid %d (pid %d)", (int)cr.uid, (int)cr.pid);
+	log_limited(LL_WARN, "control socket: refused uid %d (pid %d)", (int)cr.uid, (int)cr.pid);
+	snprintf(why, sizeof(why), "uid %d may not use this control socket", (int)cr.uid);
+	refuse(fd, why);
 	return false;
+}
+
+static void
+on_idle(struct timer *t)
+{
+	struct ctl_client *c = t->ctx;
+	log_limited(LL_INFO, "control client sent no complete request within %d ms; "
+	    "disconnecting it", CTL_IDLE_MS);
+	respond(c, CODE_BAD_REQUEST, "no complete request in time; disconnected", NULL);
+	client_close(c);
+}
+
+static void
+client_new(struct sup *s, int fd)
+{
+	struct ctl_client *c = xcalloc(1, sizeof(*c));
+	c->sup = s;
+	frame_reader_init(&c->rd, CTL_REQUEST_MAX);
+	wqueue_init(&c->wq, CTL_QUEUE_LIMIT);
+	timer_init(&c->idle, on_idle, c);
+	if (loop_add(&c->w, fd, EPOLLIN, on_client, c) < 0) {
+		log_limited(LL_WARN, "control client: epoll: %s", strerror(errno));
+		close(fd);
+		client_free(c);
+		return;
+	}
+	timer_in(&c->idle, CTL_IDLE_MS);
+	c->next = s->clients;
+	s->clients = c;
+	s->nclients++;
+}
+
+/* Out of descriptors: the spare makes room to accept the waiting
+ * connections one at a time and tell each why, then it is taken back. */
+static void
+shed_waiting(struct sup *s)
+{
+	int fd;
+
+	if (s->ctl_spare < 0)
+		return;
+	close(s->ctl_spare);
+	for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+		if ((fd = accept4(s->ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0)
+			break;
+		refuse(fd, "agentd is out of file descriptors; try again later");
+	}
+	s->ctl_spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void
+on_pause_over(struct timer *t)
+{
+	struct sup *s = t->ctx;
+	loop_mod(&s->ctlw, EPOLLIN);
+}
+
+static void
+accept_failed(struct sup *s, int err)
+{
+	if (err == EAGAIN || err == EINTR || err == ECONNABORTED)
+		return;
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		log_limited(LL_WARN, "control socket accept: %s", strerror(err));
+		return;
+	}
+	s->ctl_pause_ms = s->ctl_pause_ms ? s->ctl_pause_ms * 2 : ACCEPT_PAUSE_MIN_MS;
+	if (s->ctl_pause_ms > ACCEPT_PAUSE_MAX_MS)
+		s->ctl_pause_ms = ACCEPT_PAUSE_MAX_MS;
+	log_limited(LL_WARN, "control socket accept: %s (%zu clients); not accepting for "
+	    "%lld ms", strerror(err), s->nclients, (long long)s->ctl_pause_ms);
+	if (err == EMFILE || err == ENFILE)
+		shed_waiting(s);
+	loop_mod(&s->ctlw, 0);
+	timer_in(&s->ctl_pause, s->ctl_pause_ms);
 }
 
 static void
 on_accept(struct watch *w, uint32_t events)
 {
 	struct sup *s = w->ctx;
+	char why[96];
 	(void)events;
-	for (;;) {
+
+	for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				log_warn("control socket accept: %s", strerror(errno));
+			accept_failed(s, errno);
 			return;
 		}
-		if (!peer_allowed(fd)) {
-			close(fd);
+		s->ctl_pause_ms = 0;
+		if (!peer_allowed(fd))
+			continue;
+		if (s->nclients >= CTL_CLIENTS_MAX) {
+			log_limited(LL_WARN, "control socket: %d clients already; refusing one more",
+			    CTL_CLIENTS_MAX);
+			snprintf(why, sizeof(why), "agentd serves at most %d control clients at "
+			    "once; try again later", CTL_CLIENTS_MAX);
+			refuse(fd, why);
 			continue;
 		}
-		struct ctl_client *c = xcalloc(1, sizeof(*c));
-		c->sup = s;
-		frame_reader_init(&c->rd, 1u << 20);
-		wqueue_init(&c->wq, CTL_QUEUE_LIMIT);
-		if (loop_add(&c->w, fd, EPOLLIN, on_client, c) < 0) {
-			close(fd);
-			client_free(c);
-			continue;
-		}
-		c->next = s->clients;
-		s->clients = c;
+		client_new(s, fd);
 	}
 }
 
@@ -434,6 +645,8 @@ ctl_listen(struct sup *s)
 		    sizeof(sa.sun_path) - 1, path);
 		return -1;
 	}
+	s->ctl_spare = -1;
+	timer_init(&s->ctl_pause, on_pause_over, s);
 	if (clear_stale(path) < 0)
 		return -1;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -449,6 +662,7 @@ ctl_listen(struct sup *s)
 		s->ctl_fd = -1;
 		return -1;
 	}
+	s->ctl_spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return loop_add(&s->ctlw, s->ctl_fd, EPOLLIN, on_accept, s);
 }
 
@@ -458,6 +672,9 @@ ctl_close(struct sup *s)
 	while (s->clients)
 		client_close(s->clients);
 	if (s->ctl_fd >= 0) {
+		timer_stop(&s->ctl_pause);
+		if (s->ctl_spare >= 0)
+			close(s->ctl_spare);
 		loop_del(&s->ctlw);
 		close(s->ctl_fd);
 		unlink(s->cfg->g.control_socket);

@@ -41,11 +41,12 @@ static const char *sql[ST__N] = {
 	    "FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
 	[ST_EV_AGENT] = "SELECT id, event_id, type, agent_name, seq, timestamp, payload "
 	    "FROM events WHERE id > ?1 AND agent_name = ?3 ORDER BY id LIMIT ?2",
-	[ST_EV_TAIL] = "SELECT * FROM (SELECT id, event_id, type, agent_name, seq, "
-	    "timestamp, payload FROM events ORDER BY id DESC LIMIT ?2) ORDER BY id",
-	[ST_EV_TAIL_AGENT] = "SELECT * FROM (SELECT id, event_id, type, agent_name, seq, "
-	    "timestamp, payload FROM events WHERE agent_name = ?3 ORDER BY id DESC "
-	    "LIMIT ?2) ORDER BY id",
+	/* Where the newest ?2 start: the id before the ?2-th newest, found
+	 * through the keys alone (sorting the rows themselves would hold every
+	 * payload of a long tail in memory). */
+	[ST_EV_TAIL] = "SELECT id - 1 FROM events ORDER BY id DESC LIMIT 1 OFFSET ?2 - 1",
+	[ST_EV_TAIL_AGENT] = "SELECT id - 1 FROM events WHERE agent_name = ?3 "
+	    "ORDER BY id DESC LIMIT 1 OFFSET ?2 - 1",
 	[ST_EV_OUTBOX] = "SELECT id, event_id, type, agent_name, seq, timestamp, payload, "
 	    "json_extract(payload, '$.session_id') FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
 	[ST_MEM_PUT] = "INSERT INTO memory (agent, session_id, memory_type, role, content, "
@@ -606,8 +607,31 @@ row_event(sqlite3_stmt *q, struct event *ev)
 		ev->payload_json = "{}";
 }
 
+/* Compact-JSON bytes of an event whose payload takes payload_len: the
+ * envelope's fields, their names and punctuation, and the payload. */
+static size_t
+event_json_size(const struct event *ev, size_t payload_len)
+{
+	return 160 + strlen(ev->type) + strlen(ev->agent_name) + payload_len;
+}
+
+/* Adds ev to the page unless that would take it past its bound. */
+static bool
+page_add(struct events_page *pg, const struct event *ev, size_t payload_len)
+{
+	size_t n = event_json_size(ev, payload_len);
+	if (json_array_size(pg->out) > 0 && pg->bytes + n > pg->max_bytes) {
+		pg->cut = true;
+		return false;
+	}
+	pg->bytes += n;
+	json_array_append_new(pg->out, event_to_json(ev));
+	return true;
+}
+
 static int
-ring_query(struct store *s, const char *agent, int64_t after, int limit, json_t *out)
+ring_query(struct store *s, const char *agent, int64_t after, int limit,
+    struct events_page *pg)
 {
 	size_t cap = (size_t)s->retention, start = 0, n = 0;
 	/* Newest-N: walk back from the end to find where to start. */
@@ -625,22 +649,39 @@ ring_query(struct store *s, const char *agent, int64_t after, int limit, json_t 
 		struct ring_event *r = &s->ring[(s->ring_head + i) % cap];
 		if (r->ev.id <= after || (agent && strcmp(agent, r->agent)))
 			continue;
-		json_array_append_new(out, event_to_json(&r->ev));
+		if (!page_add(pg, &r->ev, json_compact_size(r->ev.payload)))
+			break;
 		n++;
 	}
 	return 0;
 }
 
-int
-store_events_query(struct store *s, const char *agent, int64_t after_id, int limit,
-    json_t **out)
+/* The id the newest `limit` events (of agent, or all) come after. */
+static int
+tail_start(struct store *s, const char *agent, int limit, int64_t *after)
 {
-	*out = json_array();
+	sqlite3_stmt *q = stmt(s, agent ? ST_EV_TAIL_AGENT : ST_EV_TAIL);
+	sqlite3_bind_int(q, 2, limit);
+	if (agent)
+		sqlite3_bind_text(q, 3, agent, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	*after = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;	/* fewer: all */
+	sqlite3_reset(q);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(s, "querying events");
+}
+
+int
+store_events_page(struct store *s, const char *agent, int64_t after_id, int limit,
+    struct events_page *pg)
+{
+	pg->out = json_array();
+	pg->bytes = 0;
+	pg->cut = false;
 	if (!s->events_in_db)
-		return ring_query(s, agent, after_id, limit, *out);
-	int which = after_id < 0 ? (agent ? ST_EV_TAIL_AGENT : ST_EV_TAIL) :
-	    (agent ? ST_EV_AGENT : ST_EV_ALL);
-	sqlite3_stmt *q = stmt(s, which);
+		return ring_query(s, agent, after_id, limit, pg);
+	if (after_id < 0 && tail_start(s, agent, limit, &after_id) < 0)
+		return -1;
+	sqlite3_stmt *q = stmt(s, agent ? ST_EV_AGENT : ST_EV_ALL);
 	sqlite3_bind_int64(q, 1, after_id);
 	sqlite3_bind_int(q, 2, limit);
 	if (agent)
@@ -652,11 +693,23 @@ store_events_query(struct store *s, const char *agent, int64_t after_id, int lim
 		ev.payload = json_loads(ev.payload_json, 0, NULL);
 		if (ev.payload == NULL)
 			ev.payload = json_object();
-		json_array_append_new(*out, event_to_json(&ev));
+		bool added = page_add(pg, &ev, (size_t)sqlite3_column_bytes(q, 6));
 		json_decref(ev.payload);
+		if (!added)
+			break;
 	}
 	sqlite3_reset(q);
-	return rc == SQLITE_DONE ? 0 : db_fail(s, "querying events");
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(s, "querying events");
+}
+
+int
+store_events_query(struct store *s, const char *agent, int64_t after_id, int limit,
+    json_t **out)
+{
+	struct events_page pg = { .max_bytes = SIZE_MAX };
+	int rc = store_events_page(s, agent, after_id, limit, &pg);
+	*out = pg.out;
+	return rc;
 }
 
 int

@@ -81,6 +81,17 @@ int store_event_append(struct store *s, struct event *ev);
  * after_id < 0, the newest `limit` events (still oldest first). */
 int store_events_query(struct store *s, const char *agent, int64_t after_id,
     int limit, json_t **out);
+/* The same as one page of an answer: the array stops before an event that
+ * would take it past max_bytes of compact JSON (the first is always in),
+ * and cut says that it stopped so, with events left within limit. */
+struct events_page {
+	size_t max_bytes;      /* in */
+	json_t *out;           /* out: the array (a new reference, even on error) */
+	size_t bytes;          /* out: its size, as counted */
+	bool cut;              /* out */
+};
+int store_events_page(struct store *s, const char *agent, int64_t after_id, int limit,
+    struct events_page *pg);
 /* The outbox as stored, for the relay: events with id > after_id, oldest
  * first, at most limit, each with payload_json set (payload NULL) and its
  * session id ("" for none).  The strings live until fn returns. */

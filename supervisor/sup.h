@@ -117,7 +117,11 @@ struct sup {
 	struct watch sigw;
 	struct watch ctlw;
 	int ctl_fd;
+	int ctl_spare;             /* held back to tell clients we are out of descriptors */
+	struct timer ctl_pause;    /* the listener rests after accept failed for want of resources */
+	int64_t ctl_pause_ms;      /* ... this long, doubling while it keeps failing */
 	struct ctl_client *clients;
+	size_t nclients;
 	struct timer log_timer;    /* tells the counts of rate-limited log lines */
 
 	bool stopping;             /* graceful stop in progress */

@@ -1,13 +1,15 @@
 /*
  * Unit tests: the store (supervisor/store.c) on its SQLite and in-memory
  * backends: state round trips and persistence, event order, ids that never
- * repeat after retention, memory isolation between agents, clean failures.
+ * repeat after retention, memory isolation between agents, clean failures,
+ * pages of events cut by size that join up without a gap or a repeat.
  */
 #include <check.h>
 #include "tests/unit/check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/jsonmp.h"
 #include "common/util.h"
 #include "conf/config.h"
 #include "supervisor/store.h"
@@ -127,6 +129,78 @@ events_behave(void)
 START_TEST(events_sqlite)
 {
 	events_behave();
+}
+END_TEST
+
+/* 40 events of ~10 KiB, two agents, read in pages of at most 64 KiB: each
+ * page within its bound (one event over it alone), and the pages joined by
+ * their cursors are exactly the unpaged answer. */
+static void
+pages_behave(void)
+{
+	struct store *s = open_store();
+	char *big = xmalloc(10001);
+	memset(big, 'x', 10000);
+	big[10000] = '\0';
+	for (int i = 1; i <= 40; i++) {
+		struct event ev = { .type = "tick", .agent_name = i % 4 ? "a" : "b", .seq = i,
+			.timestamp = wall_ms() };
+		uuid4(ev.event_id);
+		ev.payload = json_pack("{s:s, s:i}", "pad", i == 7 ? "" : big, "n", i);
+		ck_assert_int_eq(store_event_append(s, &ev), 0);
+		json_decref(ev.payload);
+	}
+	free(big);
+	store_flush(s);
+	static const struct { const char *agent; int limit; } asks[] = {
+		{ NULL, 40 }, { NULL, 25 }, { "a", 1000 }, { "b", 3 }, { NULL, 1 },
+	};
+	for (size_t k = 0; k < sizeof(asks) / sizeof(asks[0]); k++) {
+		json_t *all, *joined = json_array();
+		ck_assert_int_eq(store_events_query(s, asks[k].agent, -1, asks[k].limit, &all), 0);
+		int64_t after = -1;
+		int left = asks[k].limit, pages = 0;
+		for (;;) {
+			struct events_page pg = { .max_bytes = 64 << 10 };
+			ck_assert_int_eq(store_events_page(s, asks[k].agent, after, left, &pg), 0);
+			ck_assert_uint_ge(json_array_size(pg.out), 1);
+			ck_assert_uint_le(pg.bytes, 64 << 10);
+			ck_assert_uint_ge(pg.bytes, json_compact_size(pg.out));	/* counted high, never low */
+			json_array_extend(joined, pg.out);
+			left -= (int)json_array_size(pg.out);
+			pages++;
+			bool cut = pg.cut;
+			after = json_integer_value(json_object_get(json_array_get(pg.out,
+			    json_array_size(pg.out) - 1), "id"));
+			json_decref(pg.out);
+			if (!cut)
+				break;
+			ck_assert_int_gt(left, 0);
+		}
+		ck_assert_msg(json_equal(all, joined), "pages differ from the answer (ask %zu)", k);
+		ck_assert_int_eq(pages, ((int)json_array_size(all) + 5) / 6);	/* 6 per page */
+		json_decref(all);
+		json_decref(joined);
+	}
+	/* One event larger than the page is a page of its own. */
+	struct events_page pg = { .max_bytes = 100 };
+	ck_assert_int_eq(store_events_page(s, NULL, 0, 5, &pg), 0);
+	ck_assert_uint_eq(json_array_size(pg.out), 1);
+	ck_assert(pg.cut);
+	json_decref(pg.out);
+	store_close(s);
+}
+
+START_TEST(pages_sqlite)
+{
+	pages_behave();
+}
+END_TEST
+
+START_TEST(pages_memory)
+{
+	g.event_store = "memory";
+	pages_behave();
 }
 END_TEST
 
@@ -358,6 +432,8 @@ main(void)
 	tcase_add_test(tc, state_round_trip_and_persistence);
 	tcase_add_test(tc, events_sqlite);
 	tcase_add_test(tc, events_memory);
+	tcase_add_test(tc, pages_sqlite);
+	tcase_add_test(tc, pages_memory);
 	tcase_add_test(tc, retention_sqlite);
 	tcase_add_test(tc, retention_memory);
 	tcase_add_test(tc, memory_sqlite);
