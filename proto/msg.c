@@ -18,6 +18,10 @@
  *
  * Encoding packs {"t": name, ...fields} through jsonmp_pack, writing
  * straight into the caller's struct buf for msg_pack (no bounce buffer).
+ *
+ * msg_check_bounds holds the values a worker sends to the bounds of
+ * common/limits.h, from a second table: agentd where the message enters,
+ * the worker before it sends, so both sides agree on what passes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,5 +391,55 @@ msg_pack(enum msg_type t, const json_t *fields, struct buf *out)
 	h[1] = (uint8_t)(n >> 16);
 	h[2] = (uint8_t)(n >> 8);
 	h[3] = (uint8_t)n;
+	return 0;
+}
+
+/*
+ * The values a worker sends on that agentd keeps or passes on: the fields
+ * of one row are measured together (a run's result and its usage make one
+ * event), a string by its bytes, a container by its compact JSON and its
+ * depth (VALUE_DEPTH_MAX).
+ */
+static const struct bound {
+	enum msg_type t;
+	const char *fields[2];
+	size_t max;
+} bounds[] = {
+	{ MSG_EVENT, { "payload" }, EVENT_PAYLOAD_MAX },
+	{ MSG_RESULT, { "result", "usage" }, EVENT_PAYLOAD_MAX },
+	{ MSG_MEM_STORE, { "content" }, MEMORY_CONTENT_MAX },
+	{ MSG_MEM_STORE, { "metadata" }, MEMORY_CONTENT_MAX },
+};
+
+static int
+check_bound(const struct bound *b, const json_t *fields, char *err, size_t errlen)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(b->fields) && b->fields[i]; i++) {
+		const json_t *v = json_object_get(fields, b->fields[i]);
+		if (v == NULL)
+			continue;
+		if (json_depth(v, VALUE_DEPTH_MAX) > VALUE_DEPTH_MAX) {
+			snprintf(err, errlen, "the %s message's %s nests more than %d levels",
+			    catalogue[b->t].name, b->fields[i], VALUE_DEPTH_MAX);
+			return -1;
+		}
+		total += json_is_string(v) ? json_string_length(v) : json_compact_size(v);
+	}
+	if (total <= b->max)
+		return 0;
+	snprintf(err, errlen, "the %s message's %s%s%s: %zu bytes, over the limit of %zu",
+	    catalogue[b->t].name, b->fields[0], b->fields[1] ? " and " : "",
+	    b->fields[1] ? b->fields[1] : "", total, b->max);
+	return -1;
+}
+
+int
+msg_check_bounds(enum msg_type t, const json_t *fields, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < ARRAY_LEN(bounds); i++)
+		if (bounds[i].t == t && check_bound(&bounds[i], fields, err, errlen) < 0)
+			return -1;
 	return 0;
 }

@@ -91,4 +91,12 @@ int msg_pack_body(enum msg_type t, const json_t *fields, char **data, size_t *le
 int msg_unpack(const uint8_t *p, size_t len, enum msg_type *t, json_t **fields,
     char *err, size_t errlen);
 
+/*
+ * The bounds of common/limits.h on what a worker sends (event payloads, a
+ * run's result with its usage, memory content and metadata): 0, or -1
+ * with what is over which bound in err.  agentd checks every message from
+ * a worker with it, and the worker every message before it sends it.
+ */
+int msg_check_bounds(enum msg_type t, const json_t *fields, char *err, size_t errlen);
+
 #endif

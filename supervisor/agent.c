@@ -15,8 +15,9 @@
  * state (batched into the loop pass's transaction).
  *
  * A worker is trusted with nothing: a frame that does not decode, a message
- * it may not send, a result for a run it does not have, silence past a
- * deadline -- each is a fault of that worker, which is killed (its whole
+ * it may not send, a value over the bounds of common/limits.h (what agentd
+ * accepts it must be able to store and pass on), a result for a run it
+ * does not have, silence past a deadline -- each is a fault of that worker, which is killed (its whole
  * process group) and restarted by the usual policy, with an event that
  * says why.  Nothing it does reaches another agent.
  */
@@ -927,7 +928,7 @@ on_mem_store(struct agent *a, json_t *m)
 {
 	const char *type = json_string_value(json_object_get(m, "memory_type"));
 	if (!memory_type_valid(type)) {
-		log_agent(LL_WARN, a->name, "mem_store: unknown memory_type \"%s\"", type);
+		log_agent_limited(LL_WARN, a->name, "mem_store: unknown memory_type \"%s\"", type);
 		return;
 	}
 	/* The agent is the one on this pipe, whatever the message says. */
@@ -974,7 +975,8 @@ on_event(struct agent *a, json_t *m)
 	json_t *payload = json_deep_copy(json_object_get(m, "payload"));
 
 	if (!worker_event_allowed(type)) {
-		log_agent(LL_WARN, a->name, "worker may not emit event type \"%s\"; dropped", type);
+		log_agent_limited(LL_WARN, a->name, "worker may not emit event type \"%s\"; "
+		    "dropped", type);
 		json_decref(payload);
 		return;
 	}
@@ -998,6 +1000,12 @@ on_log(struct agent *a, json_t *m)
 static void
 handle_msg(struct agent *a, enum msg_type t, json_t *m)
 {
+	char why[200];
+
+	if (msg_check_bounds(t, m, why, sizeof(why)) < 0) {
+		worker_fault(a, "%s", why);
+		return;
+	}
 	switch (t) {
 	case MSG_READY:
 		on_ready(a, m);

@@ -19,7 +19,8 @@
 
 const char *const test_hook_tools[] = {
 	"test_sleep", "test_spin", "test_crash", "test_alloc", "test_fail",
-	"test_garbage", "test_oversize", "test_exit", "test_emit", "test_mem_forge", NULL,
+	"test_garbage", "test_oversize", "test_exit", "test_emit", "test_mem_forge",
+	"test_value", NULL,
 };
 
 bool
@@ -207,6 +208,51 @@ hook_mem_forge(int fd, const json_t *args, json_t **out, char *err, size_t errle
 	return 0;
 }
 
+/* A value `depth` lists deep around a string of `bytes`: the tool's output,
+ * or with `send` (event, mem_store, result with `run_id`) written straight
+ * onto the pipe, past the worker's own bounds, as a broken worker would. */
+static int
+hook_value(int fd, const json_t *args, json_t **out, char *err, size_t errlen)
+{
+	size_t bytes = (size_t)num_arg(args, "bytes", 1);
+	const char *send = json_string_value(json_object_get(args, "send"));
+	char *pad = xmalloc(bytes + 1);
+	memset(pad, 'x', bytes);
+	pad[bytes] = '\0';
+	json_t *v = json_string(pad), *m = NULL;
+	for (int i = 0; i < (int)num_arg(args, "depth", 0); i++)
+		v = json_pack("[o]", v);
+	if (send == NULL) {
+		free(pad);
+		*out = v;
+		return 0;
+	}
+	if (strcmp(send, "event") == 0)
+		m = json_pack("{s:s, s:{s:o}}", "type", "tool_call_probe", "payload", "v", v);
+	else if (strcmp(send, "mem_store") == 0)
+		m = json_pack("{s:s, s:s, s:s, s:{s:o}}", "memory_type", "episodic", "role", "user",
+		    "content", pad, "metadata", "v", v);
+	else
+		m = json_pack("{s:I, s:b, s:o}", "run_id", (json_int_t)num_arg(args, "run_id", 1),
+		    "ok", 1, "result", v);
+	free(pad);
+	struct buf b;
+	buf_init(&b);
+	enum msg_type t = strcmp(send, "event") == 0 ? MSG_EVENT :
+	    strcmp(send, "mem_store") == 0 ? MSG_MEM_STORE : MSG_RESULT;
+	int rc = m ? msg_pack(t, m, &b) : -1;
+	json_decref(m);
+	if (rc == 0)
+		rc = write_all(fd, buf_head(&b), buf_pending(&b));
+	buf_free(&b);
+	if (rc < 0) {
+		snprintf(err, errlen, "test_value: cannot send");
+		return -1;
+	}
+	*out = json_object();
+	return 0;
+}
+
 int
 test_hook_run(const char *name, const json_t *args, int fd, json_t **out,
     char *err, size_t errlen, bool *retryable)
@@ -236,6 +282,8 @@ test_hook_run(const char *name, const json_t *args, int fd, json_t **out,
 		return hook_emit(fd, (long)num_arg(args, "count", 1000), num_arg(args, "rate", 0), out);
 	if (strcmp(name, "test_mem_forge") == 0)
 		return hook_mem_forge(fd, args, out, err, errlen);
+	if (strcmp(name, "test_value") == 0)
+		return hook_value(fd, args, out, err, errlen);
 	snprintf(err, errlen, "unknown test tool %s", name);
 	return -1;
 }

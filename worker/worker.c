@@ -11,9 +11,11 @@
  * same way whether the worker is idle or busy, and nothing recurses.
  *
  * Writes block: a frame is small and agentd always reads its pipes, and a
- * worker whose agentd stopped reading has nothing better to do.  A frame
- * that would exceed the peer's limit is never written (agentd would take
- * it as a fault and kill us): a result that large becomes an error result.
+ * worker whose agentd stopped reading has nothing better to do.  What
+ * agentd would refuse (and kill us for) is never written: a frame over its
+ * limit, a value over the bounds of common/limits.h (msg_check_bounds).
+ * So a result too large or too deep becomes an error result saying so, an
+ * event's oversize fields are sent as cut text, memory content is cut.
  *
  * The secrets in the config live only in the decoded config; the frame
  * bytes they arrived in are wiped once decoded, and the strings are wiped
@@ -30,6 +32,7 @@
 #include <unistd.h>
 #include <bsd/unistd.h>
 #include "common/buf.h"
+#include "common/jsonmp.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "proto/frame.h"
@@ -105,6 +108,12 @@ send_msg(struct worker *w, enum msg_type t, const json_t *fields)
 
 	if (w->gone) {
 		errno = EPIPE;
+		return -1;
+	}
+	char why[200];
+	if (msg_check_bounds(t, fields, why, sizeof(why)) < 0) {
+		log_error("%s message not sent: %s", msg_type_name(t), why);
+		errno = EMSGSIZE;
 		return -1;
 	}
 	buf_reset(&w->out);
@@ -210,6 +219,27 @@ redact_secrets(struct worker *w, json_t *payload)
 		redact_value(w->secrets, payload);
 }
 
+/* An event over the bounds: each field too deep or too large goes as its
+ * compact text, cut; if that is not enough, what was wrong goes instead. */
+static void
+fit_event(json_t *m)
+{
+	json_t *payload = json_object_get(m, "payload"), *v;
+	const char *k;
+	char why[200];
+
+	if (msg_check_bounds(MSG_EVENT, m, why, sizeof(why)) == 0)
+		return;
+	log_limited(LL_WARN, "%s: event cut to fit: %s", json_string_value(json_object_get(m, "type")),
+	    why);
+	json_object_foreach(payload, k, v)
+		if (json_depth(v, VALUE_DEPTH_MAX - 1) > VALUE_DEPTH_MAX - 1 ||
+		    json_compact_size(v) > WORKER_EVENT_OUTPUT_MAX)
+			json_object_set_new(payload, k, compact_text(v, WORKER_EVENT_OUTPUT_MAX));
+	if (msg_check_bounds(MSG_EVENT, m, why, sizeof(why)) < 0)
+		json_object_set_new(m, "payload", json_pack("{s:s}", "payload_dropped", why));
+}
+
 int
 worker_emit(struct worker *w, const char *type, json_t *payload)
 {
@@ -221,6 +251,7 @@ worker_emit(struct worker *w, const char *type, json_t *payload)
 		return -1;
 	if (w->running)
 		json_object_set_new(m, "run_id", json_integer(w->run_id));
+	fit_event(m);
 	int rc = send_msg(w, MSG_EVENT, m);
 	json_decref(m);
 	return rc;
@@ -230,8 +261,16 @@ int
 worker_mem_store(struct worker *w, const char *memory_type, const char *role,
     const char *content, const json_t *metadata)
 {
+	size_t len = strlen(content);
+	char *cut = NULL;
+	if (len > MEMORY_CONTENT_MAX) {	/* cut where a character ends, and say so */
+		size_t keep = utf8_cut(content, len, MEMORY_CONTENT_MAX - 64);
+		if (asprintf(&cut, "%.*s...[truncated %zu bytes]", (int)keep, content, len - keep) < 0)
+			cut = NULL;
+	}
 	json_t *m = json_pack("{s:s, s:s, s:s}", "memory_type", memory_type,
-	    "role", role, "content", content);
+	    "role", role, "content", cut ? cut : content);
+	free(cut);
 	if (m == NULL)
 		return -1;
 	if (json_is_object(metadata))
@@ -260,13 +299,14 @@ send_result(struct worker *w, int64_t run_id, bool ok, json_t *result,
 	}
 	if (json_is_object(usage))
 		json_object_set(m, "usage", usage);
-	if (send_msg(w, MSG_RESULT, m) < 0 && errno == EMSGSIZE) {
+	char why[200], text[256];
+	if (msg_check_bounds(MSG_RESULT, m, why, sizeof(why)) < 0) {
+		snprintf(text, sizeof(text), "the run's result cannot be sent: %s", why);
 		json_decref(m);
 		m = json_pack("{s:I, s:b, s:s, s:b}", "run_id", (json_int_t)run_id,
-		    "ok", 0, "error", "the run's result is too large to send "
-		    "(over 4 MiB)", "retryable", 0);
-		(void)send_msg(w, MSG_RESULT, m);
+		    "ok", 0, "error", text, "retryable", 0);
 	}
+	(void)send_msg(w, MSG_RESULT, m);
 	json_decref(m);
 }
 

@@ -383,6 +383,68 @@ START_TEST(nesting_bound_agrees)
 }
 END_TEST
 
+/* A list nested depth deep (depth containers). */
+static json_t *
+nest(int depth)
+{
+	json_t *v = json_integer(1);
+	for (int i = 0; i < depth; i++) {
+		json_t *a = json_array();
+		json_array_append_new(a, v);
+		v = a;
+	}
+	return v;
+}
+
+/* What a worker sends is held to common/limits.h: each bound at its edge. */
+START_TEST(worker_values_bounded)
+{
+	char err[200], *pad = xmalloc(EVENT_PAYLOAD_MAX + MEMORY_CONTENT_MAX);
+	memset(pad, 'x', MEMORY_CONTENT_MAX + 1);
+	pad[MEMORY_CONTENT_MAX + 1] = '\0';
+	json_t *m;
+
+	/* An event's payload: VALUE_DEPTH_MAX deep passes, one more does not. */
+	m = json_pack("{s:s, s:{s:o}}", "type", "x", "payload", "v", nest(VALUE_DEPTH_MAX - 1));
+	ck_assert_int_eq(msg_check_bounds(MSG_EVENT, m, err, sizeof(err)), 0);
+	json_object_set_new(json_object_get(m, "payload"), "v", nest(VALUE_DEPTH_MAX));
+	ck_assert_int_eq(msg_check_bounds(MSG_EVENT, m, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "payload nests more than 24 levels"), "%s", err);
+	json_decref(m);
+
+	/* A result and its usage count together against EVENT_PAYLOAD_MAX. */
+	memset(pad, 'x', EVENT_PAYLOAD_MAX / 2);
+	pad[EVENT_PAYLOAD_MAX / 2] = '\0';
+	m = json_pack("{s:i, s:b, s:{s:s}, s:{s:s}}", "run_id", 1, "ok", 1, "result", "a", pad,
+	    "usage", "b", pad);
+	ck_assert_int_eq(msg_check_bounds(MSG_RESULT, m, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "result and usage: 1048592 bytes, over the limit of 1048576"),
+	    "%s", err);
+	json_object_del(m, "usage");
+	ck_assert_int_eq(msg_check_bounds(MSG_RESULT, m, err, sizeof(err)), 0);
+	json_decref(m);
+	pad[MEMORY_CONTENT_MAX + 1] = '\0';
+
+	/* Memory content by its bytes: MEMORY_CONTENT_MAX passes, one more not. */
+	m = json_pack("{s:s, s:s, s:s}", "memory_type", "episodic", "role", "user", "content", pad);
+	ck_assert_int_eq(msg_check_bounds(MSG_MEM_STORE, m, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "content: 262145 bytes"), "%s", err);
+	pad[MEMORY_CONTENT_MAX] = '\0';
+	json_object_set_new(m, "content", json_string(pad));
+	ck_assert_int_eq(msg_check_bounds(MSG_MEM_STORE, m, err, sizeof(err)), 0);
+	json_object_set_new(m, "metadata", json_pack("{s:o}", "deep", nest(VALUE_DEPTH_MAX)));
+	ck_assert_int_eq(msg_check_bounds(MSG_MEM_STORE, m, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "metadata nests"), "%s", err);
+	json_decref(m);
+
+	/* Types without values to keep have no bounds beyond the frame's. */
+	m = json_pack("{s:s, s:s}", "level", "info", "msg", pad);
+	ck_assert_int_eq(msg_check_bounds(MSG_LOG, m, err, sizeof(err)), 0);
+	json_decref(m);
+	free(pad);
+}
+END_TEST
+
 START_TEST(deep_nesting_refused)
 {
 	uint8_t b[128];
@@ -1004,6 +1066,7 @@ main(void)
 	tc = tcase_create("decoder");
 	tcase_add_test(tc, nesting_bound_agrees);
 	tcase_add_test(tc, deep_nesting_refused);
+	tcase_add_test(tc, worker_values_bounded);
 	tcase_add_test(tc, malformed_envelope);
 	tcase_add_test(tc, malformed_bytes);
 	tcase_add_test(tc, malformed_values);
