@@ -57,6 +57,10 @@
  * event, when that is larger); agentctl asks for the next page. */
 #define EVENTS_PAGE_MAX (512u << 10)
 
+/* Memory items in one answer (a worker's context, `agentctl memory`): the
+ * newest that fit this many JSON bytes (the newest always). */
+#define MEMORY_REPLY_MAX (1u << 20)
+
 /* The control socket: connections at once (followers included; one more
  * is told why and closed), and how long a client that is not following
  * may take to complete its next request frame (one that stops mid-frame
@@ -70,6 +74,9 @@ _Static_assert(EVENT_PAYLOAD_MAX + (64u << 10) <= FRAME_MAX,
     "a record frame must hold the largest event");
 _Static_assert(WIRE_BYTES(EVENT_MAX > EVENTS_PAGE_MAX ? EVENT_MAX : EVENTS_PAGE_MAX) +
     (64u << 10) <= FRAME_MAX, "a page of events, or the largest event, must fit a frame");
+_Static_assert(2 * MEMORY_CONTENT_MAX + (64u << 10) <= MEMORY_REPLY_MAX &&
+    WIRE_BYTES(MEMORY_REPLY_MAX) + (64u << 10) <= FRAME_MAX,
+    "an answer must hold the largest memory item, and fit a frame");
 _Static_assert(KWARGS_MAX + (64u << 10) <= CTL_REQUEST_MAX,
     "a request frame must hold the largest kwargs");
 _Static_assert(VALUE_DEPTH_MAX > 0, "the envelope leaves no room for values");

@@ -886,8 +886,38 @@ store_mem_append(struct store *s, const char *agent, const char *session_id,
 	return rc == SQLITE_DONE ? 0 : db_fail(s, "storing memory");
 }
 
+static int mem_context(struct store *s, const char *agent, const char *memory_type,
+    int limit, json_t **out);
+
+/* Drops the oldest items until the rest fit max_bytes of compact JSON (the
+ * newest stays in: a frame holds it whatever its JSON takes). */
+static void
+mem_fit(json_t *items, size_t max_bytes)
+{
+	size_t total = 2, keep = 0, n = json_array_size(items);
+	while (keep < n) {
+		size_t sz = json_compact_size(json_array_get(items, n - keep - 1)) + 1;
+		if (keep > 0 && total + sz > max_bytes)
+			break;
+		total += sz;
+		keep++;
+	}
+	for (size_t i = keep; i < n; i++)
+		json_array_remove(items, 0);
+}
+
 int
 store_mem_context(struct store *s, const char *agent, const char *memory_type,
+    int limit, json_t **out)
+{
+	int rc = mem_context(s, agent, memory_type, limit, out);
+	if (rc == 0)
+		mem_fit(*out, MEMORY_REPLY_MAX);
+	return rc;
+}
+
+static int
+mem_context(struct store *s, const char *agent, const char *memory_type,
     int limit, json_t **out)
 {
 	if (!memory_type_valid(memory_type) || limit < 0)

@@ -125,7 +125,8 @@ int store_mem_append(struct store *s, const char *agent, const char *session_id,
     const char *memory_type, const char *role, const char *content,
     const json_t *metadata);
 /* The newest `limit` items of that type, oldest first, as a JSON array of
- * {"role","content","memory_type","timestamp","metadata"}. */
+ * {"role","content","memory_type","timestamp","metadata"}; of those, the
+ * newest that fit MEMORY_REPLY_MAX, so the answer fits a frame. */
 int store_mem_context(struct store *s, const char *agent, const char *memory_type,
     int limit, json_t **out);
 int store_mem_clear(struct store *s, const char *agent, const char *memory_type);

@@ -285,6 +285,29 @@ memory_behaves(void)
 	ck_assert_uint_eq(json_array_size(out), 1);
 	json_decref(out);
 	json_decref(md);
+
+	/* Ten items of 200 kB: an answer holds the newest five (MEMORY_REPLY_MAX),
+	 * so it fits a frame whatever the limit asked; one item always. */
+	char *big = xmalloc(200001);
+	memset(big, 'x', 200000);
+	big[200000] = '\0';
+	for (int i = 0; i < 10; i++) {
+		big[0] = (char)('0' + i);
+		ck_assert_int_eq(store_mem_append(s, "c", "sid", "working", "user", big, NULL), 0);
+	}
+	store_flush(s);
+	ck_assert_int_eq(store_mem_context(s, "c", "working", 1000, &out), 0);
+	ck_assert_uint_eq(json_array_size(out), 5);
+	ck_assert_uint_le(json_compact_size(out), MEMORY_REPLY_MAX);
+	ck_assert_int_eq(json_string_value(json_object_get(json_array_get(out, 4), "content"))[0], '9');
+	json_decref(out);
+	memset(big, 1, 200000);	/* six bytes each as JSON: alone over the bound */
+	ck_assert_int_eq(store_mem_append(s, "c", "sid", "working", "user", big, NULL), 0);
+	store_flush(s);
+	ck_assert_int_eq(store_mem_context(s, "c", "working", 1000, &out), 0);
+	ck_assert_uint_eq(json_array_size(out), 1);
+	json_decref(out);
+	free(big);
 	store_close(s);
 }
 

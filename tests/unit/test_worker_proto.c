@@ -666,6 +666,42 @@ START_TEST(test_mem_query)
 }
 END_TEST
 
+/* Memory content over MEMORY_CONTENT_MAX (agentd would kill the worker for
+ * it) goes cut where a character ends, saying how much was cut. */
+static int
+store_long_memory(int fd)
+{
+	struct worker *w = worker_new(fd, "alpha");
+	char *text = xmalloc(300001);
+	for (int i = 0; i < 100000; i++)
+		memcpy(text + 3 * i, "\xe2\x82\xac", 3);	/* the euro sign, 3 bytes */
+	text[300000] = '\0';
+	int rc = worker_mem_store(w, "episodic", "assistant", text, NULL);
+	free(text);
+	worker_free(w);
+	return rc == 0 ? 0 : 1;
+}
+
+START_TEST(test_long_memory_cut)
+{
+	start_with(store_long_memory, false);
+	json_t *m = expect(MSG_MEM_STORE);
+	const char *c = str(m, "content");
+	size_t n = strlen(c);
+	ck_assert_uint_le(n, MEMORY_CONTENT_MAX);
+	char *tail = strstr(c, "...[truncated ");
+	ck_assert_ptr_nonnull(tail);
+	ck_assert_uint_eq((size_t)(tail - c) % 3, 0);	/* whole characters */
+	char want[64];
+	snprintf(want, sizeof(want), "...[truncated %zu bytes]", 300000 - (size_t)(tail - c));
+	ck_assert_str_eq(tail, want);
+	char err[200];
+	ck_assert_int_eq(msg_check_bounds(MSG_MEM_STORE, m, err, sizeof(err)), 0);
+	json_decref(m);
+	ck_assert_int_eq(wait_exit(), 0);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -684,6 +720,7 @@ suite(void)
 	tcase_add_test(tc, test_startup_errors);
 	tcase_add_test(tc, test_secrets_not_logged);
 	tcase_add_test(tc, test_mem_query);
+	tcase_add_test(tc, test_long_memory_cut);
 	suite_add_tcase(s, tc);
 	return s;
 }
