@@ -3,7 +3,9 @@
  * agent's config allows (agent_config.read_dirs).  The model chooses the
  * path, so the path is untrusted: it is resolved (symlinks included)
  * before the check, the file is opened by its resolved name with
- * O_NOFOLLOW, and must be a regular file.  No read_dirs, no reads.
+ * O_NOFOLLOW, and must be a regular file.  No read_dirs, no reads.  At
+ * most max_bytes are read, cut on a character; a NUL in the file ends
+ * nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,17 +80,17 @@ tool_read_file(const struct tool_ctx *ctx, const json_t *args, json_t **out,
 			close(fd);
 		return -1;
 	}
-	char *buf = xmalloc(max + 1);
-	ssize_t n = read(fd, buf, max);
+	char *buf = xmalloc(max + 4);
+	ssize_t got = read(fd, buf, max + 3);	/* a few more, to cut on a character */
 	close(fd);
-	if (n < 0) {
+	if (got < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		free(buf);
 		return -1;
 	}
-	buf[n] = '\0';
+	size_t n = utf8_cut(buf, (size_t)got, max);
 	*out = json_pack("{s:s, s:o, s:I, s:I, s:b}", "path", real,
-	    "content", json_string_lossy(buf), "bytes", (json_int_t)n,
+	    "content", json_stringn_lossy(buf, n), "bytes", (json_int_t)n,
 	    "size", (json_int_t)sb.st_size, "truncated", (off_t)n < sb.st_size);
 	free(buf);
 	return 0;

@@ -127,8 +127,14 @@ utf8_seq(const unsigned char *s, size_t n)
 json_t *
 json_string_lossy(const char *s)
 {
+	return json_stringn_lossy(s, strlen(s));
+}
+
+json_t *
+json_stringn_lossy(const char *s, size_t n)
+{
 	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), i = 0, bad = 0;
+	size_t i = 0, bad = 0;
 
 	while (i < n) {
 		size_t l = utf8_seq(p + i, n - i);
@@ -164,8 +170,11 @@ utf8_cut(const char *s, size_t len, size_t max)
 {
 	if (len <= max)
 		return len;
-	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
-		max--;
+	/* a sequence is at most 4 bytes: more continuation bytes than 3 are
+	 * not UTF-8 anyway, and need not be kept whole */
+	for (size_t k = max; k > 0 && max - k < 3 && ((unsigned char)s[k] & 0xc0) == 0x80; k--)
+		if (((unsigned char)s[k - 1] & 0xc0) != 0x80)
+			return (unsigned char)s[k - 1] >= 0xc0 ? k - 1 : max;
 	return max;
 }
 

@@ -749,7 +749,9 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 	if (ctx.deadline > 0 && mono_ms() >= ctx.deadline && !w->cancel && !w->quit)
 		snprintf(reason, sizeof(reason), "timed out after %lld ms "
 		    "(agent_config.tool_call_timeout)", (long long)limit);
-	snprintf(err, errlen, "%s: %s", name, reason[0] ? reason : "failed");
+	const char *why = reason[0] ? reason : "failed";
+	size_t room = errlen > strlen(name) + 3 ? errlen - strlen(name) - 3 : 0;
+	snprintf(err, errlen, "%s: %.*s", name, (int)utf8_cut(why, strlen(why), room), why);
 	worker_emit(w, "tool_call_error", json_pack("{s:s, s:I, s:s}",
 	    "tool", name, "duration_ms", dur, "error", err));
 	log_info("tool %s failed after %lld ms: %s", name, (long long)dur, reason);

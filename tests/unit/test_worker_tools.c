@@ -187,6 +187,19 @@ START_TEST(test_utf8_helpers)
 	ck_assert_uint_eq(utf8_cut(s, 5, 3), 2);	/* not inside é */
 	ck_assert_uint_eq(utf8_cut(s, 5, 2), 2);
 	ck_assert_uint_eq(utf8_cut(s, 5, 0), 0);
+
+	const char *emoji = "\xf0\x9f\x98\x80\xf0\x9f\x98\x80";	/* two U+1F600 */
+	for (size_t max = 4; max < 8; max++)
+		ck_assert_uint_eq(utf8_cut(emoji, 8, max), 4);
+	ck_assert_uint_eq(utf8_cut(emoji, 8, 3), 0);
+	const char *junk = "\xc3\x80\x80\x80\x80\x80";	/* not UTF-8: cut anywhere */
+	ck_assert_uint_eq(utf8_cut(junk, 6, 5), 5);
+	ck_assert_uint_eq(utf8_cut("a\x80z", 3, 1), 1);
+
+	j = json_stringn_lossy("a\0b\xff", 4);	/* a NUL is kept, a bad byte replaced */
+	ck_assert_uint_eq(json_string_length(j), 6);
+	ck_assert_mem_eq(json_string_value(j), "a\0b\xef\xbf\xbd", 6);
+	json_decref(j);
 }
 END_TEST
 
@@ -605,6 +618,15 @@ START_TEST(test_read_file_confined)
 	ck_assert_int_eq(tool_read_file(&rctx, args, &out, err, sizeof(err)), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(out, "content")), "0123");
 	ck_assert(json_is_true(json_object_get(out, "truncated")));
+	json_decref(out);
+	json_decref(args);
+	f = fopen(path, "w");	/* a NUL ends nothing; a cut never splits a character */
+	fwrite("ab\0\xe2\x82\xac\xe2\x82\xac", 1, 9, f);
+	fclose(f);
+	args = json_pack("{s:s, s:i}", "path", path, "max_bytes", 7);
+	ck_assert_int_eq(tool_read_file(&rctx, args, &out, err, sizeof(err)), 0);
+	ck_assert_uint_eq(json_string_length(json_object_get(out, "content")), 6);
+	ck_assert_mem_eq(json_string_value(json_object_get(out, "content")), "ab\0\xe2\x82\xac", 6);
 	json_decref(out);
 	json_decref(args);
 	char up[300];
