@@ -9,6 +9,16 @@
  * progress are dropped.  After a timed-out call the server gets a short
  * ping: one that does not answer that either is restarted.
  *
+ * On stdio everything for the server goes through one queue (wq) that is
+ * written only as far as the pipe takes it, never waited on from inside
+ * the read path: an answer written there would read again, and answer
+ * again, and a server that asks without reading would recurse the worker
+ * off its stack.  The waits (a request's, the idle loop's) write the rest
+ * when the pipe has room.  Answers the server leaves unread are bounded
+ * (MCP_QUEUE_MAX): past it the server is restarted, with that reason.  A
+ * stdio server is dead when its process is (a pidfd in the same polls),
+ * not only when its pipes close: a child it left behind may hold them open.
+ *
  * The life of a server: connect = spawn (or open the HTTP session),
  * initialize, notifications/initialized, tools/list (every page).  Any
  * failure takes it down: its process is stopped (stdin closed, a second,
@@ -24,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "common/log.h"
@@ -45,6 +56,7 @@
 #define MCP_BACKOFF_MAX_MS 60000
 #define MCP_STABLE_MS 30000
 #define MCP_STOP_WAIT_MS 1000
+#define MCP_QUEUE_MAX (1u << 20)        /* answers a server has not read yet */
 
 static const char *const versions[] = { "2025-11-25", "2025-06-18", "2025-03-26", NULL };
 
@@ -192,6 +204,23 @@ stderr_ready(struct mcp_server *s)
 	}
 }
 
+/* Has the server's process ended (not reaped yet: stdio_stop tells how)?
+ * Its pipes may outlive it, held by a child it left behind. */
+static bool
+process_ended(const struct mcp_server *s)
+{
+	siginfo_t si = { 0 };
+	return s->pid > 0 && waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	    si.si_pid == s->pid;
+}
+
+static void
+check_process(struct mcp_server *s)
+{
+	if (process_ended(s))
+		server_down(s, "its process ended");
+}
+
 static bool
 reap(struct mcp_server *s, int wait_ms, int *status)
 {
@@ -232,6 +261,9 @@ stdio_stop(struct mcp_server *s, char *how, size_t howlen)
 			snprintf(how, howlen, "was killed by signal %d%s", WTERMSIG(st), via);
 	}
 	s->pid = -1;
+	if (s->pidfd >= 0)
+		close(s->pidfd);
+	s->pidfd = -1;
 	if (s->errfd >= 0) {	/* its last words (a grandchild may hold the pipe) */
 		for (int i = 0; i < 4; i++) {
 			ssize_t r = read(s->errfd, buf_reserve(&s->eb, 4096), 4096);
@@ -247,6 +279,8 @@ stdio_stop(struct mcp_server *s, char *how, size_t howlen)
 	s->out = s->errfd = -1;
 	buf_reset(&s->rb);
 	buf_reset(&s->eb);
+	buf_reset(&s->wq);
+	s->req_bytes = 0;
 }
 
 static int
@@ -297,6 +331,9 @@ stdio_start(struct mcp_server *s, char *err, size_t errlen)
 	s->in = in[1];
 	s->out = out[0];
 	s->errfd = er[0];
+	s->pidfd = pidfd_open(s->pid, 0);	/* -1 (old kernel): its pipes tell */
+	if (s->pidfd >= 0)
+		set_cloexec(s->pidfd);
 	set_nonblock(s->in);
 	set_nonblock(s->out);
 	set_nonblock(s->errfd);
@@ -305,32 +342,44 @@ stdio_start(struct mcp_server *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* Write one line to the server's stdin by the deadline, reading its
- * output meanwhile (a server blocked writing to us may not read). */
-static int
-stdio_write(struct mcp_server *s, const char *p, size_t n, int64_t deadline)
+/* Write what is queued for the server's stdin, as far as the pipe takes
+ * it now.  Never waits and never reads (see the top). */
+static void
+flush_queue(struct mcp_server *s)
 {
-	while (n > 0) {
-		if (s->in < 0)
-			return MCP_E_DOWN;
-		ssize_t w = write(s->in, p, n);
+	while (s->in >= 0 && buf_pending(&s->wq) > 0) {
+		ssize_t w = write(s->in, buf_head(&s->wq), buf_pending(&s->wq));
 		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
+			buf_consume(&s->wq, (size_t)w);
+			s->req_bytes = s->req_bytes > (size_t)w ? s->req_bytes - (size_t)w : 0;
+		} else if (w < 0 && errno == EINTR)
 			continue;
-		}
-		if (w < 0 && errno != EAGAIN && errno != EINTR) {
+		else if (w < 0 && errno != EAGAIN) {
 			server_down(s, "writing to its stdin: %s", strerror(errno));
-			return MCP_E_DOWN;
-		}
-		int64_t left = deadline - mono_ms();
-		if (left <= 0)
-			return MCP_E_TIMEOUT;
-		struct pollfd p2[2] = { { s->in, POLLOUT, 0 }, { s->out, POLLIN, 0 } };
-		if (poll(p2, 2, (int)left) > 0 && (p2[1].revents & (POLLIN | POLLHUP)))
-			stdout_ready(s);
+			return;
+		} else
+			return;
 	}
-	return 0;
+}
+
+/* Queue one line for the server and write what the pipe takes.  Answers
+ * and notifications the server leaves unread pile up here: past
+ * MCP_QUEUE_MAX (besides our one request) it is not reading, and goes. */
+static int
+stdio_send(struct mcp_server *s, const char *p, size_t n, bool is_request)
+{
+	if (s->in < 0)
+		return MCP_E_DOWN;
+	if (!is_request && buf_pending(&s->wq) + n > MCP_QUEUE_MAX + s->req_bytes) {
+		server_down(s, "it does not read its stdin (%zu bytes of answers wait for it)",
+		    buf_pending(&s->wq));
+		return MCP_E_DOWN;
+	}
+	buf_append(&s->wq, p, n);
+	if (is_request)
+		s->req_bytes = buf_pending(&s->wq);
+	flush_queue(s);
+	return s->in >= 0 ? 0 : MCP_E_DOWN;
 }
 
 /* ---- sending and waiting ---------------------------------------------------- */
@@ -352,11 +401,8 @@ send_json(struct mcp_server *s, json_t *msg, bool is_request, int64_t timeout_ms
 	} else {
 		size_t n = strlen(text);
 		text[n] = '\n';	/* json_dumps' NUL becomes the line's end */
-		rc = stdio_write(s, text, n + 1, mono_ms() + timeout_ms);
-		if (rc == MCP_E_TIMEOUT)
-			snprintf(err, errlen, "its stdin stayed full for %lld ms",
-			    (long long)timeout_ms);
-		else if (rc < 0)
+		rc = stdio_send(s, text, n + 1, is_request);
+		if (rc < 0)
 			snprintf(err, errlen, "%s", s->error);
 	}
 	free(text);
@@ -394,16 +440,21 @@ stdio_wait(struct mcp_server *s, int64_t timeout_ms)
 		int64_t left = deadline - mono_ms();
 		if (left <= 0)
 			return MCP_E_TIMEOUT;
-		struct pollfd p[3] = { { s->out, POLLIN, 0 }, { s->errfd, POLLIN, 0 },
-			{ afd, POLLIN, 0 } };
-		if (poll(p, 3, (int)left) < 0 && errno != EINTR)
+		struct pollfd p[5] = { { s->out, POLLIN, 0 }, { s->errfd, POLLIN, 0 },
+			{ afd, POLLIN, 0 }, { buf_pending(&s->wq) ? s->in : -1, POLLOUT, 0 },
+			{ s->pidfd, POLLIN, 0 } };
+		if (poll(p, 5, (int)left) < 0 && errno != EINTR)
 			return MCP_E_DOWN;
 		if (p[2].revents && interrupted(s->m))
 			return MCP_E_CANCELLED;
-		if (p[1].revents)
+		if (p[3].revents && s->pid > 0)
+			flush_queue(s);
+		if (p[1].revents && s->pid > 0)
 			stderr_ready(s);
-		if (p[0].revents)
+		if (p[0].revents && s->pid > 0)
 			stdout_ready(s);
+		if (p[4].revents && s->pid > 0 && s->reply == NULL)	/* its answer may be its last words */
+			check_process(s);
 	}
 	return 0;
 }
@@ -523,7 +574,8 @@ garbage(struct mcp_server *s, const char *text, size_t len)
 void
 mcp_dispatch(struct mcp_server *s, const char *text, size_t len)
 {
-	json_t *j = json_loadb(text, len, 0, NULL);
+	/* JSON_ALLOW_NUL: a tool's text may hold NULs */
+	json_t *j = json_loadb(text, len, JSON_ALLOW_NUL, NULL);
 	const char *method = json_string_value(json_object_get(j, "method"));
 	json_t *id = json_object_get(j, "id");
 
@@ -789,10 +841,11 @@ server_init(struct mcp *m, struct mcp_server *s, const json_t *def, size_t i,
 	const json_t *cmd = json_object_get(def, "command"), *url = json_object_get(def, "url");
 
 	s->m = m;
-	s->in = s->out = s->errfd = -1;
+	s->in = s->out = s->errfd = s->pidfd = -1;
 	s->pid = -1;
 	buf_init(&s->rb);
 	buf_init(&s->eb);
+	buf_init(&s->wq);
 	s->tools = json_array();
 	if (name == NULL || !name_ok(name, 32, false)) {
 		snprintf(err, errlen, "mcp_tools[%zu]: name must be 1-32 of A-Z a-z 0-9 _ -", i);
@@ -880,6 +933,7 @@ mcp_free(struct mcp *m)
 			mcp_http_close(s);
 		buf_free(&s->rb);
 		buf_free(&s->eb);
+		buf_free(&s->wq);
 		json_decref(s->tools);
 		json_decref(s->reply);
 		json_decref(s->def);
@@ -929,13 +983,17 @@ size_t
 mcp_pollfds(const struct mcp *m, struct pollfd *fds, size_t max)
 {
 	size_t k = 0;
-	for (size_t i = 0; m && i < m->n && k + 2 <= max; i++) {
+	for (size_t i = 0; m && i < m->n && k + MCP_POLLFDS_PER_SERVER <= max; i++) {
 		const struct mcp_server *s = &m->srv[i];
 		if (s->transport != MCP_STDIO || s->pid <= 0)
 			continue;
 		fds[k++] = (struct pollfd){ s->out, POLLIN, 0 };
 		if (s->errfd >= 0)
 			fds[k++] = (struct pollfd){ s->errfd, POLLIN, 0 };
+		if (s->pidfd >= 0)
+			fds[k++] = (struct pollfd){ s->pidfd, POLLIN, 0 };
+		if (buf_pending(&s->wq) > 0)
+			fds[k++] = (struct pollfd){ s->in, POLLOUT, 0 };
 	}
 	return k;
 }
@@ -947,10 +1005,15 @@ mcp_on_io(struct mcp *m)
 		struct mcp_server *s = &m->srv[i];
 		if (s->transport != MCP_STDIO || s->pid <= 0)
 			continue;
-		/* Both are non-blocking: a side with nothing to say reads EAGAIN. */
-		if (s->errfd >= 0)
+		/* All are non-blocking: a side with nothing to say reads EAGAIN,
+		 * a full pipe takes nothing. */
+		flush_queue(s);
+		if (s->pid > 0 && s->errfd >= 0)
 			stderr_ready(s);
-		stdout_ready(s);
+		if (s->pid > 0)
+			stdout_ready(s);
+		if (s->pid > 0)
+			check_process(s);
 	}
 }
 
@@ -1014,10 +1077,9 @@ describe_block(struct buf *b, const json_t *c)
 	char tmp[600];
 	int n = 0;
 
-	if (type && strcmp(type, "text") == 0) {
-		const char *t = json_string_value(json_object_get(c, "text"));
-		if (t)
-			buf_append(b, t, strlen(t));
+	if (type && strcmp(type, "text") == 0) {	/* all of it: a NUL ends nothing */
+		const json_t *t = json_object_get(c, "text");
+		buf_append(b, json_string_value(t) ?: "", json_string_length(t));
 		return;
 	}
 	if (type && (strcmp(type, "image") == 0 || strcmp(type, "audio") == 0))
@@ -1030,9 +1092,9 @@ describe_block(struct buf *b, const json_t *c)
 		    json_string_value(json_object_get(c, "uri")) ?: "");
 	else if (type && strcmp(type, "resource") == 0) {
 		const json_t *r = json_object_get(c, "resource");
-		const char *t = json_string_value(json_object_get(r, "text"));
-		if (t) {
-			buf_append(b, t, strlen(t));
+		const json_t *t = json_object_get(r, "text");
+		if (json_is_string(t)) {
+			buf_append(b, json_string_value(t), json_string_length(t));
 			return;
 		}
 		n = snprintf(tmp, sizeof(tmp), "[resource %s, %zu bytes of base64]",
@@ -1043,8 +1105,9 @@ describe_block(struct buf *b, const json_t *c)
 	buf_append(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* The text of a result's content blocks, one per line. */
-static char *
+/* The text of a result's content blocks, one per line (a JSON string:
+ * it is valid UTF-8, and may hold NULs). */
+static json_t *
 content_text(const json_t *content)
 {
 	struct buf b;
@@ -1056,8 +1119,10 @@ content_text(const json_t *content)
 			buf_append(&b, "\n", 1);
 		describe_block(&b, c);
 	}
-	buf_append(&b, "", 1);
-	return (char *)b.data;
+	/* lossy: a description cut at its buffer may end inside a character */
+	json_t *text = json_stringn_lossy((const char *)buf_head(&b), buf_pending(&b));
+	buf_free(&b);
+	return text;
 }
 
 /* After a timeout: does the server still answer at all? */
@@ -1136,19 +1201,18 @@ mcp_call_server(struct mcp *m, size_t idx, const char *tool, const json_t *args,
 			server_down(s, "%s", err);
 		return -1;
 	}
-	char *text = content_text(json_object_get(res, "content"));
+	json_t *text = content_text(json_object_get(res, "content"));
 	if (json_is_true(json_object_get(res, "isError"))) {
-		snprintf(err, errlen, "%s", text[0] ? text : "the tool failed (no message)");
-		free(text);
+		const char *t = json_string_length(text) ? json_string_value(text) :
+		    "the tool failed (no message)";
+		snprintf(err, errlen, "%.*s", (int)utf8_cut(t, strlen(t), errlen - 1), t);
+		json_decref(text);
 		json_decref(res);
 		return -1;
 	}
-	*out = json_pack("{s:s}", "text", text);
-	if (*out == NULL)
-		*out = json_pack("{s:s}", "text", "(the tool's output is not valid UTF-8)");
+	*out = json_pack("{s:o}", "text", text);
 	if (json_object_get(res, "structuredContent"))
 		json_object_set(*out, "structuredContent", json_object_get(res, "structuredContent"));
-	free(text);
 	json_decref(res);
 	return 0;
 }

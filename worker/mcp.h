@@ -66,9 +66,11 @@ void mcp_connect_due(struct mcp *m);
 /* Milliseconds until a server is due for a reconnect; -1: none is. */
 int64_t mcp_next_due_ms(const struct mcp *m);
 
-/* While idle: the descriptors to watch (server stdout/stderr), and what to
- * do when poll says they are ready (log stderr, notice a dead server,
- * answer pings, note list changes). */
+/* While idle: the descriptors to watch (server stdout/stderr, its process,
+ * its stdin while answers wait for it: at most MCP_POLLFDS_PER_SERVER a
+ * server), and what to do when poll says they are ready (log stderr,
+ * notice a dead server, answer pings, note list changes). */
+#define MCP_POLLFDS_PER_SERVER 4
 size_t mcp_pollfds(const struct mcp *m, struct pollfd *fds, size_t max);
 void mcp_on_io(struct mcp *m);
 

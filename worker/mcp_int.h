@@ -37,8 +37,11 @@ struct mcp_server {
 	bool progressed;            /* ... which sent progress meanwhile */
 
 	pid_t pid;                  /* stdio */
+	int pidfd;                  /* readable once the process ended; -1: none */
 	int in, out, errfd;
 	struct buf rb, eb;
+	struct buf wq;              /* for its stdin, not yet taken */
+	size_t req_bytes;           /* the request in flight, of wq */
 	char last_stderr[256];
 
 	struct mcp_http *http;      /* streamable_http */

@@ -593,14 +593,15 @@ drain(struct worker *w)
 static void
 pump(struct worker *w, int timeout_ms)
 {
-	struct pollfd pfd[1 + 2 * MCP_SERVERS_POLLED] = { { .fd = w->fd, .events = POLLIN } };
+	struct pollfd pfd[1 + MCP_POLLFDS_PER_SERVER * MCP_SERVERS_POLLED] = {
+		{ .fd = w->fd, .events = POLLIN } };
 	size_t nfds = 1;
 	int n;
 
 	if (w->quit)
 		return;
 	if (timeout_ms != 0)	/* a wait: the servers' output is read meanwhile */
-		nfds += mcp_pollfds(w->mcp, pfd + 1, 2 * MCP_SERVERS_POLLED);
+		nfds += mcp_pollfds(w->mcp, pfd + 1, MCP_POLLFDS_PER_SERVER * MCP_SERVERS_POLLED);
 	n = poll(pfd, nfds, timeout_ms);
 	if (n < 0) {
 		if (errno != EINTR) {

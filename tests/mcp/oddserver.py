@@ -14,11 +14,19 @@ handling of them is tested:  oddserver.py MODE
   version    answers initialize with protocolVersion 1999-01-01
   changing   after the first call sends notifications/tools/list_changed
              and lists a second tool from then on
+  deaf       once its tools are listed, stops reading and sends requests
+             (ping, roots/list) without end
+  orphan     leaves a child holding its stdin and stdout, and half a
+             second after its tools are listed exits with status 3
+             (answering no call)
+  late       tool slow answers after 2 s (past the client's timeout, so
+             the answer is late); quick first answers with a wrong id,
+             then rightly; nul answers text with a NUL inside
 
 Every message the client sends is appended as a JSON line to $ODD_LOG
 (when set), so the test can see what the client answered.
 """
-import json, os, sys
+import json, os, subprocess, sys, time
 
 mode = sys.argv[1] if len(sys.argv) > 1 else "normal"
 log = open(os.environ["ODD_LOG"], "a") if os.environ.get("ODD_LOG") else None
@@ -31,14 +39,18 @@ def send(m):
     sys.stdout.flush()
 
 
+def note(m):
+    if log:
+        log.write(json.dumps(m) + "\n")
+        log.flush()
+
+
 def recv():
     line = sys.stdin.readline()
     if not line:
         sys.exit(0)
     m = json.loads(line)
-    if log:
-        log.write(json.dumps(m) + "\n")
-        log.flush()
+    note(m)
     return m
 
 
@@ -65,11 +77,50 @@ def tools_page(cursor):
                           tool("good")]}
     if mode == "changing":
         return {"tools": [tool("first")] + ([tool("second")] if calls else [])}
+    if mode == "late":
+        return {"tools": [tool("slow"), tool("quick"), tool("nul")]}
+    if mode in ("deaf", "orphan"):
+        return {"tools": [tool("alpha")]}
     if cursor is None:
         return {"tools": [tool("alpha"), tool("beta.v2")], "nextCursor": "page2"}
     return {"tools": [tool("gamma")]}
 
 
+def flood(make):
+    """Send make(i) for ever (until the client is gone)."""
+    i = 0
+    try:
+        while True:
+            i += 1
+            send(make(i))
+    except (BrokenPipeError, OSError):
+        os._exit(0)
+
+
+def after_listed():
+    """What the flooding modes do once the client has their tools."""
+    if mode == "deaf":
+        flood(lambda i: {"jsonrpc": "2.0", "id": i, "method": "ping" if i % 2 else "roots/list"})
+    if mode == "orphan":
+        time.sleep(0.5)
+        os._exit(3)
+
+
+def call_result(name, mid):
+    """The late mode's tools."""
+    if name == "slow":
+        time.sleep(2)
+        text = "late slow"
+    elif name == "quick":
+        send({"jsonrpc": "2.0", "id": mid + 1000, "result": {"content": [{"type": "text", "text": "wrong id"}]}})
+        text = "quick"
+    else:
+        text = "before\u0000after"
+    send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
+
+
+if mode == "orphan":  # a child that keeps our pipes open after we are gone
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", os.environ.get("ODD_LOG", "odd")])
 if mode == "noisy":
     sys.stdout.write("odd server 1.0 starting up\n\n")
     sys.stdout.flush()
@@ -87,6 +138,9 @@ while True:
     elif method == "tools/list":
         send({"jsonrpc": "2.0", "id": mid,
               "result": tools_page((m.get("params") or {}).get("cursor"))})
+        after_listed()
+    elif method == "tools/call" and mode == "late":
+        call_result(m["params"]["name"], mid)
     elif method == "tools/call":
         name = m["params"]["name"]
         known = [t["name"] for t in tools_page(None)["tools"]] + ["gamma"]
