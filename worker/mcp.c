@@ -19,6 +19,13 @@
  * stdio server is dead when its process is (a pidfd in the same polls),
  * not only when its pipes close: a child it left behind may hold them open.
  *
+ * What a server can make us do without end is bounded too: log lines
+ * (notifications/message, stderr, the messages we skip) are written
+ * MCP_LOG_PER_SEC a second, the rest counted, and a server past
+ * MCP_LOG_FLOOD_PER_SEC is restarted; list_changed re-lists at most every
+ * MCP_RELIST_MIN_MS, and a status event goes out only when the status
+ * differs from the last one sent.
+ *
  * The life of a server: connect = spawn (or open the HTTP session),
  * initialize, notifications/initialized, tools/list (every page).  Any
  * failure takes it down: its process is stopped (stdin closed, a second,
@@ -57,6 +64,9 @@
 #define MCP_STABLE_MS 30000
 #define MCP_STOP_WAIT_MS 1000
 #define MCP_QUEUE_MAX (1u << 20)        /* answers a server has not read yet */
+#define MCP_LOG_PER_SEC 20              /* a server's lines in the agent's log */
+#define MCP_LOG_FLOOD_PER_SEC 2000      /* more a second and it is restarted */
+#define MCP_RELIST_MIN_MS 1000          /* between tools/list after list_changed */
 
 static const char *const versions[] = { "2025-11-25", "2025-06-18", "2025-03-26", NULL };
 
@@ -113,17 +123,89 @@ server_status(const struct mcp_server *s)
 	return o;
 }
 
+/* Only a change is news: a server repeating itself (list_changed in a
+ * loop) must not fill the agent's events with copies. */
 static void
 notify_status(struct mcp_server *s)
 {
+	json_t *st = server_status(s);
+
+	if (json_equal(st, s->last_status)) {
+		json_decref(st);
+		return;
+	}
+	json_decref(s->last_status);
+	s->last_status = json_incref(st);
 	if (s->m->h.on_status)
-		s->m->h.on_status(server_status(s), s->m->h.arg);
+		s->m->h.on_status(st, s->m->h.arg);
+	else
+		json_decref(st);
 }
 
 static bool
 interrupted(struct mcp *m)
 {
 	return m->h.interrupted && m->h.interrupted(m->h.arg);
+}
+
+/* Say how many of the server's lines were not written, once. */
+static void
+log_tell_dropped(struct mcp_server *s)
+{
+	if (s->log_dropped)
+		log_warn("mcp %s: %u more of its log lines in a second were not written",
+		    s->name, s->log_dropped);
+	s->log_dropped = 0;
+}
+
+/*
+ * May one more line from this server go to the log?  MCP_LOG_PER_SEC a
+ * second do; the rest are counted, and said once the second is over (or
+ * when the server goes down).
+ */
+static bool
+log_allowed(struct mcp_server *s)
+{
+	int64_t now = mono_ms();
+
+	if (now - s->log_start >= 1000) {
+		log_tell_dropped(s);
+		s->log_start = now;
+		s->log_lines = 0;
+	}
+	if (++s->log_lines <= MCP_LOG_PER_SEC)
+		return true;
+	s->log_dropped++;
+	return false;
+}
+
+/* Something the server sent makes it unusable: the transport takes it
+ * down once it is out of what it was reading (the first reason stays). */
+static void
+server_fault(struct mcp_server *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+server_fault(struct mcp_server *s, const char *fmt, ...)
+{
+	va_list ap;
+	if (s->fault[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(s->fault, sizeof(s->fault), fmt, ap);
+	va_end(ap);
+}
+
+/* A log line caused by what the server sent; a server making them faster
+ * than anyone can read is restarted. */
+static bool
+server_log_allowed(struct mcp_server *s)
+{
+	bool ok = log_allowed(s);
+	if (s->log_lines > MCP_LOG_FLOOD_PER_SEC)
+		server_fault(s, "it sent over %d messages to log in a second",
+		    MCP_LOG_FLOOD_PER_SEC);
+	return ok;
 }
 
 /* ---- stdio transport ------------------------------------------------------ */
@@ -136,7 +218,8 @@ stderr_line(struct mcp_server *s, const char *p, size_t n)
 	if (line[0] == '\0')
 		return;
 	memcpy(s->last_stderr, line, sizeof(line));
-	log_info("mcp %s: %s", s->name, line);
+	if (log_allowed(s))
+		log_info("mcp %s: %s", s->name, line);
 }
 
 /* Split what is buffered into lines; a partial line stays.  eof: the rest
@@ -154,6 +237,8 @@ take_lines(struct mcp_server *s, struct buf *b, bool is_stdout, bool eof)
 			len--;
 		if (is_stdout && len > 0) {
 			mcp_dispatch(s, p, len);
+			if (s->fault[0] && s->pid > 0)
+				server_down(s, "%s", s->fault);
 			if (s->pid <= 0)	/* it took the server down: b is reset */
 				return;
 		} else if (!is_stdout)
@@ -551,13 +636,15 @@ on_notification(struct mcp_server *s, const char *method, const json_t *params)
 		if (s->want_id && json_is_integer(tok) && json_integer_value(tok) == s->want_id)
 			s->progressed = true;
 	} else if (strcmp(method, "notifications/message") == 0) {
+		if (!server_log_allowed(s))
+			return;
 		char *d = json_dumps(json_object_get(params, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
 		char line[512];
 		str_printable(line, sizeof(line), d ? d : "", d ? strlen(d) : 0);
 		log_info("mcp %s: [%s] %s", s->name, json_string_value(json_object_get(params,
 		    "level")) ?: "log", line);
 		free(d);
-	} else
+	} else if (server_log_allowed(s))
 		log_debug("mcp %s: notification %s ignored", s->name, method);
 }
 
@@ -566,9 +653,10 @@ garbage(struct mcp_server *s, const char *text, size_t len)
 {
 	char line[160];
 	str_printable(line, sizeof(line), text, len);
-	log_warn("mcp %s: not a JSON-RPC message, skipped: %s", s->name, line);
-	if (++s->garbage > MCP_GARBAGE_MAX && s->transport == MCP_STDIO)
-		server_down(s, "it keeps writing lines that are not JSON-RPC");
+	if (server_log_allowed(s))
+		log_warn("mcp %s: not a JSON-RPC message, skipped: %s", s->name, line);
+	if (++s->garbage > MCP_GARBAGE_MAX)
+		server_fault(s, "it keeps writing lines that are not JSON-RPC");
 }
 
 void
@@ -597,13 +685,14 @@ mcp_dispatch(struct mcp_server *s, const char *text, size_t len)
 		if (s->want_id && json_is_integer(id) && json_integer_value(id) == s->want_id &&
 		    s->reply == NULL)
 			s->reply = json_incref(j);
-		else
+		else if (server_log_allowed(s))
 			log_debug("mcp %s: response to a request nobody waits for: dropped",
 			    s->name);
 	} else if (json_object_get(j, "error")) {	/* an error about no request of ours */
 		char e[300];
 		rpc_error_text(json_object_get(j, "error"), e, sizeof(e));
-		log_info("mcp %s: %s", s->name, e);
+		if (server_log_allowed(s))
+			log_info("mcp %s: %s", s->name, e);
 	} else
 		garbage(s, text, len);
 	json_decref(j);
@@ -624,6 +713,8 @@ server_down(struct mcp_server *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->error, sizeof(s->error), fmt, ap);
 	va_end(ap);
+	s->fault[0] = '\0';
+	log_tell_dropped(s);
 	if (s->transport == MCP_STDIO)
 		stdio_stop(s, how, sizeof(how));
 	else
@@ -935,6 +1026,7 @@ mcp_free(struct mcp *m)
 		buf_free(&s->eb);
 		buf_free(&s->wq);
 		json_decref(s->tools);
+		json_decref(s->last_status);
 		json_decref(s->reply);
 		json_decref(s->def);
 		free(s->name);
@@ -944,16 +1036,27 @@ mcp_free(struct mcp *m)
 	free(m);
 }
 
+/* When list_changed may be acted on: at once the first time, then at most
+ * every MCP_RELIST_MIN_MS (a server may repeat it without end); -1:
+ * nothing to re-list. */
+static int64_t
+relist_due(const struct mcp_server *s)
+{
+	return s->state == MCP_CONNECTED && s->relist ? s->relisted_at + MCP_RELIST_MIN_MS : -1;
+}
+
 void
 mcp_connect_due(struct mcp *m)
 {
 	char err[512];
 	for (size_t i = 0; i < m->n; i++) {
 		struct mcp_server *s = &m->srv[i];
+		int64_t relist = relist_due(s);
 		if (s->state == MCP_DOWN && mono_ms() >= s->due)
 			(void)server_connect(s);
-		else if (s->state == MCP_CONNECTED && s->relist) {
+		else if (relist >= 0 && mono_ms() >= relist) {
 			log_info("mcp %s: its tools changed; listing them again", s->name);
+			s->relisted_at = mono_ms();
 			int rc = list_tools(s, err, sizeof(err));
 			if (rc == 0)
 				notify_status(s);
@@ -969,9 +1072,10 @@ mcp_next_due_ms(const struct mcp *m)
 	int64_t best = -1, now = mono_ms();
 	for (size_t i = 0; m && i < m->n; i++) {
 		const struct mcp_server *s = &m->srv[i];
+		int64_t relist = relist_due(s);
 		int64_t d = s->state == MCP_DOWN ? s->due - now :
-		    s->state == MCP_CONNECTED && s->relist ? 0 : -1;
-		if (d < 0 && s->state == MCP_DOWN)
+		    relist >= 0 ? relist - now : -1;
+		if (d < 0 && (s->state == MCP_DOWN || relist >= 0))
 			d = 0;
 		if (d >= 0 && (best < 0 || d < best))
 			best = d;

@@ -14,6 +14,12 @@
  * DELETE ends the session on shutdown.  The `headers` of the config (auth
  * tokens) are sent and never logged.
  *
+ * An event's data lines gather up to HTTP_EVENT_MAX, one message's worth
+ * (a stream of data: lines with no blank line between them would grow
+ * without end); past it, or when a message the server sent makes it
+ * unusable (s->fault), the transfer is stopped and the server goes down
+ * with the reason.
+ *
  * The deadline is kept by the progress callback, so progress notifications
  * on the stream extend a call the same way they do on stdio, and a cancel
  * from agentd is noticed there too.  Messages the server wants answered
@@ -36,6 +42,7 @@
 #include "worker/mcp_int.h"
 
 #define HTTP_BODY_MAX (8u << 20)
+#define HTTP_EVENT_MAX HTTP_BODY_MAX    /* one event's data: one JSON-RPC message */
 #define HTTP_ERR_SNIPPET 300
 #define HTTP_CONNECT_TIMEOUT_MS 10000
 
@@ -115,25 +122,41 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* One event's data line joins the ones before it, up to HTTP_EVENT_MAX;
+ * false (and the server's fault) past it. */
+static bool
+data_line(struct mcp_server *s, struct buf *data, const char *p, size_t n)
+{
+	if (buf_pending(data) + n + 1 > HTTP_EVENT_MAX) {
+		snprintf(s->fault, sizeof(s->fault), "an event on its stream is over %u bytes "
+		    "(data: lines with no blank line between them)", HTTP_EVENT_MAX);
+		return false;
+	}
+	if (buf_pending(data) > 0)
+		buf_append(data, "\n", 1);
+	buf_append(data, p, n);
+	return true;
+}
+
 /* One SSE line (without its end): data lines gather, a blank line ends
- * the event; event:, id: and retry: need nothing from us. */
-static void
+ * the event; event:, id: and retry: need nothing from us.  false: the
+ * transfer must stop (s->fault says why). */
+static bool
 sse_line(struct mcp_http *h, const char *p, size_t n)
 {
 	if (n == 0) {
 		if (buf_pending(&h->data) > 0)
 			mcp_dispatch(h->s, (char *)buf_head(&h->data), buf_pending(&h->data));
 		buf_reset(&h->data);
-		return;
+		return h->s->fault[0] == '\0';
 	}
 	if (n >= 5 && memcmp(p, "data:", 5) == 0) {
 		p += 5, n -= 5;
 		if (n > 0 && *p == ' ')
 			p++, n--;
-		if (buf_pending(&h->data) > 0)
-			buf_append(&h->data, "\n", 1);
-		buf_append(&h->data, p, n);
+		return data_line(h->s, &h->data, p, n);
 	}
+	return true;
 }
 
 static bool
@@ -162,8 +185,10 @@ on_body(char *p, size_t size, size_t n, void *arg)
 			char *lp = (char *)buf_head(&h->line);
 			if (ln > 0 && lp[ln - 1] == '\r')
 				ln--;
-			sse_line(h, lp, ln);
+			bool go_on = sse_line(h, lp, ln);
 			buf_reset(&h->line);
+			if (!go_on)
+				return 0;	/* the transfer fails; perform says why */
 		} else if (buf_pending(&h->line) < HTTP_BODY_MAX)
 			buf_append(&h->line, p + i, 1);
 		else
@@ -305,8 +330,12 @@ perform(struct mcp_server *s, const char *body, bool is_request, int64_t timeout
 	if (!h->sse && buf_pending(&h->body) > 0 && (st < 300 || is_request) &&
 	    rc == CURLE_OK)
 		mcp_dispatch(s, (char *)buf_head(&h->body), buf_pending(&h->body));
-	if (h->sse && buf_pending(&h->data) > 0 && !h->got)	/* stream ended mid-event */
+	if (h->sse && buf_pending(&h->data) > 0 && !h->got && !s->fault[0])	/* ended mid-event */
 		sse_line(h, "", 0);
+	if (s->fault[0]) {
+		snprintf(err, errlen, "%s", s->fault);
+		return MCP_E_DOWN;
+	}
 	if (h->got || (is_request && s->reply))
 		return 0;
 	if (h->timed_out)
@@ -382,12 +411,13 @@ on_stream(char *p, size_t size, size_t n, void *arg)
 				off++, k--;
 			snprintf(h->event, sizeof(h->event), "%.*s", (int)k, lp + off);
 		} else if (ln >= 5 && memcmp(lp, "data:", 5) == 0) {
-			size_t off = lp[5] == ' ' ? 6 : 5;
-			if (buf_pending(&h->gdata) > 0)
-				buf_append(&h->gdata, "\n", 1);
-			buf_append(&h->gdata, lp + off, ln - off);
+			size_t off = ln > 5 && lp[5] == ' ' ? 6 : 5;
+			if (!data_line(h->s, &h->gdata, lp + off, ln - off))
+				return 0;
 		}
 		buf_reset(&h->gline);
+		if (h->s->fault[0])
+			return 0;
 	}
 	return len;
 }
@@ -406,6 +436,10 @@ legacy_pump(struct mcp_server *s, int64_t timeout_ms, bool (*done)(struct mcp_se
 		h->busy = true;
 		CURLMcode mc = curl_multi_perform(h->multi, &running);
 		h->busy = false;
+		if (s->fault[0]) {
+			snprintf(err, errlen, "%s", s->fault);
+			return MCP_E_DOWN;
+		}
 		send_queued(s);
 		if (done(s))
 			break;

@@ -30,7 +30,12 @@ struct mcp_server {
 	int64_t up_since;
 	int64_t next_id;
 	bool relist;                /* tools/list_changed seen */
+	int64_t relisted_at;        /* the last tools/list for list_changed (mono ms) */
 	int garbage;                /* non-JSON-RPC lines in a row */
+	json_t *last_status;        /* the last mcp_server_status sent */
+	char fault[256];            /* what it sent makes it unusable: why */
+	int64_t log_start;          /* the second its log lines are counted in */
+	unsigned log_lines, log_dropped;
 
 	int64_t want_id;            /* the request being waited for ... */
 	json_t *reply;              /* ... and its response once it came */
@@ -54,7 +59,9 @@ struct mcp {
 	json_t *index;              /* exposed name -> [server index, tool name] */
 };
 
-/* mcp.c, for the transports: one JSON-RPC message arrived. */
+/* mcp.c, for the transports: one JSON-RPC message arrived.  It never
+ * takes the server down itself: what makes the server unusable is left in
+ * s->fault, for the transport to act on once it is out of its transfer. */
 void mcp_dispatch(struct mcp_server *s, const char *text, size_t len);
 
 /* mcp_http.c, for streamable_http and the legacy sse.  mcp_http_post sends one message; messages in the reply

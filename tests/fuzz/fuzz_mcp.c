@@ -3,7 +3,10 @@
  *
  * The input is a server's stdout: split into lines and dispatched as the
  * stdio transport does (responses, notifications, requests, garbage), with
- * a request of id 1 outstanding so responses are matched.  Then the same
+ * a request of id 1 outstanding so responses are matched.  The server's
+ * stdin is a pipe nobody reads, so the answers to its requests fill it and
+ * then the queue, up to its bound (the server is then taken down, and a
+ * new pipe made); the log budget carries over between inputs.  Then the same
  * bytes, if they parse as a JSON array, are taken as a tools/list page:
  * every entry is checked and the tool-name index rebuilt, which is where a
  * hostile server's names and schemas land.  The client code is included
@@ -34,6 +37,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(l);
 	}
 	struct mcp_server *s = &fm->srv[0];
+	static int unread = -1;	/* the read end of its stdin, never read */
+	if (s->in < 0) {
+		int p[2];
+		if (unread >= 0)
+			close(unread);
+		if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+			abort();
+		unread = p[0];
+		s->in = p[1];
+	}
 	s->pid = INT32_MAX;	/* "running": no such process, so nothing is signalled */
 	s->want_id = 1;
 	s->garbage = 0;

@@ -22,27 +22,39 @@ handling of them is tested:  oddserver.py MODE
   late       tool slow answers after 2 s (past the client's timeout, so
              the answer is late); quick first answers with a wrong id,
              then rightly; nul answers text with a NUL inside
+  chatty     once its tools are listed, sends notifications/message
+             without end
+  relist     once its tools are listed, sends $ODD_RELISTS (3000)
+             notifications/tools/list_changed from a thread, one a
+             millisecond, while it goes on answering; then logs
+             {"odd_sent": N}
+  http-sseflood PORT
+             Streamable HTTP on 127.0.0.1:PORT whose tools/call answer is
+             an event stream of data: lines that never ends the event
 
 Every message the client sends is appended as a JSON line to $ODD_LOG
 (when set), so the test can see what the client answered.
 """
-import json, os, subprocess, sys, time
+import json, os, subprocess, sys, threading, time
 
 mode = sys.argv[1] if len(sys.argv) > 1 else "normal"
 log = open(os.environ["ODD_LOG"], "a") if os.environ.get("ODD_LOG") else None
 calls = 0
 next_id = 1000
+out_lock = threading.Lock()
 
 
 def send(m):
-    sys.stdout.write(json.dumps(m) + "\n")
-    sys.stdout.flush()
+    with out_lock:
+        sys.stdout.write(json.dumps(m) + "\n")
+        sys.stdout.flush()
 
 
 def note(m):
     if log:
-        log.write(json.dumps(m) + "\n")
-        log.flush()
+        with out_lock:
+            log.write(json.dumps(m) + "\n")
+            log.flush()
 
 
 def recv():
@@ -79,7 +91,7 @@ def tools_page(cursor):
         return {"tools": [tool("first")] + ([tool("second")] if calls else [])}
     if mode == "late":
         return {"tools": [tool("slow"), tool("quick"), tool("nul")]}
-    if mode in ("deaf", "orphan"):
+    if mode in ("deaf", "orphan", "chatty", "relist", "http-sseflood"):
         return {"tools": [tool("alpha")]}
     if cursor is None:
         return {"tools": [tool("alpha"), tool("beta.v2")], "nextCursor": "page2"}
@@ -97,6 +109,14 @@ def flood(make):
         os._exit(0)
 
 
+def relists():
+    n = int(os.environ.get("ODD_RELISTS", "3000"))
+    for _ in range(n):
+        send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+        time.sleep(0.001)
+    note({"odd_sent": n})
+
+
 def after_listed():
     """What the flooding modes do once the client has their tools."""
     if mode == "deaf":
@@ -104,6 +124,12 @@ def after_listed():
     if mode == "orphan":
         time.sleep(0.5)
         os._exit(3)
+    if mode == "chatty":
+        flood(lambda i: {"jsonrpc": "2.0", "method": "notifications/message",
+                         "params": {"level": "info", "data": f"chatter {i}"}})
+    if mode == "relist" and not getattr(after_listed, "started", False):
+        after_listed.started = True
+        threading.Thread(target=relists, daemon=True).start()
 
 
 def call_result(name, mid):
@@ -119,6 +145,56 @@ def call_result(name, mid):
     send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
 
 
+def http_sseflood(port):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def reply(self, status, ctype, body):
+            self.send_response(status)
+            self.send_header("content-type", ctype)
+            self.send_header("mcp-session-id", "odd-session")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_DELETE(self):
+            self.reply(200, "application/json", b"{}")
+
+        def do_POST(self):
+            m = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+            note(m)
+            method, mid = m.get("method"), m.get("id")
+            if mid is None:
+                return self.reply(202, "application/json", b"")
+            if method == "initialize":
+                r = {"protocolVersion": m["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                     "serverInfo": {"name": "odd", "version": "1.0"}}
+            elif method == "tools/list":
+                r = tools_page(None)
+            elif method != "tools/call":
+                r = {}
+            else:
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                line = b"data: " + b"x" * 65536 + b"\n"
+                try:
+                    while True:
+                        self.wfile.write(line)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+            self.reply(200, "application/json", json.dumps({"jsonrpc": "2.0", "id": mid, "result": r}).encode())
+
+    ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+
+
+if mode == "http-sseflood":
+    http_sseflood(int(sys.argv[2]))
 if mode == "orphan":  # a child that keeps our pipes open after we are gone
     subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", os.environ.get("ODD_LOG", "odd")])
 if mode == "noisy":
