@@ -1,8 +1,12 @@
 /*
  * cmdtool: see cmdtool.h.  The child is a plain fork+execvp with stdin on
- * /dev/null and stdout+stderr on one pipe; the worker polls the pipe with
- * the deadline and the run's cancel check, keeps output_max bytes (and
- * counts the rest), and SIGKILLs the child on timeout or cancel.
+ * /dev/null and stdout+stderr on one pipe, the leader of a process group
+ * of its own.  The worker polls the pipe and the child's pidfd with the
+ * deadline and the run's cancel check, keeps output_max bytes (cut on a
+ * character, NULs kept) and counts the rest.  The call is over when the
+ * child ends, not when the pipe closes (a child it left behind may hold
+ * it): then, or on a timeout or a cancel, the whole group is SIGKILLed.
+ * What it printed is returned, or told in the error.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "common/buf.h"
@@ -168,6 +174,82 @@ free_strv(char **v)
 	free(v);
 }
 
+/* What a command printed: the first cap bytes (cut on a character), the
+ * count of the rest. */
+struct output {
+	struct buf b;
+	size_t cap, dropped;
+};
+
+/* Read what the pipe has now (it is non-blocking).  false at EOF. */
+static bool
+read_some(int fd, struct output *o)
+{
+	char chunk[8192];
+	for (;;) {
+		ssize_t r = read(fd, chunk, sizeof(chunk));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return errno == EAGAIN;
+		if (r == 0)
+			return false;
+		/* a few bytes past cap, so the cut can end on a character */
+		size_t room = o->cap + 4 > buf_pending(&o->b) ? o->cap + 4 - buf_pending(&o->b) : 0;
+		size_t keep = (size_t)r < room ? (size_t)r : room;
+		buf_append(&o->b, chunk, keep);
+		o->dropped += (size_t)r - keep;
+	}
+}
+
+/* Has the child ended?  It is left a zombie (WNOWAIT), so its pid, which
+ * names its process group, cannot be reused before the group is killed. */
+static bool
+child_ended(pid_t pid)
+{
+	siginfo_t si = { 0 };
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+/*
+ * Wait for the child (the leader of its own process group) to end, by the
+ * deadline, reading its output meanwhile; its pipe may stay open after it,
+ * held by what it left running (`sleep 300 &`).  Then its whole group is
+ * killed -- what it left behind, or all of it on a timeout or a cancel --
+ * and it is reaped.  NULL, or why it was stopped.
+ */
+static const char *
+wait_child(pid_t pid, int fd, int64_t deadline, const struct tool_ctx *ctx,
+    struct output *o, int *status)
+{
+	int pidfd = pidfd_open(pid, 0);	/* -1 (old kernel): the 100 ms polls tell */
+	const char *killed = NULL;
+	bool open = true;
+
+	set_nonblock(fd);
+	while (!child_ended(pid)) {
+		int64_t left = deadline - mono_ms();
+		if (left <= 0) {
+			killed = "timed out";
+			break;
+		}
+		if (tool_interrupted(ctx)) {
+			killed = "cancelled";
+			break;
+		}
+		struct pollfd pf[2] = { { open ? fd : -1, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
+		if (poll(pf, 2, left < 100 ? (int)left : 100) > 0 && pf[0].revents)
+			open = read_some(fd, o);
+	}
+	kill(-pid, SIGKILL);
+	if (open)
+		(void)read_some(fd, o);	/* what it wrote before it ended */
+	if (pidfd >= 0)
+		close(pidfd);
+	waitpid(pid, status, 0);
+	return killed;
+}
+
 int
 cmdtool_run(const json_t *def, const struct tool_ctx *ctx, const json_t *args,
     json_t **out, char *err, size_t errlen)
@@ -178,7 +260,7 @@ cmdtool_run(const json_t *def, const struct tool_ctx *ctx, const json_t *args,
 	    ctx->deadline - mono_ms() : 30000);
 	size_t cap = json_is_integer(json_object_get(def, "output_max")) ?
 	    (size_t)json_integer_value(json_object_get(def, "output_max")) : 65536;
-	size_t n = json_array_size(tmpl), i, dropped = 0;
+	size_t n = json_array_size(tmpl), i;
 	int p[2], status = 0;
 	json_t *v;
 
@@ -203,9 +285,14 @@ cmdtool_run(const json_t *def, const struct tool_ctx *ctx, const json_t *args,
 		return -1;
 	}
 	int64_t t0 = mono_ms();
-	pid_t pid = fork();
+	pid_t worker = getpid(), pid = fork();
 	if (pid == 0) {
 		int devnull = open("/dev/null", O_RDONLY);
+		setpgid(0, 0);	/* its own group: what it starts is killed with it */
+		/* out of the worker's group, agentd's kill of it misses this one:
+		 * it goes when the worker does */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != worker)
+			_exit(125);
 		dup2(devnull, 0);
 		dup2(p[1], 1);
 		dup2(p[1], 2);
@@ -224,53 +311,34 @@ cmdtool_run(const json_t *def, const struct tool_ctx *ctx, const json_t *args,
 		snprintf(err, errlen, "fork: %s", strerror(errno));
 		return -1;
 	}
-	struct buf outb;
-	buf_init(&outb);
-	const char *killed = NULL;
-	for (;;) {
-		int64_t left = t0 + timeout - mono_ms();
-		if (left <= 0) {
-			killed = "timed out";
-			break;
-		}
-		if (tool_interrupted(ctx)) {
-			killed = "cancelled";
-			break;
-		}
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
-		if (poll(&pf, 1, left < 100 ? (int)left : 100) <= 0)
-			continue;
-		char chunk[8192];
-		ssize_t r = read(p[0], chunk, sizeof(chunk));
-		if (r <= 0)
-			break;
-		size_t keep = buf_pending(&outb) < cap ? cap - buf_pending(&outb) : 0;
-		if ((size_t)r > keep)
-			dropped += (size_t)r - keep;
-		buf_append(&outb, chunk, (size_t)r < keep ? (size_t)r : keep);
-	}
-	if (killed)
-		kill(pid, SIGKILL);
+	setpgid(pid, pid);	/* both sides, so the group exists before any kill */
+	struct output o = { .cap = cap };
+	buf_init(&o.b);
+	const char *killed = wait_child(pid, p[0], t0 + timeout, ctx, &o, &status);
 	close(p[0]);
-	waitpid(pid, &status, 0);
-	buf_append(&outb, "", 1);
-	json_t *text = json_string_lossy((const char *)outb.data);
-	buf_free(&outb);
+	size_t len = utf8_cut((const char *)buf_head(&o.b), buf_pending(&o.b), cap);
+	o.dropped += buf_pending(&o.b) - len;
+	json_t *text = json_stringn_lossy((const char *)buf_head(&o.b), len);
+	buf_free(&o.b);
 	int64_t dur = mono_ms() - t0;
+	const char *printed = json_string_value(text);
+	int shown = (int)utf8_cut(printed, json_string_length(text), 200);
 	if (killed) {
-		snprintf(err, errlen, "%s after %lld ms", killed, (long long)dur);
+		snprintf(err, errlen, "%s after %lld ms%s%.*s", killed, (long long)dur,
+		    shown ? "; it printed: " : "", shown, printed);
 		json_decref(text);
 		return -1;
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		snprintf(err, errlen, "%s %d: %.200s", WIFEXITED(status) ? "exited with code" :
+		snprintf(err, errlen, "%s %d: %.*s", WIFEXITED(status) ? "exited with code" :
 		    "killed by signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-		    json_string_value(text));
+		    shown, printed);
 		json_decref(text);
 		return -1;
 	}
-	*out = json_pack("{s:o, s:i, s:b, s:I, s:I}", "output", text, "exit_code", 0,
-	    "truncated", dropped > 0, "dropped_bytes", (json_int_t)dropped,
-	    "duration_ms", (json_int_t)dur);
+	/* what it printed, and nothing that differs between two runs printing
+	 * the same (a change-gated run compares outputs) */
+	*out = json_pack("{s:o, s:i, s:b, s:I}", "output", text, "exit_code", 0,
+	    "truncated", o.dropped > 0, "dropped_bytes", (json_int_t)o.dropped);
 	return 0;
 }

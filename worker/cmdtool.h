@@ -17,6 +17,13 @@
  * backticks, newlines and "--flag" arrive as literal text.  Arguments are
  * checked against inputSchema (types, enum, required, additionalProperties)
  * before anything runs.
+ *
+ * The command runs in a process group of its own; the call is over when the
+ * command itself exits (what it left running in the background is killed
+ * then, and what it printed is its output) or at its timeout (everything
+ * it started is killed, and the error tells what it had printed).  The
+ * output is {output, exit_code, truncated, dropped_bytes}: what it printed
+ * and nothing else, so two runs printing the same give the same output.
  */
 #ifndef AGENTD_CMDTOOL_H
 #define AGENTD_CMDTOOL_H

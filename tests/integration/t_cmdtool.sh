@@ -1,6 +1,8 @@
 # Command tools: arguments reach argv literally -- no shell ever sees them;
 # schema violations are refused before anything runs; a command past its
-# timeout is killed and the worker lives on.
+# timeout is killed (with what it printed in the error) and the worker
+# lives on; a command that leaves a child running returns when it exits,
+# with its output, and the child is killed.
 . ./lib.sh
 
 { header; cat <<YAML
@@ -14,9 +16,23 @@
   slow:
     local_tools:
       - name: nap
-        command: ["sleep", "10"]
+        command: ["sh", "-c", "echo partial; exec sleep 600"]
         timeout: 300ms
     task_config: {tool: nap}
+    max_retries: 0
+  closed:
+    local_tools:
+      - name: quiet
+        command: ["sh", "-c", "exec >/dev/null 2>&1; sleep 600"]
+        timeout: 300ms
+    task_config: {tool: quiet}
+    max_retries: 0
+  bg:
+    local_tools:
+      - name: spawn
+        command: ["sh", "-c", "echo started; sleep 300 & echo done"]
+        timeout: 60s
+    task_config: {tool: spawn}
     max_retries: 0
   capped:
     local_tools:
@@ -74,11 +90,26 @@ done
 pid=$(field slow pid)
 ctl run slow >/dev/null
 wait_until 5 sh -c "[ \$($B/agentctl -s $SOCK --json status slow | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"error_count\"])') = 1 ]" || fail "timeout not reported"
-events_json slow | jget "[e['payload']['error'] for e in d if e['type']=='background_task_error'][-1]" | grep -q "timed out" || fail "timeout message"
+events_json slow | jget "[e['payload']['error'] for e in d if e['type']=='background_task_error'][-1]" | grep -q "timed out after [0-9]* ms; it printed: partial" || fail "timeout message"
 [ "$(field slow pid)" = "$pid" ] || fail "the worker died with its tool"
-pgrep -f "sleep 10" | while read -r p; do
-	case "$(readlink /proc/$p/cwd)" in "$T"/*) fail "timed-out command still running";; esac
-done
+# ours: a process of that command line running in this test's directory
+ours() { pgrep -f "$1" | while read -r p; do case "$(readlink /proc/$p/cwd)" in "$T"/*) echo "$p";; esac; done; }
+none_left() { [ -z "$(ours "$1")" ]; }
+wait_until 10 none_left "sleep 600" || fail "timed-out command still running: $(ours "sleep 600")"
+
+# A command that closed its output is still held to its timeout.
+ctl run closed >/dev/null
+closed_failed() { events_json closed | jget "[e['payload']['error'] for e in d if e['type']=='background_task_error']" | grep -q "timed out"; }
+wait_until 20 closed_failed || fail "a command that closed its output outlived its timeout"
+wait_until 10 none_left "sleep 600" || fail "the quiet command still runs: $(ours "sleep 600")"
+
+# A child left running: the call returns when the command exits, with its
+# output, and the child is killed with the command's process group.
+ctl run bg >/dev/null
+bg_done() { [ "$(events_json bg | jget "len([e for e in d if e['type'] in ('background_task_completed','background_task_error')])")" -ge 1 ]; }
+wait_until 20 bg_done || fail "bg run did not finish"
+[ "$(result bg | jget "d['output']")" = "$(printf 'started\ndone')" ] || fail "bg output: $(result bg)"
+wait_until 10 none_left "sleep 300" || fail "the command's background child survived: $(ours "sleep 300")"
 
 
 # agent_config.tool_call_timeout bounds a tool that has no timeout of its own.
