@@ -10,10 +10,13 @@
  *
  * Limits are per run and per agent, never process-wide: max_steps,
  * request_limit (model calls), total_tokens_limit, and tool output cut to
- * agent_config.tool_output_max bytes with a marker.  A retryable provider
- * error fails the attempt (agentd's retry policy applies, with the
- * server's delay); a fatal one fails the run.  A successful run leaves its
- * exchange in episodic memory and its tool sequence in procedural memory.
+ * agent_config.tool_output_max bytes (on a character, with a marker saying
+ * how much was cut).  A retryable provider error fails the attempt
+ * (agentd's retry policy applies, with the server's delay); a fatal one
+ * fails the run.  A successful run leaves its exchange in episodic memory
+ * and its tool sequence in procedural memory.  An Anthropic pause_turn is
+ * continued: its message goes back as it came, and the next call counts
+ * as a step.
  *
  * Change-gated runs (run_model: on_change): the `watch:` tools run first;
  * when their combined output hashes the same as at the last successful
@@ -105,7 +108,7 @@ task_text(struct worker *w, const json_t *task, int64_t memory_limit)
 			snprintf(line, sizeof(line), "- (%s) ", role ? role : "?");
 			buf_append(&b, line, strlen(line));
 			if (content)
-				buf_append(&b, content, strlen(content) < 2000 ? strlen(content) : 2000);
+				buf_append(&b, content, utf8_cut(content, strlen(content), 2000));
 			buf_append(&b, "\n", 1);
 		}
 		buf_append(&b, "\n", 1);
@@ -126,45 +129,60 @@ task_text(struct worker *w, const json_t *task, int64_t memory_limit)
 	return (char *)b.data;
 }
 
+/* text (n bytes, NULs included) as at most cap bytes of it, cut on a
+ * character, with a marker saying how much was cut: a JSON string
+ * (bytes that are not UTF-8 become U+FFFD). */
+static json_t *
+capped_text(const char *text, size_t n, int64_t cap)
+{
+	size_t keep = utf8_cut(text, n, cap > 0 ? (size_t)cap : 0);
+	if (keep == n)
+		return json_stringn_lossy(text, n);
+	char marker[64];
+	int m = snprintf(marker, sizeof(marker), "...[truncated %zu bytes]", n - keep);
+	char *t = xmalloc(keep + (size_t)m + 1);
+	memcpy(t, text, keep);
+	memcpy(t + keep, marker, (size_t)m + 1);
+	json_t *j = json_stringn_lossy(t, keep + (size_t)m);
+	free(t);
+	return j;
+}
+
+/* A tool's output as compact JSON text, capped. */
+static json_t *
+capped_json(const json_t *out, int64_t cap)
+{
+	char *text = json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_t *j = capped_text(text ? text : "", text ? strlen(text) : 0, cap);
+	free(text);
+	return j;
+}
+
 /* One tool call's result, as the text the model sees. */
 static json_t *
 call_tool(struct worker *w, const json_t *call, int64_t cap, json_t *used)
 {
 	const char *name = json_string_value(json_object_get(call, "name"));
 	json_t *args = json_object_get(call, "arguments"), *out = NULL;
-	char err[1024], *text;
-	bool is_error = false;
+	char err[1024];
+	json_t *text;
+	bool is_error = true;
 
-	if (json_object_get(args, "_invalid_arguments")) {
+	if (json_object_get(args, "_invalid_arguments"))
 		snprintf(err, sizeof(err), "arguments are not a JSON object");
-		text = xstrdup(err);
-		is_error = true;
-	} else if (!worker_tool_allowed(w, name)) {
+	else if (!worker_tool_allowed(w, name))
 		snprintf(err, sizeof(err), "tool %s is not available to this agent", name);
-		text = xstrdup(err);
-		is_error = true;
-	} else if (worker_call_tool(w, name, args, &out, err, sizeof(err), NULL) < 0) {
-		text = xstrdup(err);
-		is_error = true;
-	} else {
-		text = json_dumps(out, JSON_COMPACT);
+	else if (worker_call_tool(w, name, args, &out, err, sizeof(err), NULL) == 0)
+		is_error = false;
+	if (is_error)
+		text = capped_text(err, strlen(err), cap);
+	else {
+		text = capped_json(out, cap);
 		json_decref(out);
 	}
 	json_array_append_new(used, json_string(name));
-	size_t n = strlen(text);
-	if ((int64_t)n > cap) {	/* keep the start, say what was cut */
-		char marker[64];
-		int m = snprintf(marker, sizeof(marker), "...[truncated %zu bytes]", n - (size_t)cap);
-		text = xrealloc(text, (size_t)cap + (size_t)m + 1);
-		memcpy(text + cap, marker, (size_t)m + 1);
-	}
-	json_t *r = json_pack("{s:O, s:s, s:b}", "id", json_object_get(call, "id"),
+	return json_pack("{s:O, s:o, s:b}", "id", json_object_get(call, "id"),
 	    "content", text, "is_error", is_error);
-	if (r == NULL)	/* output was not UTF-8 */
-		r = json_pack("{s:O, s:s, s:b}", "id", json_object_get(call, "id"),
-		    "content", "(tool output is not valid UTF-8)", "is_error", true);
-	free(text);
-	return r;
 }
 
 static void
@@ -255,10 +273,14 @@ fail(struct run_outcome *out, bool retryable, int64_t retry_after, const char *f
 static int
 fail(struct run_outcome *out, bool retryable, int64_t retry_after, const char *fmt, ...)
 {
+	char msg[2 * sizeof(out->error)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(out->error, sizeof(out->error), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	size_t n = utf8_cut(msg, strlen(msg), sizeof(out->error) - 1);	/* it goes into JSON */
+	memcpy(out->error, msg, n);
+	out->error[n] = '\0';
 	out->retryable = retryable;
 	out->retry_after_ms = retry_after;
 	return -1;
@@ -368,7 +390,11 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 			model_reply_free(&r);
 			break;
 		}
-		if (json_array_size(r.calls) == 0 && strcmp(r.finish, "pause_turn") != 0) {
+		if (json_array_size(r.calls) == 0 && strcmp(r.finish, "pause_turn") == 0) {
+			model_reply_free(&r);	/* paused: its own message, sent back, goes on */
+			continue;
+		}
+		if (json_array_size(r.calls) == 0) {
 			out->result = json_pack("{s:s, s:s, s:I, s:I, s:O, s:I}", "answer",
 			    r.text ? r.text : "", "finish", r.finish, "steps", (json_int_t)step,
 			    "tool_calls", (json_int_t)json_array_size(used), "tools_used", used,

@@ -13,6 +13,7 @@
 #include "common/buf.h"
 #include "common/util.h"
 #include "worker/model.h"
+#include "worker/tools.h"
 
 const char *
 provider_name(enum provider p)
@@ -236,13 +237,18 @@ static void
 set_err(struct model_error *e, enum model_errclass cls, int status, const char *type,
     const char *fmt, ...)
 {
+	char msg[2048];
 	va_list ap;
 	e->cls = cls;
 	e->status = status;
 	snprintf(e->type, sizeof(e->type), "%s", type);
 	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* cut on a character: the message goes into JSON (events, results) */
+	size_t n = utf8_cut(msg, strlen(msg), sizeof(e->message) - 1);
+	memcpy(e->message, msg, n);
+	e->message[n] = '\0';
 }
 
 /* ---- request bodies ------------------------------------------------------------- */
@@ -306,39 +312,120 @@ anthropic_body(const struct model_cfg *c, const char *system, const json_t *mess
 
 /* ---- responses -------------------------------------------------------------------- */
 
+/* A string's text for the answer: a NUL (valid JSON) would end a C
+ * string early, so it is shown as U+FFFD. */
+static void
+append_text(struct buf *b, const json_t *str)
+{
+	const char *p = json_string_value(str);
+	size_t n = json_string_length(str);
+	for (const char *z; n > 0 && (z = memchr(p, '\0', n)); n -= (size_t)(z - p) + 1, p = z + 1) {
+		buf_append(b, p, (size_t)(z - p));
+		buf_append(b, "\xef\xbf\xbd", 3);
+	}
+	buf_append(b, p, n);
+}
+
+static char *
+buf_text(struct buf *b)
+{
+	buf_append(b, "", 1);
+	char *t = xstrdup((const char *)buf_head(b));
+	buf_free(b);
+	return t;
+}
+
+/* A tool call's arguments: an object, else what the model wrote, for it
+ * to be told (the loop answers "arguments are not a JSON object"). */
+static json_t *
+call_arguments(const json_t *v)
+{
+	if (v == NULL)	/* none given: none taken */
+		return json_object();
+	if (json_is_object(v))
+		return json_incref((json_t *)v);
+	json_t *parsed = json_is_string(v) ? json_loadb(json_string_value(v), json_string_length(v),
+	    JSON_ALLOW_NUL, NULL) : NULL;
+	if (json_is_object(parsed))
+		return parsed;
+	json_decref(parsed);
+	char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_t *bad = json_pack("{s:s}", "_invalid_arguments", text ? text :
+	    json_string_value(v) ?: "");
+	free(text);
+	return bad ? bad : json_pack("{s:s}", "_invalid_arguments", "");
+}
+
+/* OpenAI content: a string, null, or parts (text, refusal). -1 and e when
+ * it is none of them or a part is a refusal. */
+static int
+openai_content(const json_t *content, struct buf *text, struct model_error *e)
+{
+	const json_t *part;
+	size_t i;
+
+	if (content == NULL || json_is_null(content))
+		return 0;
+	if (json_is_string(content)) {
+		append_text(text, content);
+		return 0;
+	}
+	if (!json_is_array(content)) {
+		set_err(e, MODEL_FATAL, 200, "malformed_response", "choices[0].message.content "
+		    "is neither text, null nor a list of parts");
+		return -1;
+	}
+	json_array_foreach(content, i, part) {
+		const char *type = json_string_value(json_object_get(part, "type"));
+		const json_t *refusal = json_object_get(part, "refusal");
+		if (type && !strcmp(type, "text") && json_is_string(json_object_get(part, "text")))
+			append_text(text, json_object_get(part, "text"));
+		else if (type && !strcmp(type, "refusal") && json_is_string(refusal)) {
+			set_err(e, MODEL_FATAL, 200, "refusal", "the model refused: %s",
+			    json_string_value(refusal));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 parse_openai(json_t *doc, struct model_reply *r, struct model_error *e)
 {
 	json_t *choice = json_array_get(json_object_get(doc, "choices"), 0);
 	json_t *msg = json_object_get(choice, "message");
 	json_t *calls = json_object_get(msg, "tool_calls"), *call;
+	const json_t *refusal = json_object_get(msg, "refusal");
+	struct buf text;
 	size_t i;
 
 	if (!json_is_object(msg)) {
 		set_err(e, MODEL_FATAL, 200, "malformed_response", "response has no choices[0].message");
 		return -1;
 	}
+	if (json_is_string(refusal)) {
+		set_err(e, MODEL_FATAL, 200, "refusal", "the model refused: %s",
+		    json_string_value(refusal));
+		return -1;
+	}
 	copy_str(r->finish, sizeof(r->finish), json_object_get(choice, "finish_reason"), "stop");
-	if (json_is_string(json_object_get(msg, "content")))
-		r->text = xstrdup(json_string_value(json_object_get(msg, "content")));
+	buf_init(&text);
+	if (openai_content(json_object_get(msg, "content"), &text, e) < 0) {
+		buf_free(&text);
+		return -1;
+	}
+	r->text = buf_text(&text);
 	r->calls = json_array();
 	json_array_foreach(calls, i, call) {
 		json_t *fn = json_object_get(call, "function");
-		const char *args = json_string_value(json_object_get(fn, "arguments"));
-		json_t *parsed = args ? json_loads(args, 0, NULL) : json_object();
 		if (!json_is_string(json_object_get(call, "id")) ||
 		    !json_is_string(json_object_get(fn, "name"))) {
-			json_decref(parsed);
 			set_err(e, MODEL_FATAL, 200, "malformed_response", "tool call without id or name");
 			return -1;
 		}
-		if (!json_is_object(parsed)) {	/* the model's own mistake: told as an error */
-			json_decref(parsed);
-			parsed = json_pack("{s:s}", "_invalid_arguments", args ? args : "");
-		}
 		json_array_append_new(r->calls, json_pack("{s:O, s:O, s:o}", "id",
 		    json_object_get(call, "id"), "name", json_object_get(fn, "name"),
-		    "arguments", parsed));
+		    "arguments", call_arguments(json_object_get(fn, "arguments"))));
 	}
 	json_t *u = json_object_get(doc, "usage");
 	r->input_tokens = json_integer_value(json_object_get(u, "prompt_tokens"));
@@ -373,18 +460,26 @@ parse_anthropic(json_t *doc, struct model_reply *r, struct model_error *e)
 	json_array_foreach(content, i, b) {
 		const char *bt = json_string_value(json_object_get(b, "type"));
 		if (bt && !strcmp(bt, "text") && json_is_string(json_object_get(b, "text")))
-			buf_append(&text, json_string_value(json_object_get(b, "text")),
-			    strlen(json_string_value(json_object_get(b, "text"))));
+			append_text(&text, json_object_get(b, "text"));
 		else if (bt && !strcmp(bt, "tool_use")) {
-			json_t *input = json_object_get(b, "input");
-			json_array_append_new(r->calls, json_pack("{s:O, s:O, s:O}", "id",
+			if (!json_is_string(json_object_get(b, "id")) ||
+			    !json_is_string(json_object_get(b, "name"))) {
+				buf_free(&text);
+				set_err(e, MODEL_FATAL, 200, "malformed_response",
+				    "content[%zu]: tool_use without id or name", i);
+				return -1;
+			}
+			json_array_append_new(r->calls, json_pack("{s:O, s:O, s:o}", "id",
 			    json_object_get(b, "id"), "name", json_object_get(b, "name"),
-			    "arguments", json_is_object(input) ? input : json_object()));
+			    "arguments", call_arguments(json_object_get(b, "input"))));
 		}
 	}
-	buf_append(&text, "", 1);
-	r->text = xstrdup((char *)text.data);
-	buf_free(&text);
+	r->text = buf_text(&text);
+	if (strcmp(r->finish, "refusal") == 0) {
+		set_err(e, MODEL_FATAL, 200, "refusal", "the model refused (stop_reason refusal)%s%s",
+		    r->text[0] ? ": " : "", r->text);
+		return -1;
+	}
 	json_t *u = json_object_get(doc, "usage");
 	r->input_tokens = json_integer_value(json_object_get(u, "input_tokens"));
 	r->output_tokens = json_integer_value(json_object_get(u, "output_tokens"));
@@ -407,11 +502,13 @@ classify_status(const struct model_cfg *c, int status, struct xfer *x, struct mo
 		retry = false;
 	if (x->should_retry >= 0)
 		retry = x->should_retry;
+	if (msg == NULL)
+		msg = doc ? "(no message)" : "(body is not JSON)";
 	set_err(e, retry ? MODEL_RETRYABLE : MODEL_FATAL, status,
 	    code && !strcmp(code, "insufficient_quota") ? code : type ? type :
 	    status == 429 ? "rate_limit" : status >= 500 ? "server_error" : "http_error",
-	    "%s HTTP %d: %.300s", provider_name(c->provider), status,
-	    msg ? msg : doc ? "(no message)" : "(body is not JSON)");
+	    "%s HTTP %d: %.*s", provider_name(c->provider), status,
+	    (int)utf8_cut(msg, strlen(msg), 300), msg);
 	e->retry_after_ms = x->retry_after_ms;
 	json_decref(doc);
 }
@@ -494,7 +591,8 @@ model_call(const struct model_cfg *c, const char *system, const json_t *messages
 		    "\"%s\", not JSON", provider_name(c->provider), x.content_type);
 	else {
 		json_error_t je;
-		json_t *doc = json_loadb((const char *)buf_head(&x.body), buf_pending(&x.body), 0, &je);
+		json_t *doc = json_loadb((const char *)buf_head(&x.body), buf_pending(&x.body),
+		    JSON_ALLOW_NUL, &je);
 		if (!json_is_object(doc))
 			set_err(e, MODEL_FATAL, 200, "malformed_response", "%s response is not JSON: %s",
 			    provider_name(c->provider), je.text);

@@ -14,6 +14,16 @@
  * FATAL (400-404, 413, 422, insufficient_quota, a body that is not the
  * expected JSON, a body over the cap).  x-should-retry overrides.  The API
  * key is sent in a header and never appears in any message.
+ *
+ * A reply is read as each provider documents it, and what is not is an
+ * error, never an empty success: OpenAI `content` a string, null, or a
+ * list of text/refusal parts; `arguments` a JSON text (an object, as some
+ * compatible servers send, is taken as it is); a `refusal` (OpenAI's
+ * field or part, Anthropic's stop_reason) fails the attempt with the
+ * model's words; an Anthropic tool_use needs its id and name.  Arguments
+ * that are not an object are handed to the loop as {"_invalid_arguments":
+ * text}, for the model to be told.  A NUL in a string is read (it is valid
+ * JSON) and shown in the answer as U+FFFD.
  */
 #ifndef AGENTD_MODEL_H
 #define AGENTD_MODEL_H
