@@ -13,7 +13,8 @@ a list of responses, served in order (the last one repeats):
    "content_type": "...", "delay": s, "hang": true, "size": bytes}
 Bodies given as {"openai_text": "..."} / {"openai_calls": [[name, args]]} /
 {"anthropic_text": ...} / {"anthropic_calls": ...} are expanded into the
-providers' real response shapes; {"openai_echo_tool": true} answers with the
+providers' real response shapes (with "usage": {...} replacing their usage,
+"usage": null leaving it out); {"openai_echo_tool": true} answers with the
 content of the request's last role:tool message (what a tool returned). Every request is appended to the log as one
 JSON line: scenario, path, headers, body.
 """
@@ -49,14 +50,22 @@ def last_tool_result(req):
     return tools[-1] if tools else "(no tool result)"
 
 
+def with_usage(reply, body):
+    if "usage" in body:
+        reply.pop("usage")
+        if body["usage"] is not None:
+            reply["usage"] = body["usage"]
+    return reply
+
+
 def expand(body, req=None):
     if isinstance(body, dict):
         if body.get("openai_echo_tool"):
             return openai(last_tool_result(req))
         if "openai_text" in body or "openai_calls" in body:
-            return openai(body.get("openai_text"), body.get("openai_calls"), body.get("finish"))
+            return with_usage(openai(body.get("openai_text"), body.get("openai_calls"), body.get("finish")), body)
         if "anthropic_text" in body or "anthropic_calls" in body:
-            return anthropic(body.get("anthropic_text"), body.get("anthropic_calls"), body.get("stop"))
+            return with_usage(anthropic(body.get("anthropic_text"), body.get("anthropic_calls"), body.get("stop")), body)
     return body
 
 

@@ -18,6 +18,12 @@
  * continued: its message goes back as it came, and the next call counts
  * as a step.
  *
+ * total_tokens_limit does not take the provider's word alone: a reply
+ * with no usable usage (missing, negative, not integers) fails the run,
+ * since the limit cannot be kept, and each call counts at least its
+ * request and reply bodies at MODEL_BYTES_PER_TOKEN_FLOOR, so a provider
+ * that under-reports cannot run past the limit either.
+ *
  * Change-gated runs (run_model: on_change): the `watch:` tools run first;
  * when their combined output hashes the same as at the last successful
  * run (kept in the worker's directory, so it survives restarts), the run
@@ -196,9 +202,11 @@ emit_request(struct worker *w, const struct model_cfg *c, const struct model_rep
 		json_object_set_new(p, "error_type", json_string(e->type));
 		json_object_set_new(p, "error", json_string(e->message));
 		json_object_set_new(p, "retryable", json_boolean(e->cls == MODEL_RETRYABLE));
-	} else {
-		json_object_set_new(p, "input_tokens", json_integer(r->input_tokens));
-		json_object_set_new(p, "output_tokens", json_integer(r->output_tokens));
+	} else {	/* null: the provider reported no usable count */
+		json_object_set_new(p, "input_tokens", r->usage_ok ?
+		    json_integer(r->input_tokens) : json_null());
+		json_object_set_new(p, "output_tokens", r->usage_ok ?
+		    json_integer(r->output_tokens) : json_null());
 		json_object_set_new(p, "finish", json_string(r->finish));
 	}
 	worker_emit(w, "model_request", p);
@@ -309,6 +317,41 @@ remember(struct worker *w, const char *query, const char *answer, json_t *used)
 	json_decref(md);
 }
 
+/* What a reply counts against total_tokens_limit: the provider's counts,
+ * never less than its bodies' floor.  -1: it reported no usable counts. */
+static int64_t
+counted_tokens(const struct model_reply *r)
+{
+	int64_t in = r->request_bytes / MODEL_BYTES_PER_TOKEN_FLOOR;
+	int64_t o = r->reply_bytes / MODEL_BYTES_PER_TOKEN_FLOOR;
+
+	if (!r->usage_ok)
+		return -1;
+	return (r->input_tokens > in ? r->input_tokens : in) +
+	    (r->output_tokens > o ? r->output_tokens : o);
+}
+
+/* Over total_tokens_limit after this reply?  Then the run fails (-1). */
+static int
+check_tokens(const struct limits *lim, const struct model_cfg *c, const struct model_reply *r,
+    int64_t *counted, struct run_outcome *out)
+{
+	int64_t n = counted_tokens(r);
+
+	if (lim->total_tokens == 0)
+		return 0;
+	if (n < 0)
+		return fail(out, false, -1, "the %s reply reported no token usage it could be held "
+		    "to, so total_tokens_limit (%lld) cannot be kept", provider_name(c->provider),
+		    (long long)lim->total_tokens);
+	*counted += n;
+	if (*counted > lim->total_tokens)
+		return fail(out, false, -1, "total_tokens_limit (%lld) exceeded: %lld tokens used "
+		    "(as the provider counted them, or as the size of what was sent and received "
+		    "where it counted fewer)", (long long)lim->total_tokens, (long long)*counted);
+	return 0;
+}
+
 int
 worker_run_model(struct worker *w, const struct worker_run *run, struct run_outcome *out)
 {
@@ -316,7 +359,7 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 	struct model_cfg cfg;
 	struct limits lim = run_limits(spec);
 	char err[256];
-	int64_t in_tok = 0, out_tok = 0, requests = 0, t0 = mono_ms();
+	int64_t in_tok = 0, out_tok = 0, counted = 0, requests = 0, t0 = mono_ms();
 	int64_t external_us = 0;	/* time in the model and in tools */
 	int rc = -1;
 
@@ -384,9 +427,7 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 		in_tok += r.input_tokens;
 		out_tok += r.output_tokens;
 		json_array_append(messages, r.assistant);
-		if (lim.total_tokens && in_tok + out_tok > lim.total_tokens) {
-			fail(out, false, -1, "total_tokens_limit (%lld) exceeded: %lld tokens used",
-			    (long long)lim.total_tokens, (long long)(in_tok + out_tok));
+		if (check_tokens(&lim, &cfg, &r, &counted, out) < 0) {
 			model_reply_free(&r);
 			break;
 		}
@@ -422,6 +463,8 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 	out->usage = json_pack("{s:I, s:I, s:I, s:I, s:I}", "input_tokens", (json_int_t)in_tok,
 	    "output_tokens", (json_int_t)out_tok, "total_tokens", (json_int_t)(in_tok + out_tok),
 	    "requests", (json_int_t)requests, "external_us", (json_int_t)external_us);
+	if (lim.total_tokens)	/* what the limit was held to */
+		json_object_set_new(out->usage, "counted_tokens", json_integer(counted));
 	memset(&cfg.api_key, 0, sizeof(cfg.api_key));
 	free(task);
 	json_decref(tools);

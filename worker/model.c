@@ -356,6 +356,19 @@ call_arguments(const json_t *v)
 	return bad ? bad : json_pack("{s:s}", "_invalid_arguments", "");
 }
 
+/* Usage counts as reported: present, integers, not negative. */
+static bool
+count_of(const json_t *u, const char *key, bool optional, int64_t *n)
+{
+	const json_t *v = json_object_get(u, key);
+	if (v == NULL && optional)
+		return true;
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return false;
+	*n += json_integer_value(v);
+	return true;
+}
+
 /* OpenAI content: a string, null, or parts (text, refusal). -1 and e when
  * it is none of them or a part is a refusal. */
 static int
@@ -428,8 +441,8 @@ parse_openai(json_t *doc, struct model_reply *r, struct model_error *e)
 		    "arguments", call_arguments(json_object_get(fn, "arguments"))));
 	}
 	json_t *u = json_object_get(doc, "usage");
-	r->input_tokens = json_integer_value(json_object_get(u, "prompt_tokens"));
-	r->output_tokens = json_integer_value(json_object_get(u, "completion_tokens"));
+	r->usage_ok = count_of(u, "prompt_tokens", false, &r->input_tokens) &&
+	    count_of(u, "completion_tokens", false, &r->output_tokens);
 	r->assistant = json_incref(msg);
 	return 0;
 }
@@ -480,9 +493,12 @@ parse_anthropic(json_t *doc, struct model_reply *r, struct model_error *e)
 		    r->text[0] ? ": " : "", r->text);
 		return -1;
 	}
+	/* cache reads and writes are input too, and not in input_tokens */
 	json_t *u = json_object_get(doc, "usage");
-	r->input_tokens = json_integer_value(json_object_get(u, "input_tokens"));
-	r->output_tokens = json_integer_value(json_object_get(u, "output_tokens"));
+	r->usage_ok = count_of(u, "input_tokens", false, &r->input_tokens) &&
+	    count_of(u, "cache_creation_input_tokens", true, &r->input_tokens) &&
+	    count_of(u, "cache_read_input_tokens", true, &r->input_tokens) &&
+	    count_of(u, "output_tokens", false, &r->output_tokens);
 	r->assistant = json_pack("{s:s, s:O}", "role", "assistant", "content", content);
 	return 0;
 }
@@ -601,6 +617,8 @@ model_call(const struct model_cfg *c, const char *system, const json_t *messages
 			    parse_openai(doc, r, e);
 		json_decref(doc);
 	}
+	r->request_bytes = (int64_t)strlen(payload);
+	r->reply_bytes = (int64_t)buf_pending(&x.body);
 	if (rc < 0)
 		model_reply_free(r);
 	curl_easy_cleanup(cu);

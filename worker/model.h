@@ -23,7 +23,8 @@
  * model's words; an Anthropic tool_use needs its id and name.  Arguments
  * that are not an object are handed to the loop as {"_invalid_arguments":
  * text}, for the model to be told.  A NUL in a string is read (it is valid
- * JSON) and shown in the answer as U+FFFD.
+ * JSON) and shown in the answer as U+FFFD.  Usage counts that are missing,
+ * not integers or negative leave usage_ok false.
  */
 #ifndef AGENTD_MODEL_H
 #define AGENTD_MODEL_H
@@ -36,6 +37,12 @@ enum provider { PROVIDER_OPENAI, PROVIDER_ANTHROPIC };
 enum model_errclass { MODEL_OK = 0, MODEL_RETRYABLE, MODEL_FATAL, MODEL_CANCELLED };
 
 #define MODEL_BODY_MAX (8u << 20)
+/* A floor under what a provider may claim a request cost: English runs
+ * about 4 bytes a token and JSON fewer, so an honest count stays above one
+ * token per 6 bytes of the bodies sent and received, and a provider that
+ * reports less (or nothing) cannot make total_tokens_limit let a run go on
+ * without end. */
+#define MODEL_BYTES_PER_TOKEN_FLOOR 6
 
 struct model_cfg {
 	enum provider provider;
@@ -56,6 +63,8 @@ struct model_reply {
 	char finish[32];            /* stop, length, tool_calls, content_filter,
 	                               end_turn, tool_use, max_tokens, refusal, pause_turn */
 	int64_t input_tokens, output_tokens;
+	bool usage_ok;              /* both were reported, as counts */
+	int64_t request_bytes, reply_bytes;  /* the bodies, whatever usage says */
 	json_t *assistant;          /* the message to append, as the provider sent it */
 	int status;
 	int64_t latency_ms;

@@ -3,7 +3,8 @@
 # stand-in: OpenAI content as a list of parts, arguments as an object or
 # not an object, a NUL in the answer, a refusal; Anthropic pause_turn,
 # refusal, a tool_use without a name, an input that is not an object.
-# Tool output over tool_output_max cut on a character ('€' x
+# total_tokens_limit against usage that is missing, negative or far too
+# small.  Tool output over tool_output_max cut on a character ('€' x
 # 20000, emoji), and a NUL in a command's output ending nothing.
 . ./lib.sh
 
@@ -27,6 +28,10 @@ cat > "$T/script.json" <<'JSON'
  "an_input": [{"body": {"id": "msg", "type": "message", "role": "assistant", "stop_reason": "tool_use",
    "content": [{"type": "tool_use", "id": "toolu_1", "name": "system_info", "input": "not an object"}],
    "usage": {"input_tokens": 3, "output_tokens": 3}}}, {"body": {"anthropic_text": "told"}}],
+ "tok_none": [{"body": {"openai_calls": [["system_info", {}]], "usage": null}}],
+ "tok_neg": [{"body": {"openai_calls": [["system_info", {}]], "usage": {"prompt_tokens": -100, "completion_tokens": -100, "total_tokens": -200}}}],
+ "tok_tiny": [{"body": {"openai_calls": [["system_info", {}]], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}}],
+ "tok_nolimit": [{"body": {"openai_text": "no usage, no limit", "usage": null}}],
  "out_euro": [{"body": {"openai_calls": [["euro", {}]]}}, {"body": {"openai_text": "ok"}}],
  "out_emoji": [{"body": {"openai_calls": [["emoji", {}]]}}, {"body": {"openai_text": "ok"}}],
  "out_nul": [{"body": {"openai_calls": [["nul", {}]]}}, {"body": {"openai_text": "ok"}}]
@@ -53,15 +58,16 @@ outputs() { # an agent printing big non-ASCII output and a NUL
 	py_tool euro "'€' * 20000"; py_tool emoji "'😀' * 10000"; py_tool nul "'abc' + chr(0) + 'def'"
 }
 { header
-  for a in oa_parts oa_args oa_nul oa_refusal; do agent $a openai; done
+  for a in oa_parts oa_args oa_nul oa_refusal tok_nolimit; do agent $a openai; done
   for a in an_pause an_refusal an_noname an_input; do agent $a anthropic; done
+  for a in tok_none tok_neg tok_tiny; do agent $a openai "{total_tokens_limit: 1000, max_steps: 30}"; done
   for a in out_euro out_emoji out_nul; do outputs $a; done
 } | write_config
 export OPENAI_API_KEY=sk-test-replies ANTHROPIC_API_KEY=ak-test-replies
 start_agentd
 wait_until 10 all_idle || fail "workers not idle"
 
-ALL="oa_parts oa_args oa_nul oa_refusal an_pause an_refusal an_noname an_input out_euro out_emoji out_nul"
+ALL="oa_parts oa_args oa_nul oa_refusal tok_nolimit an_pause an_refusal an_noname an_input tok_none tok_neg tok_tiny out_euro out_emoji out_nul"
 for a in $ALL; do ctl run $a >/dev/null || fail "run $a"; done
 done_run() { events_json "$1" | jget "any(e['type'] in ('background_task_completed','background_task_error') for e in d)" | grep -qx true; }
 for a in $ALL; do wait_until 30 done_run $a || fail "$a did not finish"; done
@@ -93,6 +99,16 @@ is_error an_refusal "the model refused (stop_reason refusal)"
 is_error an_noname "tool_use without id or name"
 tool_content an_input | jget "'arguments are not a JSON object' in d[0]" | grep -qx true || fail "a non-object input: $(tool_content an_input)"
 note "Anthropic: pause_turn continued, a refusal, a tool_use without a name, a non-object input"
+
+# total_tokens_limit: fail closed without usable usage; a floor under usage that is too small.
+is_error tok_none "reported no token usage it could be held to, so total_tokens_limit (1000) cannot be kept"
+is_error tok_neg "reported no token usage it could be held to"
+is_error tok_tiny "total_tokens_limit (1000) exceeded"
+for a in tok_none tok_neg; do [ "$(reqs $a | jget 'len(d)')" = 1 ] || fail "$a went on after a reply without usage"; done
+n=$(reqs tok_tiny | jget 'len(d)')
+[ "$n" -le 10 ] || fail "usage of 2 tokens a call let $n calls run under a limit of 1000"
+[ "$(answer tok_nolimit)" = "no usage, no limit" ] || fail "missing usage failed a run without a limit"
+note "tokens: missing and negative usage fail closed; 2-token usage stopped after $n calls"
 
 # Tool output: cut on a character, marked, never "(not valid UTF-8)"; a NUL ends nothing.
 for a in out_euro out_emoji; do
