@@ -25,15 +25,22 @@
  * that under-reports cannot run past the limit either.
  *
  * Change-gated runs (run_model: on_change): the `watch:` tools run first;
- * when their combined output hashes the same as at the last successful
- * run (kept in the worker's directory, so it survives restarts), the run
- * completes without calling the model.  Otherwise their output joins the
- * task and the model runs; the new hash is kept only if that run succeeds.
+ * when their outputs (the tools' own: a command tool's has no timings)
+ * hash the same as at the last successful run (kept in the worker's
+ * directory, so it survives restarts), the run completes without calling
+ * the model.  Otherwise their output joins the task and the model runs.
+ * The whole output is hashed; the model sees each cut to tool_output_max,
+ * a skipped run's result each cut to WORKER_EVENT_OUTPUT_MAX.  The new
+ * hash, and the state the watch tools saved (new_files' watermark, held
+ * back meanwhile), are kept only if the run succeeds: a failed run shows
+ * the same change again next time.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "common/buf.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "worker/cmdtool.h"
 #include "worker/model.h"
@@ -236,6 +243,20 @@ run_watch(struct worker *w, const json_t *watch, char *err, size_t errlen)
 	return outs;
 }
 
+/* The watch outputs as text, each cut to cap: what the model is shown
+ * (tool_output_max), what a skipped run's result holds (the event bound). */
+static json_t *
+watch_shown(const json_t *outs, int64_t cap)
+{
+	json_t *shown = json_array(), *item;
+	size_t i;
+	json_array_foreach(outs, i, item)
+		json_array_append_new(shown, json_pack("{s:O, s:o}", "tool",
+		    json_object_get(item, "tool"), "output",
+		    capped_json(json_object_get(item, "output"), cap)));
+	return shown;
+}
+
 static void
 watch_hash(const json_t *outs, char hex[17])
 {
@@ -317,6 +338,87 @@ remember(struct worker *w, const char *query, const char *answer, json_t *used)
 	json_decref(md);
 }
 
+/* A change-gated run's watch: what the tools gave, the state they saved
+ * (held back until the run succeeds) and the hash of their outputs. */
+struct watch {
+	json_t *outs;               /* NULL: the run is not gated */
+	json_t *staged;
+	char hash[17];
+};
+
+/* The run succeeded: what the watch saw is the new baseline. */
+static void
+watch_commit(struct worker *w, const struct watch *wt)
+{
+	if (wt->outs == NULL)
+		return;
+	if (tool_state_commit(worker_state_dir(w), wt->staged) < 0)
+		log_warn("watch: cannot save the watch tools' state: %s", strerror(errno));
+	watch_keep(w, wt->hash);
+}
+
+static void
+watch_free(struct watch *wt)
+{
+	json_decref(wt->outs);
+	json_decref(wt->staged);
+}
+
+/*
+ * Run the watch of a gated run.  0: the model runs (wt->outs set when
+ * gated); 1: nothing changed, the run is done (out->result); -1: the
+ * watch failed (out->error).
+ */
+static int
+watch_gate(struct worker *w, const json_t *spec, struct watch *wt, struct run_outcome *out)
+{
+	const char *gate = json_string_value(json_object_get(spec, "run_model"));
+	char err[1024];
+
+	if (gate == NULL || strcmp(gate, "on_change") != 0)
+		return 0;
+	wt->staged = json_object();
+	worker_stage_state(w, wt->staged);
+	wt->outs = run_watch(w, json_object_get(spec, "watch"), err, sizeof(err));
+	worker_stage_state(w, NULL);
+	if (wt->outs == NULL)
+		return fail(out, false, -1, "watch: %s", err);
+	watch_hash(wt->outs, wt->hash);
+	if (!watch_unchanged(w, wt->hash))
+		return 0;
+	out->result = json_pack("{s:b, s:s, s:o}", "model_skipped", 1, "reason",
+	    "the watched tools' output is unchanged since the last run", "watch",
+	    watch_shown(wt->outs, WORKER_EVENT_OUTPUT_MAX));
+	watch_commit(w, wt);
+	return 1;
+}
+
+/* The task, with what the watch saw (each tool's output capped). */
+static char *
+task_with_watch(char *task, const json_t *outs, int64_t cap)
+{
+	const char *head = "\n\nWatched tools (changed since the last run):";
+	json_t *shown = watch_shown(outs, cap), *item;
+	struct buf b;
+	size_t i;
+
+	buf_init(&b);
+	buf_append(&b, task, strlen(task));
+	buf_append(&b, head, strlen(head));
+	json_array_foreach(shown, i, item) {
+		const json_t *o = json_object_get(item, "output");
+		const char *tool = json_string_value(json_object_get(item, "tool"));
+		buf_append(&b, "\n", 1);
+		buf_append(&b, tool, strlen(tool));
+		buf_append(&b, ": ", 2);
+		buf_append(&b, json_string_value(o), json_string_length(o));
+	}
+	buf_append(&b, "", 1);
+	json_decref(shown);
+	free(task);
+	return (char *)b.data;
+}
+
 /* What a reply counts against total_tokens_limit: the provider's counts,
  * never less than its bodies' floor.  -1: it reported no usable counts. */
 static int64_t
@@ -358,6 +460,7 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 	const json_t *spec = worker_spec(w);
 	struct model_cfg cfg;
 	struct limits lim = run_limits(spec);
+	struct watch wt = { 0 };
 	char err[256];
 	int64_t in_tok = 0, out_tok = 0, counted = 0, requests = 0, t0 = mono_ms();
 	int64_t external_us = 0;	/* time in the model and in tools */
@@ -371,32 +474,16 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 	    err, sizeof(err)) < 0)
 		return fail(out, false, -1, "%s", err);
 
-	const char *gate = json_string_value(json_object_get(spec, "run_model"));
-	char hash[17] = "";
-	json_t *watched = NULL;
-	if (gate && strcmp(gate, "on_change") == 0) {
-		watched = run_watch(w, json_object_get(spec, "watch"), err, sizeof(err));
-		if (watched == NULL)
-			return fail(out, false, -1, "watch: %s", err);
-		watch_hash(watched, hash);
-		if (watch_unchanged(w, hash)) {
-			out->result = json_pack("{s:b, s:s, s:o}", "model_skipped", 1, "reason",
-			    "the watched tools' output is unchanged since the last run", "watch", watched);
-			return 0;
-		}
+	int gated = watch_gate(w, spec, &wt, out);
+	if (gated != 0) {
+		watch_free(&wt);
+		return gated > 0 ? 0 : -1;
 	}
 	const char *system = json_string_value(json_object_get(spec, "system_instruction"));
 	json_t *tools = offered_tools(w), *messages = json_array(), *used = json_array();
 	char *task = task_text(w, run->task, lim.memory_limit);
-	if (watched) {	/* what changed is part of the task */
-		char *wt = json_dumps(watched, JSON_COMPACT);
-		size_t len = strlen(task) + strlen(wt) + 64;
-		task = xrealloc(task, len);
-		strcat(task, "\n\nWatched tools (changed since the last run): ");
-		strcat(task, wt);
-		free(wt);
-		json_decref(watched);
-	}
+	if (wt.outs)	/* what changed is part of the task */
+		task = task_with_watch(task, wt.outs, lim.tool_output_max);
 	json_array_append_new(messages, model_user_message(&cfg, task));
 
 	for (int64_t step = 1; ; step++) {
@@ -443,8 +530,7 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 			if (!strcmp(r.finish, "length") || !strcmp(r.finish, "max_tokens"))
 				json_object_set_new(out->result, "truncated", json_true());
 			remember(w, json_string_value(json_object_get(run->task, "query")), r.text, used);
-			if (hash[0])
-				watch_keep(w, hash);
+			watch_commit(w, &wt);
 			model_reply_free(&r);
 			rc = 0;
 			break;
@@ -467,6 +553,7 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 		json_object_set_new(out->usage, "counted_tokens", json_integer(counted));
 	memset(&cfg.api_key, 0, sizeof(cfg.api_key));
 	free(task);
+	watch_free(&wt);
 	json_decref(tools);
 	json_decref(messages);
 	json_decref(used);

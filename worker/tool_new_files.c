@@ -257,8 +257,7 @@ load_state(struct scan *s, const char *path, const char *key)
  * set when the watermark did not move.  Sorted entries in, oldest first.
  */
 static int
-save_state(const struct scan *s, const char *path, const char *key, int64_t now,
-    char *err, size_t errlen)
+save_state(const struct scan *s, const char *key, int64_t now, char *err, size_t errlen)
 {
 	int64_t since = s->nheap ? s->heap[s->nheap - 1].mtime : s->since;
 	json_t *at = json_array();
@@ -281,7 +280,7 @@ save_state(const struct scan *s, const char *path, const char *key, int64_t now,
 	json_t *st = json_pack("{s:s, s:I, s:o}", "directories-hash", key,
 	    "since", (json_int_t)since, "at_since", at);
 	char *txt = json_dumps(st, JSON_COMPACT);
-	int rc = write_file_atomic(path, txt, strlen(txt), 0600);
+	int rc = tool_state_save(s->ctx, NEW_FILES_STATE, txt);
 	if (rc < 0)
 		snprintf(err, errlen, "cannot save the watermark: %s", strerror(errno));
 	free(txt);
@@ -615,7 +614,7 @@ tool_new_files(const struct tool_ctx *ctx, const json_t *args, json_t **out,
 	if (s.nheap > 1)
 		qsort(s.heap, s.nheap, sizeof(*s.heap), entry_qsort);
 	cut_to_budget(&s);
-	if (s.nheap > 0 && save_state(&s, spath, key, now, why, sizeof(why)) < 0) {
+	if (s.nheap > 0 && save_state(&s, key, now, why, sizeof(why)) < 0) {
 		log_warn("new_files: %s: %s", spath, why);
 		add_error(&s, spath, why);
 	}

@@ -8,6 +8,8 @@
  * model will be offered.  Schemas are JSON text kept next to the name so
  * a test can check each one parses and matches what its tool accepts.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include "common/util.h"
 #include "worker/tools.h"
@@ -187,4 +189,31 @@ json_duration_ms(const json_t *v, int64_t dflt)
 	else if (json_is_string(v) && parse_duration(json_string_value(v), &ms) < 0)
 		ms = 0;
 	return ms > 0 ? ms : dflt;
+}
+
+int
+tool_state_save(const struct tool_ctx *ctx, const char *name, const char *text)
+{
+	char path[4096];
+
+	if (ctx && ctx->staged) {
+		json_object_set_new(ctx->staged, name, json_string(text));
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/%s", ctx && ctx->state_dir ? ctx->state_dir : ".", name);
+	return write_file_atomic(path, text, strlen(text), 0600);
+}
+
+int
+tool_state_commit(const char *state_dir, const json_t *staged)
+{
+	struct tool_ctx to_disk = { .state_dir = state_dir };
+	const char *name;
+	json_t *v;
+	int rc = 0;
+
+	json_object_foreach((json_t *)staged, name, v)
+		if (tool_state_save(&to_disk, name, json_string_value(v)) < 0)
+			rc = -1;
+	return rc;
 }

@@ -13,7 +13,10 @@
  * the tool's own keys among them.
  *
  * The context gives a tool a place for state that survives the worker
- * (its state directory) and a way to notice that the run was cancelled:
+ * (its state directory, written through tool_state_save, which holds it
+ * back while the caller stages state: a change-gated run's watch tools
+ * move their watermarks only with a successful run) and a way to notice
+ * that the run was cancelled:
  * a tool that may take long calls tool_interrupted() every so often and,
  * when it returns true, stops and fails with "cancelled".
  */
@@ -34,7 +37,15 @@ struct tool_ctx {
 	void *arg;
 	const json_t *spec;             /* the agent spec (read_file's read_dirs) */
 	int64_t deadline;               /* mono ms the call must end by; 0: none */
+	json_t *staged;                 /* set: state saved goes here, not to disk */
 };
+
+/* Save a tool's state file (name, inside ctx->state_dir) atomically, or
+ * put it in ctx->staged ({name: text}) when that is set.  0, or -1 with
+ * errno. */
+int tool_state_save(const struct tool_ctx *ctx, const char *name, const char *text);
+/* Write what was staged into state_dir.  0, or -1 with errno. */
+int tool_state_commit(const char *state_dir, const json_t *staged);
 
 /* True when the tool must stop: the run was cancelled, or the call's
  * deadline (agent_config.tool_call_timeout) has passed. */

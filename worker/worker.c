@@ -56,6 +56,7 @@ struct worker {
 	char *state_dir;
 	json_t *allowed;        /* NULL: every built-in; else {name: true} */
 	struct mcp *mcp;        /* the agent's MCP servers */
+	json_t *staged;         /* tools' state held back (worker_stage_state) */
 
 	struct frame_reader rd;
 	struct buf out;
@@ -700,7 +701,7 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 	const json_t *cmd = t ? NULL : cmdtool_find(w->spec, name);
 	int64_t limit = tool_call_timeout(w->spec);
 	struct tool_ctx ctx = { w->state_dir, tool_ctx_interrupted, w, w->spec,
-		limit > 0 ? mono_ms() + limit : 0 };
+		limit > 0 ? mono_ms() + limit : 0, w->staged };
 	char reason[1024] = "";
 	bool retry = false;
 	int rc;
@@ -759,6 +760,12 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 	if (retryable)
 		*retryable = retry;
 	return -1;
+}
+
+void
+worker_stage_state(struct worker *w, json_t *staged)
+{
+	w->staged = staged;
 }
 
 /* The task: the agent's task_config with the run's kwargs over it. */

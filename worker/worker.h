@@ -122,6 +122,13 @@ bool worker_tool_allowed(const struct worker *w, const char *name);
 int worker_call_tool(struct worker *w, const char *name, const json_t *args,
     json_t **out, char *err, size_t errlen, bool *retryable);
 
+/* While staged is set (an object, borrowed), the state tools save for the
+ * next run (new_files' watermark) goes into it instead of the worker's
+ * directory; tool_state_commit() writes it.  For a change-gated run's
+ * watch tools, whose state must move only with a run that succeeds.
+ * NULL: tools save to the directory again. */
+void worker_stage_state(struct worker *w, json_t *staged);
+
 /* The agent's MCP tools for the model ([{name, description, input_schema}]),
  * after connecting the servers that are due. */
 json_t *worker_mcp_tools(struct worker *w);

@@ -203,6 +203,34 @@ START_TEST(test_utf8_helpers)
 }
 END_TEST
 
+/* State saved while staged stays in memory until committed. */
+START_TEST(test_state_staged)
+{
+	char path[512];
+	json_t *staged = json_object();
+	struct tool_ctx sctx = { .state_dir = ctx.state_dir, .staged = staged };
+
+	snprintf(path, sizeof(path), "%s/st.test", ctx.state_dir);
+	ck_assert_int_eq(tool_state_save(&sctx, "st.test", "one"), 0);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	ck_assert_str_eq(json_string_value(json_object_get(staged, "st.test")), "one");
+	ck_assert_int_eq(tool_state_commit(ctx.state_dir, staged), 0);
+	FILE *f = fopen(path, "r");
+	char got[16] = "";
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(got, sizeof(got), f));
+	fclose(f);
+	ck_assert_str_eq(got, "one");
+	ck_assert_int_eq(tool_state_save(&ctx, "st.test", "two"), 0);	/* unstaged: at once */
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(fgets(got, sizeof(got), f));
+	fclose(f);
+	ck_assert_str_eq(got, "two");
+	unlink(path);
+	json_decref(staged);
+}
+END_TEST
+
 /* ---- system_info ---------------------------------------------------------- */
 
 static double
@@ -658,6 +686,7 @@ suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_registry_schemas);
 	tcase_add_test(tc, test_utf8_helpers);
+	tcase_add_test(tc, test_state_staged);
 	tcase_add_test(tc, test_system_info_thresholds_zero);
 	tcase_add_test(tc, test_system_info_thresholds_hundred);
 	tcase_add_test(tc, test_system_info_bad_args);
