@@ -8,6 +8,9 @@
  * The run:      requested -> (waits for an IDLE worker) -> dispatched ->
  *               acked -> result ok | failed -> retry (new attempt) | done
  *
+ * The worker's machine is one table (wstate_next) and every change of
+ * state goes through set_state, which logs one the table lacks as a bug.
+ *
  * They meet in two places: a run is dispatched when the worker becomes
  * IDLE, and a worker that exits mid-run fails that attempt (retryable).
  * Every wait is a timer in struct agent; every transition that users can
@@ -45,13 +48,42 @@ static void run_attempt_failed(struct agent *a, const char *error,
 #define READS_PER_WAKE 4
 
 static const char *wstate_names[] = {
-	"stopped", "starting", "idle", "running", "stopping", "backoff", "fatal",
+	[W_STOPPED] = "stopped", [W_STARTING] = "starting", [W_IDLE] = "idle",
+	[W_RUNNING] = "running", [W_STOPPING] = "stopping", [W_BACKOFF] = "backoff",
+	[W_FATAL] = "fatal",
 };
 
 const char *
 wstate_name(enum wstate s)
 {
 	return wstate_names[s];
+}
+
+/* The worker's state machine, whole: the states each state may go to.
+ * Every change goes through set_state, which holds it to this table. */
+#define TO(s) (1u << (s))
+static const unsigned wstate_next[] = {
+	[W_STOPPED]  = TO(W_STARTING) | TO(W_FATAL),
+	[W_STARTING] = TO(W_IDLE) | TO(W_STOPPING),
+	[W_IDLE]     = TO(W_RUNNING) | TO(W_STOPPING),
+	[W_RUNNING]  = TO(W_IDLE) | TO(W_STOPPING),
+	[W_STOPPING] = TO(W_STOPPED) | TO(W_STARTING) | TO(W_BACKOFF) | TO(W_FATAL),
+	[W_BACKOFF]  = TO(W_STARTING) | TO(W_STOPPED) | TO(W_FATAL),
+	[W_FATAL]    = TO(W_STARTING),
+};
+#undef TO
+
+/* A change the table does not allow is a bug in this file: said loudly,
+ * then made anyway, since the caller's view of the worker is the truer. */
+static void
+set_state(struct agent *a, enum wstate to)
+{
+	if (a->state == to)
+		return;
+	if (!(wstate_next[a->state] & (1u << to)))
+		log_agent(LL_ERROR, a->name, "bug: worker state %s -> %s is not a "
+		    "transition of the state machine", wstate_name(a->state), wstate_name(to));
+	a->state = to;
 }
 
 static const char *
@@ -212,7 +244,7 @@ spawn_failed(struct agent *a, const char *why)
 	log_agent(LL_ERROR, a->name, "cannot start worker: %s", why);
 	free(a->last_error);
 	a->last_error = xstrdup(why);
-	a->state = W_FATAL;
+	set_state(a, W_FATAL);
 	json_t *p = json_pack("{s:s, s:s}", "agent_id", agent_id(a), "reason", why);
 	event_emit(a, "worker_fatal", p);
 }
@@ -229,7 +261,7 @@ start_worker(struct agent *a)
 		spawn_failed(a, err);
 		return;
 	}
-	a->state = W_STARTING;
+	set_state(a, W_STARTING);
 	a->spawned_mono = mono_ms();
 	a->spawned_wall = wall_ms();
 	a->errlen = 0;
@@ -272,7 +304,7 @@ agent_stop(struct agent *a, enum after_exit after, const char *why)
 		} else if (after == AFTER_REMOVE)
 			sup_remove_agent(a->sup, a);
 		else if (a->state != W_FATAL)
-			a->state = W_STOPPED;
+			set_state(a, W_STOPPED);
 		return;
 	}
 	if (a->state == W_STOPPING)
@@ -286,7 +318,7 @@ agent_stop(struct agent *a, enum after_exit after, const char *why)
 		json_decref(c);
 	}
 	send_msg(a, MSG_SHUTDOWN, NULL);
-	a->state = W_STOPPING;
+	set_state(a, W_STOPPING);
 	timer_stop(&a->ack_timer);
 	timer_stop(&a->run_timer);
 	timer_in(&a->kill_timer, a->sup->cfg->g.stop_grace_ms);
@@ -306,7 +338,7 @@ worker_fault(struct agent *a, const char *fmt, ...)
 	log_agent(LL_ERROR, a->name, "worker %d fault: %s; killing it", (int)a->pid, why);
 	a->fault = xstrdup(why);
 	kill_group(a, SIGKILL);
-	a->state = W_STOPPING;
+	set_state(a, W_STOPPING);
 	/* SIGCHLD brings us to agent_on_exit, which restarts by policy. */
 }
 
@@ -360,7 +392,7 @@ note_restart(struct agent *a, int64_t now)
 static void
 go_fatal(struct agent *a, const char *reason)
 {
-	a->state = W_FATAL;
+	set_state(a, W_FATAL);
 	free(a->last_error);
 	a->last_error = xstrdup(reason);
 	log_agent(LL_ERROR, a->name, "FATAL: %s; `agentctl restart %s` revives it",
@@ -378,7 +410,7 @@ restart_by_policy(struct agent *a, bool failed, int64_t uptime)
 	int64_t now = mono_ms(), delay;
 
 	if (c->restart == RESTART_NEVER || (c->restart == RESTART_ON_FAILURE && !failed)) {
-		a->state = W_STOPPED;
+		set_state(a, W_STOPPED);
 		return;
 	}
 	unsigned n = note_restart(a, now);
@@ -407,7 +439,7 @@ restart_by_policy(struct agent *a, bool failed, int64_t uptime)
 		start_worker(a);
 		return;
 	}
-	a->state = W_BACKOFF;
+	set_state(a, W_BACKOFF);
 	timer_in(&a->restart_timer, delay);
 }
 
@@ -451,7 +483,7 @@ agent_on_exit(struct agent *a, int status)
 
 	/* Whatever the worker said before dying counts: read it first (as
 	 * STOPPING, so nothing new is dispatched to the dead worker). */
-	a->state = W_STOPPING;
+	set_state(a, W_STOPPING);
 	if (a->io.fd >= 0)
 		agent_on_readable(a);
 	drain_stderr(a);
@@ -490,27 +522,26 @@ agent_on_exit(struct agent *a, int status)
 		else
 			snprintf(why, sizeof(why), "worker %s", a->fault ? a->fault : how);
 		bool retryable = a->cur->cancel_reason == NULL || a->cur->timed_out;
-		a->state = W_STOPPED;
 		run_attempt_failed(a, why, retryable && !a->sup->stopping, -1);
 	}
 	if (a->fault)
 		failed = true;
 
 	if (a->sup->stopping) {
-		a->state = W_STOPPED;
+		set_state(a, W_STOPPED);
 		sup_check_stopped(a->sup);
 		return;
 	}
 	switch (after) {
 	case AFTER_REMOVE:
-		a->state = W_STOPPED;
+		set_state(a, W_STOPPED);
 		sup_remove_agent(a->sup, a);
 		return;
 	case AFTER_RESPAWN:
 		start_worker(a);
 		return;
 	case AFTER_STAY_DOWN:
-		a->state = W_STOPPED;
+		set_state(a, W_STOPPED);
 		return;
 	case AFTER_NONE:
 		break;
@@ -687,7 +718,7 @@ send_run(struct agent *a)
 	r->acked = false;
 	r->attempt_mono = mono_ms();
 	r->attempt_us = mono_us();
-	a->state = W_RUNNING;
+	set_state(a, W_RUNNING);
 	send_msg(a, MSG_RUN, m);
 	json_decref(m);
 	timer_in(&a->ack_timer, a->sup->cfg->g.ack_timeout_ms);
@@ -712,7 +743,7 @@ finish_run(struct agent *a)
 	timer_stop(&a->run_timer);
 	timer_stop(&a->retry_timer);
 	if (a->state == W_RUNNING)
-		a->state = W_IDLE;
+		set_state(a, W_IDLE);
 	if (a->queued > 0 && !a->sup->stopping) {
 		a->queued--;
 		begin_run(a, false, NULL);
@@ -763,7 +794,7 @@ run_attempt_failed(struct agent *a, const char *error, bool retryable,
 	timer_stop(&a->run_timer);
 	timer_stop(&a->ack_timer);
 	if (a->state == W_RUNNING)
-		a->state = W_IDLE;
+		set_state(a, W_IDLE);
 	if (will_retry) {
 		int64_t d = retry_delay(a, r->attempt, retry_after_ms);
 		r->attempt++;
@@ -865,7 +896,7 @@ on_ready(struct agent *a, json_t *m)
 	a->tools = json_incref(json_object_get(m, "tools"));
 	json_decref(a->mcp);	/* a new worker: its servers report afresh */
 	a->mcp = json_object();
-	a->state = W_IDLE;
+	set_state(a, W_IDLE);
 	log_agent(LL_DEBUG, a->name, "worker %d ready", (int)a->pid);
 	dispatch_pending(a);
 }
@@ -903,7 +934,7 @@ on_result(struct agent *a, json_t *m)
 		}
 		event_emit(a, "background_task_completed", p);
 		if (a->state == W_RUNNING)
-			a->state = W_IDLE;
+			set_state(a, W_IDLE);
 		emit_status(a, "idle", NULL);
 		finish_run(a);
 		return;

@@ -29,11 +29,12 @@ cleanup() {
 		esac
 	done
 	# A sanitizer report from agentd or any worker (their stderr is in
-	# agentd's log, or in whatever file a test sent a program's output to)
+	# agentd's log, or in whatever file a test sent a program's output to),
+	# or a bug agentd caught in itself (a state change its table lacks),
 	# fails the test even when everything else passed.
-	local san="ERROR: (Address|Leak)Sanitizer|runtime error:"
+	local san="ERROR: (Address|Leak)Sanitizer|runtime error:|: bug: "
 	if grep -rIqE "$san" "$T" 2>/dev/null; then
-		echo "FAIL: sanitizer report:" >&2
+		echo "FAIL: sanitizer report or bug line:" >&2
 		grep -rIhE -A12 "$san" "$T" | head -40 >&2
 		rc=1
 	fi
