@@ -262,6 +262,7 @@ start_worker(struct agent *a)
 		return;
 	}
 	set_state(a, W_STARTING);
+	a->ready_seen = false;
 	a->spawned_mono = mono_ms();
 	a->spawned_wall = wall_ms();
 	a->errlen = 0;
@@ -887,8 +888,14 @@ run_matches(struct agent *a, json_t *m)
 static void
 on_ready(struct agent *a, json_t *m)
 {
-	if (a->state != W_STARTING) {
+	if (a->ready_seen) {
 		worker_fault(a, "ready sent twice");
+		return;
+	}
+	a->ready_seen = true;
+	if (a->state == W_STOPPING) {	/* the shutdown we sent is next in its pipe */
+		log_agent(LL_DEBUG, a->name, "worker %d asked to stop before it was "
+		    "ready; waiting for its exit", (int)a->pid);
 		return;
 	}
 	timer_stop(&a->ack_timer);

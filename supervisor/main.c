@@ -120,6 +120,10 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!check && sup_block_signals() < 0) {
+		fprintf(stderr, "agentd: sigprocmask: %s\n", strerror(errno));
+		return 1;
+	}
 	if (load(path, &s.cfg) < 0)
 		return 1;
 	if (check) {

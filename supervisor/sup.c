@@ -309,20 +309,32 @@ on_signal(struct watch *w, uint32_t events)
 	reap(s);
 }
 
+static void
+handled_signals(sigset_t *set)
+{
+	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	sigemptyset(set);
+	for (size_t i = 0; i < ARRAY_LEN(sigs); i++)
+		sigaddset(set, sigs[i]);
+}
+
+int
+sup_block_signals(void)
+{
+	sigset_t set;
+	handled_signals(&set);
+	return sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 static int
 signals_setup(struct sup *s)
 {
 	sigset_t set;
 	int fd;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+	if (sup_block_signals() < 0)
 		return -1;
+	handled_signals(&set);
 	signal(SIGPIPE, SIG_IGN);
 	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (fd < 0)

@@ -79,6 +79,7 @@ struct agent {
 	unsigned errkeep_next;
 	char *fault;                   /* why we killed it (protocol fault...) */
 	char *cgroup;                  /* cgroup name, NULL when none */
+	bool ready_seen;               /* this worker has sent `ready` */
 	json_t *tools;                 /* from `ready` */
 	json_t *mcp;                   /* server -> its last mcp_server_status */
 	char *last_error;
@@ -177,6 +178,9 @@ void sup_remove_agent(struct sup *s, struct agent *a);
 int sup_reload(struct sup *s, json_t **report, char **errtext);
 void sup_begin_stop(struct sup *s, const char *why);
 void sup_check_stopped(struct sup *s);
+/* Hold the signals the loop handles from the start, so one sent while
+ * agentd is still starting waits for the loop instead of killing it. */
+int sup_block_signals(void);
 int sup_run(struct sup *s);
 
 #endif
