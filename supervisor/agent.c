@@ -50,7 +50,7 @@ static void run_attempt_failed(struct agent *a, const char *error,
 static const char *wstate_names[] = {
 	[W_STOPPED] = "stopped", [W_STARTING] = "starting", [W_IDLE] = "idle",
 	[W_RUNNING] = "running", [W_STOPPING] = "stopping", [W_BACKOFF] = "backoff",
-	[W_FATAL] = "fatal",
+	[W_FATAL] = "fatal", [W_WAITING] = "waiting",
 };
 
 const char *
@@ -63,13 +63,15 @@ wstate_name(enum wstate s)
  * Every change goes through set_state, which holds it to this table. */
 #define TO(s) (1u << (s))
 static const unsigned wstate_next[] = {
-	[W_STOPPED]  = TO(W_STARTING) | TO(W_FATAL),
+	[W_STOPPED]  = TO(W_STARTING) | TO(W_WAITING) | TO(W_FATAL),
 	[W_STARTING] = TO(W_IDLE) | TO(W_STOPPING),
 	[W_IDLE]     = TO(W_RUNNING) | TO(W_STOPPING),
 	[W_RUNNING]  = TO(W_IDLE) | TO(W_STOPPING),
-	[W_STOPPING] = TO(W_STOPPED) | TO(W_STARTING) | TO(W_BACKOFF) | TO(W_FATAL),
-	[W_BACKOFF]  = TO(W_STARTING) | TO(W_STOPPED) | TO(W_FATAL),
-	[W_FATAL]    = TO(W_STARTING),
+	[W_STOPPING] = TO(W_STOPPED) | TO(W_STARTING) | TO(W_WAITING) | TO(W_BACKOFF) |
+	               TO(W_FATAL),
+	[W_BACKOFF]  = TO(W_STARTING) | TO(W_WAITING) | TO(W_STOPPED) | TO(W_FATAL),
+	[W_WAITING]  = TO(W_STARTING) | TO(W_STOPPED) | TO(W_FATAL),
+	[W_FATAL]    = TO(W_STARTING) | TO(W_WAITING),
 };
 #undef TO
 
@@ -238,6 +240,20 @@ close_worker_fds(struct agent *a)
 
 static void on_worker_stderr(struct watch *w, uint32_t events);
 
+/* The host is short of something a start needs, not the agent wrong:
+ * the same start can work once descriptors, processes or memory free up. */
+static bool
+short_of_resources(int err)
+{
+	static const int errs[] = { EMFILE, ENFILE, EAGAIN, ENOMEM, ENOBUFS, ENOSPC, EDQUOT };
+	for (size_t i = 0; i < ARRAY_LEN(errs); i++)
+		if (err == errs[i])
+			return true;
+	return false;
+}
+
+/* A start that can only work after a change (an unknown user, a directory
+ * that cannot be made): fatal, with the reason. */
 static void
 spawn_failed(struct agent *a, const char *why)
 {
@@ -249,6 +265,31 @@ spawn_failed(struct agent *a, const char *why)
 	event_emit(a, "worker_fatal", p);
 }
 
+/* A start the host had no room for: tried again with the restart backoff,
+ * but no worker ran, so nothing is taken from the crash budget. */
+static void
+spawn_postponed(struct agent *a, const char *why)
+{
+	const struct agent_conf *c = a->conf;
+	double d = (double)c->backoff_ms * pow(2.0, a->start_failures);
+	int64_t delay = d > (double)c->backoff_max_ms ? c->backoff_max_ms : (int64_t)d;
+	char msg[400];
+
+	if (a->start_failures < 62)
+		a->start_failures++;
+	snprintf(msg, sizeof(msg), "cannot start a worker: %s (the host is short of "
+	    "resources; attempt %d, next in %lld ms)", why, a->start_failures,
+	    (long long)delay);
+	log_agent(LL_WARN, a->name, "%s", msg);
+	free(a->last_error);
+	a->last_error = xstrdup(msg);
+	set_state(a, W_WAITING);
+	timer_in(&a->restart_timer, delay);
+	event_emit(a, "worker_start_failed", json_pack("{s:s, s:s, s:i, s:I}", "agent_id",
+	    agent_id(a), "reason", why, "attempt", a->start_failures, "delay_ms",
+	    (json_int_t)delay));
+}
+
 static void
 start_worker(struct agent *a)
 {
@@ -258,8 +299,16 @@ start_worker(struct agent *a)
 	if (a->sup->stopping)
 		return;
 	if (worker_spawn(a, &sock, &errfd, err, sizeof(err)) < 0) {
-		spawn_failed(a, err);
+		if (short_of_resources(errno))
+			spawn_postponed(a, err);
+		else
+			spawn_failed(a, err);
 		return;
+	}
+	if (a->start_failures) {	/* the reason it waited is over */
+		a->start_failures = 0;
+		free(a->last_error);
+		a->last_error = NULL;
 	}
 	set_state(a, W_STARTING);
 	a->ready_seen = false;
@@ -370,7 +419,7 @@ static void
 on_restart_timer(struct timer *t)
 {
 	struct agent *a = t->ctx;
-	if (a->state == W_BACKOFF)
+	if (a->state == W_BACKOFF || a->state == W_WAITING)
 		start_worker(a);
 }
 
@@ -1160,6 +1209,7 @@ agent_restart_cmd(struct agent *a)
 {
 	a->nrestarts = 0;
 	a->backoff_step = 0;
+	a->start_failures = 0;
 	free(a->last_error);
 	a->last_error = NULL;
 	if (a->pid > 0) {
@@ -1168,7 +1218,7 @@ agent_restart_cmd(struct agent *a)
 	}
 	timer_stop(&a->restart_timer);
 	start_worker(a);
-	if (a->state == W_STARTING && !timer_armed(&a->sched_timer))
+	if ((a->state == W_STARTING || a->state == W_WAITING) && !timer_armed(&a->sched_timer))
 		schedule_next(a, true);
 }
 

@@ -7,7 +7,9 @@
  * signal, signal state, descriptors, cgroup, limits, directory, identity,
  * no_new_privs, exec.  A failure in the child is written to its stderr
  * (which agentd captures) and the child exits 127, which agentd reports
- * with that line.
+ * with that line.  A failure in the parent leaves errno at its cause, so
+ * the caller can tell a host short of descriptors, processes or memory
+ * (worth trying again) from a start that cannot work as configured.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -118,6 +120,43 @@ child_limits(const struct limits *l)
 
 struct ids { bool set; uid_t uid; gid_t gid; };
 
+/* getpwnam/getgrnam gave nothing: no such name (errno 0 or one of the
+ * "not found" codes, made ENOENT), or the lookup itself failed (no
+ * descriptor to read /etc/passwd with: errno kept). */
+static int
+lookup_failed(char *err, size_t errlen, const char *what, const char *name)
+{
+	int e = errno;
+	if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM) {
+		snprintf(err, errlen, "unknown %s \"%s\"", what, name);
+		errno = ENOENT;
+	} else {
+		snprintf(err, errlen, "looking up %s \"%s\": %s", what, name, strerror(e));
+		errno = e;
+	}
+	return -1;
+}
+
+/* err says what failed and why; errno stays at the cause. */
+static int
+parent_failed(char *err, size_t errlen, const char *what, const char *detail)
+{
+	int e = errno;
+	snprintf(err, errlen, "%s%s%s: %s", what, detail ? " " : "", detail ? detail : "",
+	    strerror(e));
+	errno = e;
+	return -1;
+}
+
+static void
+close_pair(int fds[2])
+{
+	int e = errno;
+	close(fds[0]);
+	close(fds[1]);
+	errno = e;
+}
+
 static int
 resolve_ids(const struct agent_conf *c, struct ids *ids, char *err, size_t errlen)
 {
@@ -127,20 +166,18 @@ resolve_ids(const struct agent_conf *c, struct ids *ids, char *err, size_t errle
 	ids->uid = getuid();
 	ids->gid = getgid();
 	if (c->user) {
+		errno = 0;
 		struct passwd *pw = getpwnam(c->user);
-		if (pw == NULL) {
-			snprintf(err, errlen, "unknown user \"%s\"", c->user);
-			return -1;
-		}
+		if (pw == NULL)
+			return lookup_failed(err, errlen, "user", c->user);
 		ids->uid = pw->pw_uid;
 		ids->gid = pw->pw_gid;
 	}
 	if (c->group) {
+		errno = 0;
 		struct group *gr = getgrnam(c->group);
-		if (gr == NULL) {
-			snprintf(err, errlen, "unknown group \"%s\"", c->group);
-			return -1;
-		}
+		if (gr == NULL)
+			return lookup_failed(err, errlen, "group", c->group);
 		ids->gid = gr->gr_gid;
 	}
 	ids->set = true;
@@ -210,24 +247,17 @@ worker_spawn(struct agent *a, int *sockfd, int *errfd, char *err, size_t errlen)
 	char **env;
 	pid_t pid, parent = getpid();
 
-	if (mkdir_p(a->dir, 0700) < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", a->dir, strerror(errno));
-		return -1;
-	}
+	if (mkdir_p(a->dir, 0700) < 0)
+		return parent_failed(err, errlen, "cannot create", a->dir);
 	if (resolve_ids(a->conf, &ids, err, errlen) < 0)
 		return -1;
-	if (ids.set && chown(a->dir, ids.uid, ids.gid) < 0) {
-		snprintf(err, errlen, "chown %s: %s", a->dir, strerror(errno));
-		return -1;
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		return -1;
-	}
+	if (ids.set && chown(a->dir, ids.uid, ids.gid) < 0)
+		return parent_failed(err, errlen, "chown", a->dir);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return parent_failed(err, errlen, "socketpair", NULL);
 	if (pipe2(ep, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		close(sv[0]);
-		close(sv[1]);
+		parent_failed(err, errlen, "pipe", NULL);
+		close_pair(sv);
 		return -1;
 	}
 	free(a->cgroup);
@@ -242,15 +272,16 @@ worker_spawn(struct agent *a, int *sockfd, int *errfd, char *err, size_t errlen)
 		close(ep[0]);
 		child(a, sv[1], ep[1], argv, env, &ids, parent);
 	}
+	if (pid < 0) {
+		parent_failed(err, errlen, "fork", NULL);
+		free_env(env);
+		close_pair(sv);
+		close_pair(ep);
+		return -1;
+	}
 	free_env(env);
 	close(sv[1]);
 	close(ep[1]);
-	if (pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		close(sv[0]);
-		close(ep[0]);
-		return -1;
-	}
 	set_nonblock(sv[0]);
 	set_nonblock(ep[0]);
 	a->pid = pid;

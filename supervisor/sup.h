@@ -33,6 +33,9 @@ enum wstate {
 	W_STOPPING,      /* asked to exit (shutdown sent / killed), waiting for SIGCHLD */
 	W_BACKOFF,       /* waiting on restart_timer */
 	W_FATAL,         /* crash budget spent: waits for `agentctl restart` */
+	W_WAITING,       /* no worker: its start failed for want of host resources
+	                  * (descriptors, processes, memory); tried again on
+	                  * restart_timer, outside the crash budget */
 };
 
 /* What to do once a worker we asked to stop has exited. */
@@ -93,6 +96,7 @@ struct agent {
 	int64_t restarts[RESTART_HISTORY]; /* mono ms of recent unplanned restarts */
 	unsigned nrestarts;
 	int backoff_step;              /* consecutive quick crashes */
+	int start_failures;            /* consecutive starts the host had no room for */
 
 	struct timer sched_timer;      /* next scheduled run */
 	struct timer restart_timer;    /* backoff before respawn */
