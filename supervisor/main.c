@@ -1,6 +1,7 @@
 /*
  * agentd: entry point.  Parses the command line, loads and checks the
- * configuration, opens the store and hands over to the loop (sup.c).
+ * configuration, claims the state directory (statedir.c), opens the store
+ * and hands over to the loop (sup.c).
  * Everything that can fail before the first worker starts fails here, with
  * a message, and exit status 1.
  */
@@ -102,7 +103,7 @@ main(int argc, char **argv)
 	};
 	const char *path = DEFAULT_CONFIG;
 	bool check = false, verbose = false;
-	struct sup s = { .ctl_fd = -1 };
+	struct sup s = { .ctl_fd = -1, .lock_fd = -1 };
 	char err[512];
 	int c, rc;
 
@@ -136,9 +137,17 @@ main(int argc, char **argv)
 		log_error("cannot open log file %s: %s; logging to stderr",
 		    s.cfg->g.log_file, strerror(errno));
 	s.config_path = xstrdup(path);
-	if (mkdir_p(s.cfg->g.state_dir, 0700) < 0 || absolutize(&s.cfg->g.state_dir) < 0 ||
-	    absolutize(&s.cfg->g.control_socket) < 0) {
+	if (mkdir_p(s.cfg->g.state_dir, 0700) < 0) {
+		log_error("cannot create state_dir %s: %s", s.cfg->g.state_dir, strerror(errno));
+		return 1;
+	}
+	if (absolutize(&s.cfg->g.state_dir) < 0 || absolutize(&s.cfg->g.control_socket) < 0) {
 		log_error("state_dir %s: %s", s.cfg->g.state_dir, strerror(errno));
+		return 1;
+	}
+	/* Before the store: a second agentd must not open the database at all. */
+	if ((s.lock_fd = state_dir_claim(s.cfg->g.state_dir, err, sizeof(err))) < 0) {
+		log_error("%s", err);
 		return 1;
 	}
 	s.worker_path = find_worker(s.cfg);

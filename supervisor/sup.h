@@ -135,6 +135,7 @@ struct sup {
 	char *worker_path;
 	char *self_path;
 	int cgroup_mode;           /* 0 none, 1 v1, 2 v2 (cgroup.c) */
+	int lock_fd;               /* state_dir's lock, held until exit (statedir.c) */
 };
 
 /* agent.c */
@@ -162,6 +163,10 @@ void events_followers_publish(struct sup *s, const struct event *ev);
 
 /* spawn.c */
 int worker_spawn(struct agent *a, int *sockfd, int *errfd, char *err, size_t errlen);
+
+/* statedir.c: lock state_dir for agentd's life (a second agentd on it is
+ * refused, naming the holder); the lock's descriptor, or -1 with err. */
+int state_dir_claim(const char *dir, char *err, size_t errlen);
 
 /* cgroup.c */
 int cgroup_detect(void);                      /* 0 none, 1 v1, 2 v2 */
