@@ -1252,8 +1252,14 @@ agent_new(struct sup *s, const struct agent_conf *conf)
 	timer_init(&a->kill_timer, on_kill_timer, a);
 	timer_init(&a->retry_timer, on_retry_timer, a);
 
-	if (store_state_load(s->store, a->name, &a->st) < 0)
-		log_agent(LL_ERROR, a->name, "cannot load saved state; starting fresh");
+	/* Never "starting fresh" over state that is there but unreadable: that
+	 * would reset its counters and session for good. */
+	if (store_state_load(s->store, a->name, &a->st) < 0) {
+		log_agent(LL_ERROR, a->name, "cannot load its saved state from the state db; "
+		    "not starting it");
+		agent_free(a);
+		return NULL;
+	}
 	if (a->st.session_id[0] == '\0')
 		snprintf(a->st.session_id, sizeof(a->st.session_id), "background_%s_%lld",
 		    conf->agent_id, (long long)(wall_ms() / 1000));

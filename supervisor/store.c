@@ -5,7 +5,8 @@
  * One connection, WAL, prepared statements made once.  Writes open a
  * transaction lazily and store_flush() commits it at the end of the loop
  * pass, so a burst of events costs one fsync-less commit.  Retention runs
- * at flush time: one DELETE per table, not one per insert.
+ * at flush time: one DELETE per table, not one per insert.  A db that
+ * fails PRAGMA quick_check at open is refused as it is, never reset.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -157,6 +158,47 @@ stmt(struct store *s, int which)
 	return st;
 }
 
+/* A db SQLite calls damaged is refused as it is: starting "fresh" over it
+ * would reset every counter and session id, and writing into it would fail
+ * or spread the damage.  What to do is the operator's call. */
+static int
+refuse_damaged(const char *path, const char *why, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s is damaged (%s); agentd will not start over it: "
+	    "restore it from a backup, or move it aside to start with an empty state "
+	    "(its counters, session ids, events and memory are then gone; "
+	    "`sqlite3 %s .recover` salvages what it can)", path, why, path);
+	return -1;
+}
+
+/* PRAGMA quick_check: every page and index entry well-formed (not the
+ * full cross-check of integrity_check, which costs far more at start). */
+static int
+check_db(struct store *s, const char *path, char *err, size_t errlen)
+{
+	sqlite3_stmt *q;
+	char first[256] = "";
+	int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &q, NULL);
+
+	if (rc == SQLITE_OK) {
+		if ((rc = sqlite3_step(q)) == SQLITE_ROW)
+			snprintf(first, sizeof(first), "%s", (const char *)sqlite3_column_text(q, 0));
+		sqlite3_finalize(q);
+	}
+	if (rc == SQLITE_ROW && strcmp(first, "ok") == 0)
+		return 0;
+	for (char *p = first; *p; p++)	/* one log line */
+		if (*p == '\n')
+			*p = ' ';
+	return refuse_damaged(path, first[0] ? first : sqlite3_errmsg(s->db), err, errlen);
+}
+
+static bool
+damaged(int rc)
+{
+	return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB;
+}
+
 static int
 open_db(struct store *s, const char *dir, char *err, size_t errlen)
 {
@@ -173,9 +215,19 @@ open_db(struct store *s, const char *dir, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(s->db, 1000);
 	char *e = NULL;
-	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-	    NULL, NULL, &e) != SQLITE_OK || sqlite3_exec(s->db, schema, NULL, NULL, &e) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, e ? e : sqlite3_errmsg(s->db));
+	int rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, &e);
+	if (rc == SQLITE_OK && check_db(s, path, err, errlen) < 0)
+		return -1;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, &e);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, schema, NULL, NULL, &e);
+	if (rc != SQLITE_OK) {
+		const char *why = e ? e : sqlite3_errmsg(s->db);
+		if (damaged(rc))
+			refuse_damaged(path, why, err, errlen);
+		else
+			snprintf(err, errlen, "%s: %s", path, why);
 		sqlite3_free(e);
 		return -1;
 	}

@@ -103,9 +103,24 @@ static struct agent *
 add_agent(struct sup *s, const struct agent_conf *c)
 {
 	struct agent *a = agent_new(s, c);
+	if (a == NULL)
+		return NULL;
 	s->agents = xrealloc(s->agents, (s->nagents + 1) * sizeof(*s->agents));
 	s->agents[s->nagents++] = a;
 	return a;
+}
+
+/* Their last state goes into the store's pending batch. */
+static void
+free_agents(struct sup *s)
+{
+	while (s->nagents > 0) {
+		struct agent *a = s->agents[--s->nagents];
+		agent_save(a);
+		agent_free(a);
+	}
+	free(s->agents);
+	s->agents = NULL;
 }
 
 /* ---- children -------------------------------------------------------- */
@@ -196,8 +211,10 @@ sup_reload(struct sup *s, json_t **report, char **errtext)
 		const struct agent_conf *c = &nc->agents[i];
 		struct agent *a = sup_find(s, c->name);
 		if (a == NULL) {
+			if ((a = add_agent(s, c)) == NULL)
+				continue;	/* its state cannot be read: said, not started */
 			json_array_append_new(added, json_string(c->name));
-			agent_start(add_agent(s, c));
+			agent_start(a);
 		} else if (a->after == AFTER_REMOVE) {
 			continue;
 		} else if (strcmp(a->conf->fingerprint, c->fingerprint) != 0) {
@@ -372,10 +389,16 @@ sup_run(struct sup *s)
 	timer_init(&s->stop_timer, on_stop_timer, s);
 	timer_init(&s->log_timer, on_log_timer, s);
 	store_on_commit(s->store, save_unsaved, s);
-	if (ctl_listen(s) < 0)
-		return 1;
 	for (size_t i = 0; i < s->cfg->nagents; i++)
-		add_agent(s, &s->cfg->agents[i]);
+		if (add_agent(s, &s->cfg->agents[i]) == NULL) {
+			log_error("not starting: the state db has an agent's state it cannot read");
+			free_agents(s);
+			return 1;
+		}
+	if (ctl_listen(s) < 0) {
+		free_agents(s);
+		return 1;
+	}
 	log_info("agentd %s started: %zu agents, state in %s, control socket %s",
 	    AGENTD_VERSION, s->nagents, s->cfg->g.state_dir, s->cfg->g.control_socket);
 	if (strcmp(s->cfg->g.event_store, "redis_stream") == 0 ||
@@ -402,13 +425,7 @@ sup_run(struct sup *s)
 	}
 	log_limited_flush(INT64_MAX);
 	ctl_close(s);
-	while (s->nagents > 0) {
-		struct agent *a = s->agents[--s->nagents];
-		agent_save(a);
-		agent_free(a);
-	}
-	free(s->agents);
-	s->agents = NULL;
+	free_agents(s);
 	store_flush(s->store);
 	if (s->relay && strcmp(s->cfg->g.event_store, "redis_stream") == 0 &&
 	    store_last_id(s->store) > store_shipped(s->store))

@@ -139,6 +139,7 @@ struct sup {
 };
 
 /* agent.c */
+/* NULL when its saved state cannot be read (logged). */
 struct agent *agent_new(struct sup *s, const struct agent_conf *conf);
 void agent_free(struct agent *a);
 void agent_start(struct agent *a);           /* first spawn + schedule */

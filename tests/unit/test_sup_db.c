@@ -2,13 +2,15 @@
  * Unit tests: the store (supervisor/store.c) on its SQLite and in-memory
  * backends: state round trips and persistence, event order, ids that never
  * repeat after retention, memory isolation between agents, clean failures,
- * pages of events cut by size that join up without a gap or a repeat.
+ * pages of events cut by size that join up without a gap or a repeat, a
+ * damaged db refused at open and left untouched.
  */
 #include <check.h>
 #include "tests/unit/check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
 #include "common/jsonmp.h"
 #include "common/util.h"
 #include "conf/config.h"
@@ -438,10 +440,77 @@ START_TEST(append_rate)
 	}
 	store_flush(s);
 	int64_t us = mono_us() - t0;
-	/* A figure for the notes, not an assertion. */
+	/* Figures for the notes, not assertions. */
 	fprintf(stderr, "store: 50000 events appended in %lld ms (%.0f events/s, "
 	    "one transaction per 1000)\n", (long long)us / 1000, 50000.0 * 1e6 / (double)us);
 	store_close(s);
+	t0 = mono_us();
+	s = open_store();
+	fprintf(stderr, "store: reopened (quick_check included) with 50000 events in %lld ms\n",
+	    (long long)(mono_us() - t0) / 1000);
+	store_close(s);
+}
+END_TEST
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	rewind(f);
+	char *b = xmalloc(*len + 1);
+	ck_assert_uint_eq(fread(b, 1, *len, f), *len);
+	fclose(f);
+	return b;
+}
+
+static void
+corrupt_root_page(const char *table)
+{
+	char path[128];
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int page = 0, root = 0;
+	snprintf(path, sizeof(path), "%s/agentd.db", dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT (SELECT page_size FROM pragma_page_size), "
+	    "rootpage FROM sqlite_master WHERE name = ?1", -1, &q, NULL), SQLITE_OK);
+	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	page = sqlite3_column_int(q, 0);
+	root = sqlite3_column_int(q, 1);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	FILE *f = fopen(path, "r+b");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, (long)(root - 1) * page, SEEK_SET);
+	for (int i = 0; i < page; i++)
+		fputc((i * 37 + 11) % 256, f);
+	fclose(f);
+}
+
+/* A damaged page is refused at open, by file name, and the file is left as
+ * it is: no "fresh start" over it. */
+START_TEST(damaged_db_refused)
+{
+	struct store *s = open_store();
+	struct agent_state st = { .run_count = 7 };
+	char err[1024], path[128];
+	size_t n_before, n_after;
+	append(s, "a", 1, "tick");
+	ck_assert_int_eq(store_state_save(s, "a", &st), 0);
+	store_close(s);
+	corrupt_root_page("events");
+	snprintf(path, sizeof(path), "%s/agentd.db", dir);
+	char *before = slurp(path, &n_before);
+	ck_assert_int_eq(store_open(&s, &g, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, path) && strstr(err, "is damaged"), "%s", err);
+	char *after = slurp(path, &n_after);
+	ck_assert(n_before == n_after && memcmp(before, after, n_before) == 0);
+	free(before);
+	free(after);
 }
 END_TEST
 
@@ -464,6 +533,7 @@ main(void)
 	tcase_add_test(tc, memory_outbox);
 	tcase_add_test(tc, event_outbox_bound);
 	tcase_add_test(tc, clean_failures);
+	tcase_add_test(tc, damaged_db_refused);
 	tcase_add_test(tc, append_rate);
 	suite_add_tcase(su, tc);
 	return run_suite(su);
