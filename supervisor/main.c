@@ -105,7 +105,7 @@ main(int argc, char **argv)
 	bool check = false, verbose = false;
 	struct sup s = { .ctl_fd = -1, .lock_fd = -1 };
 	char err[512];
-	int c, rc;
+	int c, rc = 1;
 
 	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (c) {
@@ -139,35 +139,36 @@ main(int argc, char **argv)
 	s.config_path = xstrdup(path);
 	if (mkdir_p(s.cfg->g.state_dir, 0700) < 0) {
 		log_error("cannot create state_dir %s: %s", s.cfg->g.state_dir, strerror(errno));
-		return 1;
+		goto out;
 	}
 	if (absolutize(&s.cfg->g.state_dir) < 0 || absolutize(&s.cfg->g.control_socket) < 0) {
 		log_error("state_dir %s: %s", s.cfg->g.state_dir, strerror(errno));
-		return 1;
+		goto out;
 	}
 	/* Before the store: a second agentd must not open the database at all. */
 	if ((s.lock_fd = state_dir_claim(s.cfg->g.state_dir, err, sizeof(err))) < 0) {
 		log_error("%s", err);
-		return 1;
+		goto out;
 	}
 	s.worker_path = find_worker(s.cfg);
 	if (access(s.worker_path, X_OK) < 0) {
 		log_error("worker program %s: %s", s.worker_path, strerror(errno));
-		return 1;
+		goto out;
 	}
 	if (store_open(&s.store, &s.cfg->g, err, sizeof(err)) < 0) {
 		log_error("store: %s", err);
-		return 1;
+		goto out;
 	}
 	/* Orphans of workers (tools, MCP servers) come to us to be reaped. */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_warn("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
 	if (loop_init() < 0) {
 		log_error("epoll: %s", strerror(errno));
-		return 1;
+		goto out;
 	}
 	s.cgroup_mode = cgroup_detect();
 	rc = sup_run(&s);
+out:
 	store_close(s.store);
 	cgroup_cleanup(s.cgroup_mode);
 	loop_fini();
