@@ -68,6 +68,15 @@
 #define CTL_CLIENTS_MAX 64
 #define CTL_IDLE_MS 10000
 
+/* What agentd holds in memory while its state db takes no writes (a full
+ * disk, an I/O error): at most this many events (and never more than
+ * event_retention, what the log would keep of them) and this many bytes of
+ * events and memory rows together.  Past them the newest are dropped,
+ * counted, and reported as events_dropped once the db takes writes again.
+ * Room for several of the largest events and memory items at once. */
+#define STORE_PENDING_EVENTS 10000
+#define STORE_PENDING_BYTES (16u << 20)
+
 _Static_assert(SPEC_MAX + SECRETS_MAX + (64u << 10) <= FRAME_MAX,
     "a config frame must hold the largest spec with its secrets");
 _Static_assert(EVENT_PAYLOAD_MAX + (64u << 10) <= FRAME_MAX,
@@ -79,6 +88,8 @@ _Static_assert(2 * MEMORY_CONTENT_MAX + (64u << 10) <= MEMORY_REPLY_MAX &&
     "an answer must hold the largest memory item, and fit a frame");
 _Static_assert(KWARGS_MAX + (64u << 10) <= CTL_REQUEST_MAX,
     "a request frame must hold the largest kwargs");
+_Static_assert(STORE_PENDING_BYTES >= 8 * (EVENT_MAX + MEMORY_CONTENT_MAX),
+    "the pending bound must hold several of the largest writes");
 _Static_assert(VALUE_DEPTH_MAX > 0, "the envelope leaves no room for values");
 
 #endif

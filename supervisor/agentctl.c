@@ -127,6 +127,23 @@ print_status_table(json_t *agents)
 	free(cells);
 }
 
+/* A degraded store is news: one line under the table. */
+static void
+print_store(json_t *st)
+{
+	char since[64], next[64];
+	if (st == NULL || !strcmp(str(st, "state") ? str(st, "state") : "ok", "ok"))
+		return;
+	fmt_time(str(st, "since"), since, sizeof(since));
+	fmt_time(str(st, "next_retry"), next, sizeof(next));
+	printf("store: %s since %s: %s; %lld events and %lld memory rows wait in memory "
+	    "(%lld events dropped), next try %s\n", str(st, "state"), since,
+	    str(st, "error") ? str(st, "error") : "-",
+	    (long long)json_integer_value(json_object_get(st, "pending_events")),
+	    (long long)json_integer_value(json_object_get(st, "pending_memory")),
+	    (long long)json_integer_value(json_object_get(st, "dropped_events")), next);
+}
+
 static void
 print_kv(json_t *o)
 {
@@ -176,9 +193,10 @@ print_data(const char *cmd, json_t *data)
 		return;
 	}
 	if (!strcmp(cmd, "status")) {
-		if (json_object_get(data, "agents"))
+		if (json_object_get(data, "agents")) {
 			print_status_table(json_object_get(data, "agents"));
-		else
+			print_store(json_object_get(data, "store"));
+		} else
 			print_kv(data);
 	} else if (!strcmp(cmd, "list")) {
 		size_t i;

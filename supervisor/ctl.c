@@ -192,6 +192,7 @@ manager_status(struct sup *s)
 	    "agents", agents, "pid", (json_int_t)getpid(), "event_store",
 	    store_event_backend(s->store), "events_dropped",
 	    (json_int_t)store_events_dropped(s->store));
+	json_object_set_new(o, "store", store_status(s->store));
 	if (s->relay)
 		json_object_set_new(o, "outbox", relay_status(s->relay));
 	if (s->pgship)

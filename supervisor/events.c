@@ -36,10 +36,11 @@ event_emit(struct agent *a, const char *type, json_t *payload)
 	ev.payload = payload;
 	char *pj = json_dumps_short(payload, JSON_COMPACT);	/* once, for the store and the relay */
 	ev.payload_json = pj;
-	if (store_event_append(a->sup->store, &ev) < 0)
+	int rc = store_event_append(a->sup->store, &ev);
+	if (rc < 0)
 		log_agent(LL_ERROR, a->name, "event %s (seq %lld) could not be stored",
 		    type, (long long)ev.seq);
-	else
+	else if (rc == 0)	/* 1: past the store's bound, counted for events_dropped */
 		relay_offer(a->sup->relay, &ev, pj ? pj : "{}");
 	free(pj);
 	agent_save_later(a);	/* the seq, in this pass's commit */

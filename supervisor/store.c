@@ -7,6 +7,21 @@
  * pass, so a burst of events costs one fsync-less commit.  Retention runs
  * at flush time: one DELETE per table, not one per insert.  A db that
  * fails PRAGMA quick_check at open is refused as it is, never reset.
+ *
+ * No write is lost to a commit that fails (a full disk, an I/O error, the
+ * db locked by another program).  Each write to SQLite is also kept as an
+ * op until a COMMIT has it; when a statement or the COMMIT fails, the
+ * transaction is rolled back and the store is degraded: the ops stay, new
+ * writes are only added to them, and a timer with a growing backoff (not
+ * every loop pass) replays them all in one transaction until it commits.
+ * While degraded, at most STORE_PENDING_EVENTS events (and event_retention)
+ * and STORE_PENDING_BYTES bytes wait (common/limits.h); newer events and
+ * memory rows are dropped and counted, by agent for events, and told as
+ * events_dropped (store_take_drops) once the db takes writes again.  State
+ * saves are coalesced, one op per agent, so a snapshot committed is the
+ * latest and agrees with the events committed with it.  What a commit does
+ * to counters (retention, the outbox watermark) is applied only once it has
+ * committed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,7 +31,9 @@
 #include "common/jsonmp.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/limits.h"
 #include "conf/config.h"
+#include "supervisor/loop.h"
 #include "supervisor/pgship.h"
 #include "supervisor/store.h"
 
@@ -83,6 +100,33 @@ struct ring_event { struct event ev; char *type, *agent; };
 
 struct mem_item { char *agent, *type, *role, *content; json_t *metadata; int64_t ts; };
 
+#define RETRY_FIRST_MS 500          /* a failed commit is tried again after this, */
+#define RETRY_MAX_MS 30000          /* doubling up to this */
+
+/* A write to SQLite not yet committed: executed in the open transaction
+ * and kept, so that a failed commit can be replayed whole. */
+enum op_kind { OP_EVENT, OP_MEM, OP_MEM_CLEAR, OP_STATE, OP_STATE_DEL };
+
+struct op {
+	enum op_kind kind;
+	char *agent;
+	size_t bytes;                 /* held, for STORE_PENDING_BYTES */
+	union {
+		struct { int64_t id, seq, ts; char event_id[37]; char *type, *payload; } ev;
+		struct { int64_t ts; char *session, *type, *role, *content, *metadata; } mem;
+		struct { char *type; } clear;
+		struct { struct agent_state st; char *extra; } state;   /* st.extra unused */
+	} u;
+};
+
+/* What a commit's pruning did, applied once the commit has it. */
+struct prune_fx {
+	int64_t deleted;              /* events gone by retention */
+	int64_t shipped_to;           /* the outbox bound moved the watermark here */
+	int64_t unshipped;            /* of which never shipped */
+	json_t *drops;                /* agent -> {dropped, first_seq, last_seq} */
+};
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__N];
@@ -115,6 +159,27 @@ struct store {
 	json_t *outbox_drops;     /* agent -> what of it was dropped, until taken */
 	void (*on_commit)(void *ctx);
 	void *on_commit_ctx;
+	/* Writes since the last commit (all of them, while degraded). */
+	struct op *ops;
+	size_t nops, capops;
+	json_t *state_ops;        /* agent -> index of its state op in ops */
+	size_t pend_events, pend_mem, pend_bytes;
+	struct prune_fx fx;
+	int64_t marks[3];         /* next_event_id, shipped_id, mem_shipped_id as committed */
+	/* Degraded: the last commit failed. */
+	bool degraded;
+	bool replay_due;          /* the retry timer has fired */
+	char err[320];            /* why */
+	int64_t since;            /* wall ms the episode began; 0: none */
+	int64_t backoff;
+	int64_t next_retry;       /* wall ms */
+	struct timer retry;
+	bool dropping;            /* past the pending bound (said once) */
+	int64_t dropped_events, dropped_mem;  /* at the pending bound, since start */
+	int64_t ep_events, ep_mem;            /* the same when the episode began */
+	json_t *pend_drops;       /* agent -> {dropped, first_seq, last_seq}, this episode */
+	json_t *drops_ready;      /* the same, once committed again, until taken */
+	char drops_reason[512];
 };
 
 bool
@@ -131,6 +196,7 @@ memory_type_valid(const char *t)
 
 int store_set_shipped(struct store *s, int64_t id);
 
+/* A read failed: said, and -1. */
 static int
 db_fail(struct store *s, const char *what)
 {
@@ -138,13 +204,18 @@ db_fail(struct store *s, const char *what)
 	return -1;
 }
 
+static int failed(struct store *s, const char *what);
+static void fx_clear(struct prune_fx *fx);
+static void ops_clear(struct store *s);
+static void on_retry(struct timer *t);
+
 static int
 begin(struct store *s)
 {
 	if (s->in_tx)
 		return 0;
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(s, "begin");
+		return failed(s, "begin");
 	s->in_tx = true;
 	return 0;
 }
@@ -215,9 +286,9 @@ open_db(struct store *s, const char *dir, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(s->db, 1000);
 	char *e = NULL;
-	int rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, &e);
-	if (rc == SQLITE_OK && check_db(s, path, err, errlen) < 0)
+	if (check_db(s, path, err, errlen) < 0)	/* before anything writes to it */
 		return -1;
+	int rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, &e);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, &e);
 	if (rc == SQLITE_OK)
@@ -324,12 +395,20 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 	s->mem_retention = g->memory_retention > 0 ? g->memory_retention : 10000;
 	s->mem_dirty = json_object();
 	s->outbox_drops = json_object();
+	s->state_ops = json_object();
+	s->pend_drops = json_object();
+	s->drops_ready = json_object();
+	fx_clear(&s->fx);
+	timer_init(&s->retry, on_retry, s);
 	if (g->state_store && strcmp(g->state_store, "redis") == 0)
 		s->state_dirty = json_object();
 	if (open_db(s, g->state_dir, err, errlen) < 0) {
 		store_close(s);
 		return -1;
 	}
+	s->marks[0] = s->next_id;
+	s->marks[1] = s->shipped_id;
+	s->marks[2] = s->mem_shipped;
 	if (!s->events_in_db)
 		s->ring = xcalloc((size_t)s->retention, sizeof(*s->ring));
 	*out = s;
@@ -355,6 +434,14 @@ store_close(struct store *s)
 		return;
 	if (s->db) {
 		store_flush(s);
+		if (s->degraded) {	/* one last try: what fails now is lost */
+			s->replay_due = true;
+			store_flush(s);
+		}
+		if (s->degraded)
+			log_error("store: %zu events and %zu memory rows could not be written to "
+			    "the state db (%s) and are lost with this exit", s->pend_events,
+			    s->pend_mem, s->err);
 		for (int i = 0; i < ST__N; i++)
 			sqlite3_finalize(s->st[i]);
 		sqlite3_close(s->db);
@@ -372,51 +459,115 @@ store_close(struct store *s)
 	json_decref(s->mem_dirty);
 	json_decref(s->outbox_drops);
 	json_decref(s->state_dirty);
+	timer_stop(&s->retry);
+	ops_clear(s);
+	free(s->ops);
+	json_decref(s->state_ops);
+	json_decref(s->pend_drops);
+	json_decref(s->drops_ready);
+	json_decref(s->fx.drops);
 	free(s);
 }
 
-/* The outbox is full: the unshipped events up to id `upto` go, counted per
- * agent for the events_dropped events agentd emits (store_take_outbox_drops). */
+/* Add n dropped events (seq first..last) to what drops says of agent. */
 static void
-drop_unshipped(struct store *s, int64_t upto)
+add_drop(json_t *drops, const char *agent, json_int_t n, json_int_t first, json_int_t last)
 {
-	sqlite3_stmt *q;
-	s->outbox_dropped += upto - s->shipped_id;
-	log_error("store: outbox full: %lld unshipped events dropped (Redis unreachable for "
-	    "too long; the bound is 4x event_retention)", (long long)(upto - s->shipped_id));
-	if (sqlite3_prepare_v2(s->db, "SELECT agent_name, COUNT(*), MIN(seq), MAX(seq) FROM events "
-	    "WHERE id > ?1 AND id <= ?2 GROUP BY agent_name", -1, &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(q, 1, s->shipped_id);
-		sqlite3_bind_int64(q, 2, upto);
-		while (sqlite3_step(q) == SQLITE_ROW) {
-			const char *agent = (const char *)sqlite3_column_text(q, 0);
-			json_t *d = json_object_get(s->outbox_drops, agent ? agent : "");
-			json_int_t n = sqlite3_column_int64(q, 1), first = sqlite3_column_int64(q, 2);
-			if (d) {	/* not taken since the last drop: add up */
-				n += json_integer_value(json_object_get(d, "dropped"));
-				first = json_integer_value(json_object_get(d, "first_seq"));
-			}
-			json_object_set_new(s->outbox_drops, agent ? agent : "", json_pack(
-			    "{s:I, s:I, s:I}", "dropped", n, "first_seq", first,
-			    "last_seq", (json_int_t)sqlite3_column_int64(q, 3)));
-		}
-		sqlite3_finalize(q);
+	json_t *d = json_object_get(drops, agent);
+	if (d) {	/* not taken since the last drop: add up */
+		n += json_integer_value(json_object_get(d, "dropped"));
+		first = json_integer_value(json_object_get(d, "first_seq"));
 	}
-	s->shipped_id = upto;
-	store_set_shipped(s, upto);
+	json_object_set_new(drops, agent, json_pack("{s:I, s:I, s:I}", "dropped", n,
+	    "first_seq", first, "last_seq", last));
+}
+
+static void
+take_drops(json_t *drops, const char *reason, json_t *out)
+{
+	const char *agent;
+	json_t *d;
+	json_object_foreach(drops, agent, d) {
+		json_t *e = json_deep_copy(d);
+		json_object_set_new(e, "agent", json_string(agent));
+		json_object_set_new(e, "reason", json_string(reason));
+		json_array_append_new(out, e);
+	}
+	json_object_clear(drops);
 }
 
 json_t *
-store_take_outbox_drops(struct store *s)
+store_take_drops(struct store *s)
 {
-	json_t *d = s->outbox_drops;
-	if (json_object_size(d) == 0)
+	json_t *out = json_array();
+	take_drops(s->outbox_drops, "outbox full: Redis unreachable for too long (the bound "
+	    "is 4x event_retention)", out);
+	if (!s->degraded)	/* a report made now could only wait with the rest */
+		take_drops(s->drops_ready, s->drops_reason, out);
+	if (json_array_size(out) == 0) {
+		json_decref(out);
 		return NULL;
-	s->outbox_drops = json_object();
-	return d;
+	}
+	return out;
+}
+
+/* The outbox is full: the unshipped events up to id `upto` go, counted per
+ * agent for the events_dropped events agentd emits (store_take_drops), once
+ * the commit that deletes them has gone through. */
+static int
+drop_unshipped(struct store *s, int64_t upto)
+{
+	sqlite3_stmt *q;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT agent_name, COUNT(*), MIN(seq), MAX(seq) "
+	    "FROM events WHERE id > ?1 AND id <= ?2 GROUP BY agent_name", -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return failed(s, "counting the outbox");
+	sqlite3_bind_int64(q, 1, s->shipped_id);
+	sqlite3_bind_int64(q, 2, upto);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *agent = (const char *)sqlite3_column_text(q, 0);
+		json_int_t n = sqlite3_column_int64(q, 1);
+		s->fx.unshipped += n;
+		add_drop(s->fx.drops, agent ? agent : "", n, sqlite3_column_int64(q, 2),
+		    sqlite3_column_int64(q, 3));
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE)
+		return failed(s, "counting the outbox");
+	s->fx.shipped_to = upto;
+	return 0;
 }
 
 static void
+fx_clear(struct prune_fx *fx)
+{
+	json_decref(fx->drops);
+	*fx = (struct prune_fx){ .drops = json_object() };
+}
+
+/* The commit has it: what pruning did counts now. */
+static void
+fx_apply(struct store *s)
+{
+	struct prune_fx *fx = &s->fx;
+	const char *agent;
+	json_t *d;
+
+	s->dropped += fx->deleted;
+	if (fx->shipped_to > s->shipped_id) {
+		s->outbox_dropped += fx->unshipped;
+		log_error("store: outbox full: %lld unshipped events dropped (Redis unreachable "
+		    "for too long; the bound is 4x event_retention)", (long long)fx->unshipped);
+		json_object_foreach(fx->drops, agent, d)
+			add_drop(s->outbox_drops, agent, json_integer_value(json_object_get(d,
+			    "dropped")), json_integer_value(json_object_get(d, "first_seq")),
+			    json_integer_value(json_object_get(d, "last_seq")));
+		s->shipped_id = fx->shipped_to;
+	}
+	fx_clear(fx);
+}
+
+static int
 prune(struct store *s)
 {
 	char q[256];
@@ -424,21 +575,19 @@ prune(struct store *s)
 		int64_t cut = s->next_id - 1 - s->retention;
 		/* An unshipped event is kept past retention, up to the outbox
 		 * bound (4x retention); beyond that the oldest go, counted and
-		 * reported by the caller (store_outbox_dropped). */
+		 * reported by the caller (store_take_drops). */
 		if (s->outbox && cut > s->shipped_id) {
 			int64_t hard = s->next_id - 1 - 4 * s->retention;
-			if (hard > s->shipped_id)
-				drop_unshipped(s, hard);
-			cut = s->shipped_id;
+			if (hard > s->shipped_id && drop_unshipped(s, hard) < 0)
+				return -1;
+			cut = hard > s->shipped_id ? hard : s->shipped_id;
 		}
 		if (cut > 0) {
 			snprintf(q, sizeof(q), "DELETE FROM events WHERE id <= %lld", (long long)cut);
-			if (sqlite3_exec(s->db, q, NULL, NULL, NULL) == SQLITE_OK)
-				s->dropped += sqlite3_changes(s->db);
+			if (sqlite3_exec(s->db, q, NULL, NULL, NULL) != SQLITE_OK)
+				return failed(s, "pruning events");
+			s->fx.deleted += sqlite3_changes(s->db);
 		}
-		snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta VALUES ('next_event_id', %lld)",
-		    (long long)s->next_id);
-		sqlite3_exec(s->db, q, NULL, NULL, NULL);
 	}
 	const char *key;
 	json_t *v;
@@ -450,12 +599,31 @@ prune(struct store *s)
 		sqlite3_bind_int64(st, 3, s->mem_retention);
 		/* Rows not yet in Redis stay past retention until they are. */
 		sqlite3_bind_int64(st, 4, s->mem_outbox ? s->mem_shipped : INT64_MAX);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			log_warn("store: pruning memory: %s", sqlite3_errmsg(s->db));
+		int rc = sqlite3_step(st);
 		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return failed(s, "pruning memory");
 	}
-	json_object_clear(s->mem_dirty);
-	s->prune_events = false;
+	return 0;
+}
+
+/* The watermarks, in the transaction that makes them true. */
+static int
+write_marks(struct store *s)
+{
+	static const char *const keys[] = { "next_event_id", "shipped_id", "mem_shipped_id" };
+	int64_t now[3] = { s->next_id, s->fx.shipped_to > s->shipped_id ? s->fx.shipped_to :
+	    s->shipped_id, s->mem_shipped };
+	char q[128];
+	for (int i = 0; i < 3; i++) {
+		if (now[i] == s->marks[i])
+			continue;
+		snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta VALUES ('%s', %lld)", keys[i],
+		    (long long)now[i]);
+		if (sqlite3_exec(s->db, q, NULL, NULL, NULL) != SQLITE_OK)
+			return failed(s, "recording watermarks");
+	}
+	return 0;
 }
 
 void
@@ -465,20 +633,357 @@ store_on_commit(struct store *s, void (*fn)(void *ctx), void *ctx)
 	s->on_commit_ctx = ctx;
 }
 
+/* ---- pending writes --------------------------------------------------------- */
+
+static void
+op_free(struct op *o)
+{
+	free(o->agent);
+	switch (o->kind) {
+	case OP_EVENT:
+		free(o->u.ev.type);
+		free(o->u.ev.payload);
+		break;
+	case OP_MEM:
+		free(o->u.mem.session);
+		free(o->u.mem.type);
+		free(o->u.mem.role);
+		free(o->u.mem.content);
+		free(o->u.mem.metadata);
+		break;
+	case OP_MEM_CLEAR:
+		free(o->u.clear.type);
+		break;
+	case OP_STATE:
+	case OP_STATE_DEL:
+		free(o->u.state.extra);
+		break;
+	}
+}
+
+static void
+ops_clear(struct store *s)
+{
+	for (size_t i = 0; i < s->nops; i++)
+		op_free(&s->ops[i]);
+	s->nops = 0;
+	s->pend_events = s->pend_mem = s->pend_bytes = 0;
+	json_object_clear(s->state_ops);
+}
+
+static struct op *
+op_new(struct store *s, enum op_kind kind, const char *agent, size_t bytes)
+{
+	if (s->nops == s->capops) {
+		s->capops = s->capops ? s->capops * 2 : 64;
+		s->ops = xrealloc(s->ops, s->capops * sizeof(*s->ops));
+	}
+	struct op *o = &s->ops[s->nops++];
+	memset(o, 0, sizeof(*o));
+	o->kind = kind;
+	o->agent = xstrdup(agent);
+	o->bytes = bytes + sizeof(*o);
+	s->pend_bytes += o->bytes;
+	return o;
+}
+
+/* The one state op of an agent (saves coalesce: the last wins). */
+static struct op *
+state_op(struct store *s, const char *agent, enum op_kind kind)
+{
+	json_t *ix = json_object_get(s->state_ops, agent);
+	struct op *o;
+	if (ix) {
+		o = &s->ops[json_integer_value(ix)];
+		free(o->u.state.extra);
+		o->u.state.extra = NULL;
+		o->kind = kind;
+		return o;
+	}
+	o = op_new(s, kind, agent, 0);
+	json_object_set_new(s->state_ops, agent, json_integer((json_int_t)(s->nops - 1)));
+	return o;
+}
+
+static int
+exec_event(struct store *s, struct op *o)
+{
+	sqlite3_stmt *q = stmt(s, ST_EV_PUT);
+	sqlite3_bind_int64(q, 1, o->u.ev.id);
+	sqlite3_bind_text(q, 2, o->u.ev.event_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, o->u.ev.type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, o->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 5, o->u.ev.seq);
+	sqlite3_bind_int64(q, 6, o->u.ev.ts);
+	sqlite3_bind_text(q, 7, o->u.ev.payload, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE)
+		return failed(s, "appending an event");
+	s->prune_events = true;
+	return 0;
+}
+
+static int
+exec_mem(struct store *s, struct op *o)
+{
+	sqlite3_stmt *q = stmt(s, ST_MEM_PUT);
+	char key[512];
+	sqlite3_bind_text(q, 1, o->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, o->u.mem.session, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, o->u.mem.type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, o->u.mem.role, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, o->u.mem.content, -1, SQLITE_STATIC);
+	if (o->u.mem.metadata)
+		sqlite3_bind_text(q, 6, o->u.mem.metadata, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 7, o->u.mem.ts);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE)
+		return failed(s, "storing memory");
+	s->mem_last = sqlite3_last_insert_rowid(s->db);
+	snprintf(key, sizeof(key), "%s\n%s", o->agent, o->u.mem.type);
+	json_object_set_new(s->mem_dirty, key, json_true());
+	return 0;
+}
+
+static int
+exec_state(struct store *s, struct op *o)
+{
+	const struct agent_state *st = &o->u.state.st;
+	sqlite3_stmt *q = stmt(s, o->kind == OP_STATE ? ST_STATE_PUT : ST_STATE_DEL);
+	sqlite3_bind_text(q, 1, o->agent, -1, SQLITE_STATIC);
+	if (o->kind == OP_STATE) {
+		sqlite3_bind_int64(q, 2, st->run_count);
+		sqlite3_bind_int64(q, 3, st->error_count);
+		sqlite3_bind_int64(q, 4, st->skipped_count);
+		sqlite3_bind_int64(q, 5, st->restart_count);
+		sqlite3_bind_int64(q, 6, st->last_run);
+		sqlite3_bind_int64(q, 7, st->last_success);
+		sqlite3_bind_int64(q, 8, st->next_run);
+		sqlite3_bind_int64(q, 9, st->seq);
+		sqlite3_bind_int(q, 10, st->paused);
+		sqlite3_bind_text(q, 11, st->session_id, -1, SQLITE_STATIC);
+		if (o->u.state.extra)
+			sqlite3_bind_text(q, 12, o->u.state.extra, -1, SQLITE_STATIC);
+	}
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE)
+		return failed(s, o->kind == OP_STATE ? "saving agent state" : "deleting agent state");
+	return 0;
+}
+
+/* -1 when it failed: the transaction is gone and the store degraded. */
+static int
+exec_op(struct store *s, struct op *o)
+{
+	sqlite3_stmt *q;
+	int rc;
+
+	switch (o->kind) {
+	case OP_EVENT:
+		return exec_event(s, o);
+	case OP_MEM:
+		return exec_mem(s, o);
+	case OP_MEM_CLEAR:
+		q = stmt(s, ST_MEM_CLEAR);
+		sqlite3_bind_text(q, 1, o->agent, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, o->u.clear.type, -1, SQLITE_STATIC);
+		rc = sqlite3_step(q);
+		sqlite3_reset(q);
+		return rc == SQLITE_DONE ? 0 : failed(s, "clearing memory");
+	case OP_STATE:
+	case OP_STATE_DEL:
+		return exec_state(s, o);
+	}
+	return 0;
+}
+
+/* A new op into the open transaction; while degraded it only waits.
+ * Either way it is kept: 0. */
+static int
+apply(struct store *s, struct op *o)
+{
+	if (s->degraded)
+		return 0;
+	if (begin(s) == 0)
+		(void)exec_op(s, o);
+	return 0;
+}
+
+/* Degraded and past the pending bound: the write is not kept. */
+static bool
+over_bound(const struct store *s, size_t bytes, bool event)
+{
+	int64_t max_events = s->retention < STORE_PENDING_EVENTS ? s->retention :
+	    STORE_PENDING_EVENTS;
+	return s->degraded && (s->pend_bytes + bytes > STORE_PENDING_BYTES ||
+	    (event && (int64_t)s->pend_events >= max_events));
+}
+
+static void
+note_drop(struct store *s, const char *what)
+{
+	if (s->dropping)
+		return;
+	s->dropping = true;
+	log_error("store: %zu events and %zu bytes wait in memory for the state db, the "
+	    "most agentd keeps; newer %s and the rest are dropped (counted, and told as "
+	    "events_dropped once the db takes writes)", s->pend_events, s->pend_bytes, what);
+}
+
+/* Ops need the rows they replace: after a rollback the db is as it was at
+ * the last commit, and so must be what the store believes of it. */
+static void
+rolled_back(struct store *s)
+{
+	s->in_tx = false;
+	s->mem_last = s->mem_committed;
+	fx_clear(&s->fx);
+}
+
+/* A statement or the COMMIT failed: roll back, keep every op, and try
+ * again later, less often each time. */
+static int
+failed(struct store *s, const char *what)
+{
+	snprintf(s->err, sizeof(s->err), "%s: %s", what, sqlite3_errmsg(s->db));
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	rolled_back(s);
+	s->degraded = true;
+	s->backoff = s->backoff ? s->backoff * 2 : RETRY_FIRST_MS;
+	if (s->backoff > RETRY_MAX_MS)
+		s->backoff = RETRY_MAX_MS;
+	s->next_retry = wall_ms() + s->backoff;
+	timer_in(&s->retry, s->backoff);
+	if (s->since == 0) {
+		s->since = wall_ms();
+		s->ep_events = s->dropped_events;
+		s->ep_mem = s->dropped_mem;
+		log_error("store: %s; the writes wait in memory (%zu events, %zu memory rows) "
+		    "until the state db takes them, tried again in %lld ms and then less often",
+		    s->err, s->pend_events, s->pend_mem, (long long)s->backoff);
+	} else
+		log_warn("store: still failing: %s; %zu events and %zu memory rows waiting, "
+		    "next try in %lld ms", s->err, s->pend_events, s->pend_mem,
+		    (long long)s->backoff);
+	return -1;
+}
+
+/* The first commit after an episode: say so, and make its drops known. */
+static void
+recovered(struct store *s)
+{
+	const char *agent;
+	json_t *d;
+	log_info("store: the state db takes writes again after %lld s; what waited is "
+	    "committed (%lld events and %lld memory rows were dropped meanwhile)",
+	    (long long)(wall_ms() - s->since) / 1000, (long long)(s->dropped_events -
+	    s->ep_events), (long long)(s->dropped_mem - s->ep_mem));
+	if (json_object_size(s->pend_drops)) {
+		snprintf(s->drops_reason, sizeof(s->drops_reason), "the state db took no writes "
+		    "(%s) for %lld s; at most %d events waited in memory for it",
+		    s->err, (long long)(wall_ms() - s->since) / 1000, (int)(s->retention <
+		    STORE_PENDING_EVENTS ? s->retention : STORE_PENDING_EVENTS));
+		json_object_foreach(s->pend_drops, agent, d)
+			add_drop(s->drops_ready, agent, json_integer_value(json_object_get(d,
+			    "dropped")), json_integer_value(json_object_get(d, "first_seq")),
+			    json_integer_value(json_object_get(d, "last_seq")));
+		json_object_clear(s->pend_drops);
+	}
+	s->since = 0;
+	s->backoff = 0;
+	s->err[0] = '\0';
+	s->dropping = false;
+	timer_stop(&s->retry);
+}
+
+static void
+committed(struct store *s)
+{
+	s->in_tx = false;
+	fx_apply(s);
+	s->marks[0] = s->next_id;
+	s->marks[1] = s->shipped_id;
+	s->marks[2] = s->mem_shipped;
+	s->ev_committed = s->next_id - 1;
+	s->mem_committed = s->mem_last;
+	ops_clear(s);
+	s->prune_events = false;
+	json_object_clear(s->mem_dirty);
+	if (s->since)
+		recovered(s);
+}
+
+static int
+commit(struct store *s)
+{
+	if (s->on_commit)
+		s->on_commit(s->on_commit_ctx);
+	if (s->degraded)	/* a save the hook made failed: rolled back already */
+		return -1;
+	if (prune(s) < 0 || write_marks(s) < 0)
+		return -1;
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return failed(s, "commit");
+	committed(s);
+	return 0;
+}
+
+/* Everything that waited, in one transaction. */
+static int
+replay(struct store *s)
+{
+	s->degraded = false;	/* what the commit hook saves goes in with it */
+	if (begin(s) < 0)
+		return -1;
+	for (size_t i = 0; i < s->nops; i++)
+		if (exec_op(s, &s->ops[i]) < 0)
+			return -1;
+	return commit(s);
+}
+
+static void
+on_retry(struct timer *t)
+{
+	struct store *s = t->ctx;
+	s->replay_due = true;
+	store_flush(s);
+}
+
 int
 store_flush(struct store *s)
 {
+	if (s->degraded) {
+		if (!s->replay_due)
+			return -1;
+		s->replay_due = false;
+		return replay(s);
+	}
 	if (!s->in_tx)
 		return 0;
-	if (s->on_commit)
-		s->on_commit(s->on_commit_ctx);
-	prune(s);
-	s->in_tx = false;
-	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(s, "commit");
-	s->ev_committed = s->next_id - 1;
-	s->mem_committed = s->mem_last;
-	return 0;
+	return commit(s);
+}
+
+json_t *
+store_status(const struct store *s)
+{
+	char since[32], next[32];
+	iso8601(s->since, since, sizeof(since));
+	iso8601(s->degraded ? s->next_retry : 0, next, sizeof(next));
+	json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}",
+	    "state", s->degraded ? "degraded" : "ok",
+	    "pending_events", (json_int_t)(s->degraded ? s->pend_events : 0),
+	    "pending_memory", (json_int_t)(s->degraded ? s->pend_mem : 0),
+	    "pending_bytes", (json_int_t)(s->degraded ? s->pend_bytes : 0),
+	    "dropped_events", (json_int_t)s->dropped_events,
+	    "dropped_memory", (json_int_t)s->dropped_mem);
+	json_object_set_new(o, "error", s->degraded ? json_string(s->err) : json_null());
+	json_object_set_new(o, "since", since[0] ? json_string(since) : json_null());
+	json_object_set_new(o, "next_retry", next[0] ? json_string(next) : json_null());
+	return o;
 }
 
 /* ---- state ---------------------------------------------------------------- */
@@ -486,10 +991,21 @@ store_flush(struct store *s)
 int
 store_state_load(struct store *s, const char *agent, struct agent_state *st)
 {
-	sqlite3_stmt *q = stmt(s, ST_STATE_GET);
+	json_t *ix = json_object_get(s->state_ops, agent);
 	memset(st, 0, sizeof(*st));
+	if (ix) {	/* saved (or deleted) since the last commit: that is its state */
+		const struct op *o = &s->ops[json_integer_value(ix)];
+		if (o->kind == OP_STATE_DEL)
+			return 0;
+		*st = o->u.state.st;
+		st->extra = o->u.state.extra ? json_loads(o->u.state.extra, 0, NULL) : NULL;
+		return 1;
+	}
+	sqlite3_stmt *q = stmt(s, ST_STATE_GET);
 	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW)
+		sqlite3_reset(q);
 	if (rc == SQLITE_DONE)
 		return 0;
 	if (rc != SQLITE_ROW)
@@ -515,42 +1031,22 @@ store_state_load(struct store *s, const char *agent, struct agent_state *st)
 int
 store_state_save(struct store *s, const char *agent, const struct agent_state *st)
 {
-	if (begin(s) < 0)
-		return -1;
-	sqlite3_stmt *q = stmt(s, ST_STATE_PUT);
-	char *extra = st->extra ? json_dumps_short(st->extra, JSON_COMPACT) : NULL;
-	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 2, st->run_count);
-	sqlite3_bind_int64(q, 3, st->error_count);
-	sqlite3_bind_int64(q, 4, st->skipped_count);
-	sqlite3_bind_int64(q, 5, st->restart_count);
-	sqlite3_bind_int64(q, 6, st->last_run);
-	sqlite3_bind_int64(q, 7, st->last_success);
-	sqlite3_bind_int64(q, 8, st->next_run);
-	sqlite3_bind_int64(q, 9, st->seq);
-	sqlite3_bind_int(q, 10, st->paused);
-	sqlite3_bind_text(q, 11, st->session_id, -1, SQLITE_STATIC);
-	if (extra)
-		sqlite3_bind_text(q, 12, extra, -1, free);
-	int rc = sqlite3_step(q);
-	sqlite3_reset(q);
+	struct op *o = state_op(s, agent, OP_STATE);
+	o->u.state.st = *st;
+	o->u.state.st.extra = NULL;
+	o->u.state.extra = st->extra ? json_dumps_short(st->extra, JSON_COMPACT) : NULL;
 	if (s->state_dirty)
 		json_object_set_new(s->state_dirty, agent, json_true());
-	return rc == SQLITE_DONE ? 0 : db_fail(s, "saving agent state");
+	return apply(s, o);
 }
 
 int
 store_state_delete(struct store *s, const char *agent)
 {
-	if (begin(s) < 0)
-		return -1;
-	sqlite3_stmt *q = stmt(s, ST_STATE_DEL);
-	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(q);
-	sqlite3_reset(q);
+	struct op *o = state_op(s, agent, OP_STATE_DEL);
 	if (s->state_dirty)
 		json_object_set_new(s->state_dirty, agent, json_false());
-	return rc == SQLITE_DONE ? 0 : db_fail(s, "deleting agent state");
+	return apply(s, o);
 }
 
 json_t *
@@ -617,23 +1113,30 @@ store_event_append(struct store *s, struct event *ev)
 		r->ev.payload = json_incref(ev->payload);
 		return 0;
 	}
-	if (begin(s) < 0)
-		return -1;
-	sqlite3_stmt *q = stmt(s, ST_EV_PUT);
-	char *payload = ev->payload_json ? NULL : json_dumps_short(ev->payload, JSON_COMPACT);
-	sqlite3_bind_int64(q, 1, ev->id);
-	sqlite3_bind_text(q, 2, ev->event_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 3, ev->type, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 4, ev->agent_name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 5, ev->seq);
-	sqlite3_bind_int64(q, 6, ev->timestamp);
-	sqlite3_bind_text(q, 7, ev->payload_json ? ev->payload_json : payload ? payload : "{}",
-	    -1, SQLITE_TRANSIENT);
-	free(payload);
-	int rc = sqlite3_step(q);
-	sqlite3_reset(q);
-	s->prune_events = true;
-	return rc == SQLITE_DONE ? 0 : db_fail(s, "appending an event");
+	char *payload = ev->payload_json ? xstrdup(ev->payload_json) :
+	    json_dumps_short(ev->payload, JSON_COMPACT);
+	if (payload == NULL)
+		payload = xstrdup("{}");
+	size_t bytes = strlen(payload) + strlen(ev->type) + strlen(ev->agent_name);
+	if (over_bound(s, bytes, true)) {
+		s->next_id--;	/* never stored: no id spent */
+		ev->id = 0;
+		free(payload);
+		s->dropped_events++;
+		json_t *d = json_object_get(s->pend_drops, ev->agent_name);
+		add_drop(s->pend_drops, ev->agent_name, 1, d ? 0 : ev->seq, ev->seq);
+		note_drop(s, "events");
+		return 1;
+	}
+	struct op *o = op_new(s, OP_EVENT, ev->agent_name, bytes);
+	o->u.ev.id = ev->id;
+	o->u.ev.seq = ev->seq;
+	o->u.ev.ts = ev->timestamp;
+	memcpy(o->u.ev.event_id, ev->event_id, sizeof(o->u.ev.event_id));
+	o->u.ev.type = xstrdup(ev->type);
+	o->u.ev.payload = payload;
+	s->pend_events++;
+	return apply(s, o);
 }
 
 /* Columns 0-6 (id, event_id, type, agent_name, seq, timestamp, payload) as
@@ -794,16 +1297,13 @@ store_shipped(struct store *s)
 int64_t store_last_id(const struct store *s) { return s->ev_committed; }
 int64_t store_outbox_dropped(const struct store *s) { return s->outbox_dropped; }
 
-/* A watermark in the meta table, inside the open transaction. */
+/* Watermarks are written by the commit that makes them true (write_marks):
+ * here, only make sure one comes.  While degraded, the replay's does. */
 static int
-put_meta(struct store *s, const char *key, int64_t v, const char *what)
+mark_moved(struct store *s)
 {
-	char q[128];
-	if (begin(s) < 0)
-		return -1;
-	snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta VALUES ('%s', %lld)", key, (long long)v);
-	if (sqlite3_exec(s->db, q, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(s, what);
+	if (!s->degraded)
+		(void)begin(s);
 	return 0;
 }
 
@@ -813,7 +1313,7 @@ store_set_shipped(struct store *s, int64_t id)
 	if (id <= s->shipped_id && id != 0)
 		return 0;
 	s->shipped_id = id;
-	return put_meta(s, "shipped_id", id, "recording shipped events");
+	return mark_moved(s);
 }
 /* ---- memory outbox (memory_store redis) ------------------------------------ */
 
@@ -828,7 +1328,7 @@ store_set_mem_shipped(struct store *s, int64_t id)
 	if (id <= s->mem_shipped)
 		return 0;
 	s->mem_shipped = id;
-	return put_meta(s, "mem_shipped_id", id, "recording shipped memory");
+	return mark_moved(s);
 }
 
 /* A text column as JSON; null (never a failure) when it is NULL or not
@@ -916,26 +1416,24 @@ store_mem_append(struct store *s, const char *agent, const char *session_id,
 		    metadata ? json_deep_copy(metadata) : NULL, wall_ms() };
 		return 0;
 	}
-	if (begin(s) < 0)
-		return -1;
-	sqlite3_stmt *q = stmt(s, ST_MEM_PUT);
 	char *md = metadata ? json_dumps_short(metadata, JSON_COMPACT) : NULL;
-	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 2, session_id ? session_id : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 3, memory_type, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 4, role ? role : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 5, content ? content : "", -1, SQLITE_STATIC);
-	if (md)
-		sqlite3_bind_text(q, 6, md, -1, free);
-	sqlite3_bind_int64(q, 7, wall_ms());
-	int rc = sqlite3_step(q);
-	sqlite3_reset(q);
-	if (rc == SQLITE_DONE)
-		s->mem_last = sqlite3_last_insert_rowid(s->db);
-	char key[512];
-	snprintf(key, sizeof(key), "%s\n%s", agent, memory_type);
-	json_object_set_new(s->mem_dirty, key, json_true());
-	return rc == SQLITE_DONE ? 0 : db_fail(s, "storing memory");
+	size_t bytes = (content ? strlen(content) : 0) + (role ? strlen(role) : 0) +
+	    (md ? strlen(md) : 0) + (session_id ? strlen(session_id) : 0);
+	if (over_bound(s, bytes, false)) {
+		free(md);
+		s->dropped_mem++;
+		note_drop(s, "memory rows");
+		return 1;
+	}
+	struct op *o = op_new(s, OP_MEM, agent, bytes);
+	o->u.mem.ts = wall_ms();
+	o->u.mem.session = xstrdup(session_id ? session_id : "");
+	o->u.mem.type = xstrdup(memory_type);
+	o->u.mem.role = xstrdup(role ? role : "");
+	o->u.mem.content = xstrdup(content ? content : "");
+	o->u.mem.metadata = md;
+	s->pend_mem++;
+	return apply(s, o);
 }
 
 static int mem_context(struct store *s, const char *agent, const char *memory_type,
@@ -1024,12 +1522,7 @@ store_mem_clear(struct store *s, const char *agent, const char *memory_type)
 		s->nmem = k;
 		return 0;
 	}
-	if (begin(s) < 0)
-		return -1;
-	sqlite3_stmt *q = stmt(s, ST_MEM_CLEAR);
-	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 2, memory_type, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(q);
-	sqlite3_reset(q);
-	return rc == SQLITE_DONE ? 0 : db_fail(s, "clearing memory");
+	struct op *o = op_new(s, OP_MEM_CLEAR, agent, 0);
+	o->u.clear.type = xstrdup(memory_type);
+	return apply(s, o);
 }

@@ -54,10 +54,12 @@ struct event {
 };
 
 /* Opens <g->state_dir>/agentd.db (creating tables) and the configured
- * backends.  -1 with a reason in err (unknown backend name included). */
+ * backends.  -1 with a reason in err (unknown backend name, a damaged db). */
 int store_open(struct store **s, const struct global_conf *g, char *err, size_t errlen);
 void store_close(struct store *s);   /* flushes first */
-int store_flush(struct store *s);    /* commit the pending batch */
+/* Commit the pending batch.  -1 when it failed or waits for a retry: the
+ * writes are kept (see store.c) and a timer tries again. */
+int store_flush(struct store *s);
 /* fn runs at the start of every commit, so what it writes goes into the
  * same transaction as the pass's events (agent state that is saved once
  * per pass rather than once per event). */
@@ -74,7 +76,9 @@ json_t *store_state_take_dirty(struct store *s);
 void store_state_requeue(struct store *s, json_t *taken);
 void agent_state_free(struct agent_state *st);   /* frees extra only */
 
-/* Events.  append assigns ev->id; payload is not consumed. */
+/* Events.  append assigns ev->id; payload is not consumed.  1 when the
+ * event is not kept (the db takes no writes and the pending bound is
+ * reached: counted, and reported by store_take_drops). */
 int store_event_append(struct store *s, struct event *ev);
 /* Events with id > after_id, oldest first, at most limit, optionally of one
  * agent, as a JSON array of event objects (event_to_json form).  When
@@ -115,12 +119,20 @@ int64_t store_last_id(const struct store *s);   /* the last committed */
  * with a new db, and a consumer keyed on ids must know. */
 int64_t store_epoch(const struct store *s);
 int64_t store_outbox_dropped(const struct store *s);
-/* What the outbox bound dropped since the last take, by agent:
- * {"<agent>": {"dropped", "first_seq", "last_seq"}}, or NULL for nothing. */
-json_t *store_take_outbox_drops(struct store *s);
+/* Events lost since the last take, for the events_dropped event of each
+ * agent: [{"agent", "dropped", "first_seq", "last_seq", "reason"}], or NULL
+ * for none.  The outbox bound's, and the pending bound's (a state db that
+ * took no writes for too long) once the db takes them again. */
+json_t *store_take_drops(struct store *s);
+
+/* {"state": "ok" | "degraded", "error", "since", "next_retry",
+ *  "pending_events", "pending_memory", "pending_bytes", "dropped_events",
+ *  "dropped_memory"}: whether the last commit failed, and what waits. */
+json_t *store_status(const struct store *s);
 
 /* Memory.  memory_type one of working, episodic, long_term, procedural
- * (anything else: -1).  metadata may be NULL. */
+ * (anything else: -1).  metadata may be NULL.  append: 1 when not kept
+ * (as for events; counted in store_status). */
 int store_mem_append(struct store *s, const char *agent, const char *session_id,
     const char *memory_type, const char *role, const char *content,
     const json_t *metadata);

@@ -47,24 +47,23 @@ agent_free_cb(void *p)
 	agent_free(p);
 }
 
-/* The outbox bound dropped events (Redis away too long): each agent that
- * lost some says so in an event of its own, which consumers find in the
- * stream where the gap is once Redis is back. */
+/* Events the store could not keep (the outbox bound with Redis away too
+ * long; the pending bound with the state db taking no writes): each agent
+ * that lost some says so in an event of its own, where the gap is. */
 static void
-report_outbox_drops(struct sup *s)
+report_drops(struct sup *s)
 {
-	json_t *drops = store_take_outbox_drops(s->store), *d;
-	const char *name;
+	json_t *drops = store_take_drops(s->store), *d;
+	size_t i;
 	if (drops == NULL)
 		return;
-	json_object_foreach(drops, name, d) {
-		struct agent *a = sup_find(s, name);
+	json_array_foreach(drops, i, d) {
+		struct agent *a = sup_find(s, json_string_value(json_object_get(d, "agent")));
 		if (a == NULL)
 			continue;	/* removed since: the log has the count */
 		json_t *p = json_deep_copy(d);
+		json_object_del(p, "agent");
 		json_object_set_new(p, "agent_id", json_string(a->conf->agent_id));
-		json_object_set_new(p, "reason", json_string("outbox full: Redis unreachable "
-		    "for too long (the bound is 4x event_retention)"));
 		event_emit(a, "events_dropped", p);
 	}
 	json_decref(drops);
@@ -418,7 +417,7 @@ sup_run(struct sup *s)
 			break;
 		}
 		store_flush(s->store);
-		report_outbox_drops(s);
+		report_drops(s);
 		relay_pump(s->relay);
 		pgship_pump(s->pgship);
 		arm_log_timer(s);

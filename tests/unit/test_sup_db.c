@@ -14,6 +14,7 @@
 #include "common/jsonmp.h"
 #include "common/util.h"
 #include "conf/config.h"
+#include "supervisor/loop.h"
 #include "supervisor/store.h"
 
 static char dir[64];
@@ -343,16 +344,23 @@ START_TEST(event_outbox_bound)
 	ck_assert_int_eq(store_events_query(s, NULL, 0, 100, &out), 0);
 	ck_assert_uint_eq(json_array_size(out), 20);	/* nothing unshipped went to retention */
 	json_decref(out);
-	drops = store_take_outbox_drops(s);
+	drops = store_take_drops(s);
 	ck_assert_ptr_nonnull(drops);
-	json_t *a = json_object_get(drops, "a"), *b = json_object_get(drops, "b");
+	ck_assert_uint_eq(json_array_size(drops), 2);
+	json_t *a = json_array_get(drops, 0), *b = json_array_get(drops, 1);
+	if (strcmp(json_string_value(json_object_get(a, "agent")), "a") != 0) {
+		json_t *t = a;
+		a = b;
+		b = t;
+	}
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(b, "reason")), "outbox"));
 	ck_assert_int_eq(json_integer_value(json_object_get(a, "dropped")) +
 	    json_integer_value(json_object_get(b, "dropped")), 10);
 	ck_assert_int_eq(json_integer_value(json_object_get(b, "dropped")), 3);	/* seq 3, 6, 9 */
 	ck_assert_int_eq(json_integer_value(json_object_get(b, "first_seq")), 3);
 	ck_assert_int_eq(json_integer_value(json_object_get(b, "last_seq")), 9);
 	json_decref(drops);
-	ck_assert_ptr_null(store_take_outbox_drops(s));	/* taken once */
+	ck_assert_ptr_null(store_take_drops(s));	/* taken once */
 	/* Shipped events are retention's again: only the newest 5 stay. */
 	store_set_shipped(s, 30);
 	append(s, "a", 31, "tick");
@@ -452,6 +460,151 @@ START_TEST(append_rate)
 }
 END_TEST
 
+/* Another program holds the db's write lock: every write agentd tries
+ * fails (SQLITE_BUSY after the busy timeout), as on a full disk. */
+static sqlite3 *
+lock_db(void)
+{
+	char path[128];
+	sqlite3 *other;
+	snprintf(path, sizeof(path), "%s/agentd.db", dir);
+	ck_assert_int_eq(sqlite3_open(path, &other), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	return other;
+}
+
+static void
+unlock_db(sqlite3 *other)
+{
+	ck_assert_int_eq(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+}
+
+static const char *
+status_str(struct store *s, const char *key)
+{
+	static char v[512];
+	json_t *st = store_status(s);
+	snprintf(v, sizeof(v), "%s", json_is_string(json_object_get(st, key)) ?
+	    json_string_value(json_object_get(st, key)) : "");
+	json_decref(st);
+	return v;
+}
+
+static json_int_t
+status_int(struct store *s, const char *key)
+{
+	json_t *st = store_status(s);
+	json_int_t v = json_integer_value(json_object_get(st, key));
+	json_decref(st);
+	return v;
+}
+
+/* The retry timer brings it back once the lock is gone. */
+static void
+wait_healthy(struct store *s)
+{
+	for (int i = 0; i < 50 && strcmp(status_str(s, "state"), "degraded") == 0; i++)
+		ck_assert_int_eq(loop_once(), 0);
+	ck_assert_str_eq(status_str(s, "state"), "ok");
+}
+
+/* A commit that fails keeps every write: the store is degraded (status
+ * says why and what waits), nothing is visible yet, and the timer's
+ * replay commits it all, in order, with the latest state. */
+START_TEST(failed_commit_kept_and_replayed)
+{
+	ck_assert_int_eq(loop_init(), 0);
+	struct store *s = open_store();
+	struct agent_state st = { .run_count = 1 }, got;
+	json_t *out;
+	sqlite3 *other = lock_db();
+
+	for (int i = 1; i <= 3; i++) {
+		append(s, "a", i, "tick");
+		st.seq = i;
+		ck_assert_int_eq(store_state_save(s, "a", &st), 0);
+	}
+	ck_assert_int_eq(store_mem_append(s, "a", "sid", "episodic", "user", "kept", NULL), 0);
+	ck_assert_int_eq(store_flush(s), -1);
+	ck_assert_str_eq(status_str(s, "state"), "degraded");
+	ck_assert_msg(strstr(status_str(s, "error"), "locked"), "%s", status_str(s, "error"));
+	ck_assert_int_eq(status_int(s, "pending_events"), 3);
+	ck_assert_int_eq(status_int(s, "pending_memory"), 1);
+	ck_assert_int_eq(store_last_id(s), 0);	/* nothing is shipped that is not committed */
+	ck_assert_int_eq(store_state_load(s, "a", &got), 1);	/* the pending state is the state */
+	ck_assert_int_eq(got.seq, 3);
+	unlock_db(other);
+
+	wait_healthy(s);
+	ck_assert_int_eq(store_last_id(s), 3);
+	ck_assert_int_eq(status_int(s, "pending_events"), 0);
+	ck_assert_int_eq(store_events_query(s, "a", 0, 100, &out), 0);
+	ck_assert_uint_eq(json_array_size(out), 3);
+	for (size_t i = 0; i < 3; i++) {
+		json_t *e = json_array_get(out, i);
+		ck_assert_int_eq(json_integer_value(json_object_get(e, "id")), (json_int_t)i + 1);
+		ck_assert_int_eq(json_integer_value(json_object_get(e, "seq")), (json_int_t)i + 1);
+	}
+	json_decref(out);
+	ck_assert_int_eq(store_mem_context(s, "a", "episodic", 10, &out), 0);
+	ck_assert_uint_eq(json_array_size(out), 1);
+	json_decref(out);
+	ck_assert_ptr_null(store_take_drops(s));	/* nothing was lost */
+	store_close(s);
+	s = open_store();	/* committed for real */
+	ck_assert_int_eq(store_state_load(s, "a", &got), 1);
+	ck_assert_int_eq(got.seq, 3);
+	store_close(s);
+	loop_fini();
+}
+END_TEST
+
+/* Past the pending bound (here event_retention, 5) the newest events are
+ * dropped, counted by agent and seq, and told once the db is back; the
+ * ones kept keep contiguous ids. */
+START_TEST(pending_bound_drops_counted)
+{
+	g.event_retention = 5;
+	ck_assert_int_eq(loop_init(), 0);
+	struct store *s = open_store();
+	json_t *out, *drops;
+	sqlite3 *other = lock_db();
+
+	for (int i = 1; i <= 8; i++) {
+		struct event ev = { .type = "tick", .agent_name = "a", .seq = i,
+			.timestamp = wall_ms() };
+		uuid4(ev.event_id);
+		ev.payload = json_object();
+		ck_assert_int_eq(store_event_append(s, &ev), i <= 5 ? 0 : 1);
+		json_decref(ev.payload);
+	}
+	ck_assert_int_eq(store_mem_append(s, "a", "sid", "episodic", "user", "x", NULL), 0);
+	ck_assert_int_eq(status_int(s, "dropped_events"), 3);
+	ck_assert_ptr_null(store_take_drops(s));	/* not while degraded */
+	unlock_db(other);
+
+	wait_healthy(s);
+	ck_assert_int_eq(store_last_id(s), 5);
+	ck_assert_int_eq(store_events_query(s, NULL, 0, 100, &out), 0);
+	ck_assert_uint_eq(json_array_size(out), 5);
+	json_decref(out);
+	drops = store_take_drops(s);
+	ck_assert_ptr_nonnull(drops);
+	ck_assert_uint_eq(json_array_size(drops), 1);
+	json_t *d = json_array_get(drops, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "agent")), "a");
+	ck_assert_int_eq(json_integer_value(json_object_get(d, "dropped")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(d, "first_seq")), 6);
+	ck_assert_int_eq(json_integer_value(json_object_get(d, "last_seq")), 8);
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(d, "reason")),
+	    "took no writes"));
+	json_decref(drops);
+	store_close(s);
+	loop_fini();
+}
+END_TEST
+
 static char *
 slurp(const char *path, size_t *len)
 {
@@ -534,6 +687,8 @@ main(void)
 	tcase_add_test(tc, event_outbox_bound);
 	tcase_add_test(tc, clean_failures);
 	tcase_add_test(tc, damaged_db_refused);
+	tcase_add_test(tc, failed_commit_kept_and_replayed);
+	tcase_add_test(tc, pending_bound_drops_counted);
 	tcase_add_test(tc, append_rate);
 	suite_add_tcase(su, tc);
 	return run_suite(su);
