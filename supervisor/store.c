@@ -1,12 +1,21 @@
 /*
  * store: SQLite (state always; events and memory when "database") and
- * bounded in-memory rings (events and memory when "memory").
+ * bounded in-memory lists (events and memory when "memory").
  *
  * One connection, WAL, prepared statements made once.  Writes open a
  * transaction lazily and store_flush() commits it at the end of the loop
  * pass, so a burst of events costs one fsync-less commit.  Retention runs
- * at flush time: one DELETE per table, not one per insert.  A db that
- * fails PRAGMA quick_check at open is refused as it is, never reset.
+ * at flush time, not per insert.  A db that fails PRAGMA quick_check at
+ * open is refused as it is, never reset.
+ *
+ * Event retention is fair by agent: past event_retention, events go from
+ * the agents that hold the most.  Every agent keeps its newest events up
+ * to an equal share of the bound, and what quiet agents leave unused goes
+ * to the busy ones (max-min fairness), so a flood from one agent never
+ * empties another's log while the log still fills to its bound.  A share
+ * each would waste the bound on idle agents; a fixed per-agent bound would
+ * need a second number, and still let many agents push out a few.  The
+ * counts per agent live in memory (one GROUP BY at open).
  *
  * No write is lost to a commit that fails (a full disk, an I/O error, the
  * db locked by another program).  Each write to SQLite is also kept as an
@@ -40,7 +49,7 @@
 #define SCHEMA_VERSION 1
 
 enum { ST_STATE_GET, ST_STATE_PUT, ST_STATE_DEL, ST_EV_PUT, ST_EV_ALL, ST_EV_AGENT,
-	ST_EV_TAIL, ST_EV_TAIL_AGENT, ST_EV_OUTBOX, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST_MEM_PRUNE, ST_MEM_PENDING, ST__N };
+	ST_EV_TAIL, ST_EV_TAIL_AGENT, ST_EV_OUTBOX, ST_EV_TRIM, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST_MEM_PRUNE, ST_MEM_PENDING, ST__N };
 
 static const char *sql[ST__N] = {
 	[ST_STATE_GET] = "SELECT run_count, error_count, skipped_count, restart_count, "
@@ -67,6 +76,10 @@ static const char *sql[ST__N] = {
 	    "ORDER BY id DESC LIMIT 1 OFFSET ?2 - 1",
 	[ST_EV_OUTBOX] = "SELECT id, event_id, type, agent_name, seq, timestamp, payload, "
 	    "json_extract(payload, '$.session_id') FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+	/* An agent's oldest ?2 events up to id ?3, through the (agent_name,
+	 * id) index: cost follows what is deleted. */
+	[ST_EV_TRIM] = "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
+	    "agent_name = ?1 AND id <= ?3 ORDER BY id LIMIT ?2)",
 	[ST_MEM_PUT] = "INSERT INTO memory (agent, session_id, memory_type, role, content, "
 	    "metadata, timestamp) VALUES (?1,?2,?3,?4,?5,?6,?7)",
 	[ST_MEM_GET] = "SELECT * FROM (SELECT id, role, content, memory_type, timestamp, "
@@ -96,6 +109,8 @@ static const char *schema =
     "CREATE INDEX IF NOT EXISTS memory_agent ON memory (agent, memory_type, id);"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);";
 
+/* The memory backend's log: slots in id order; agent NULL is a hole left
+ * by retention, squeezed out when the slots run out. */
 struct ring_event { struct event ev; char *type, *agent; };
 
 struct mem_item { char *agent, *type, *role, *content; json_t *metadata; int64_t ts; };
@@ -138,7 +153,10 @@ struct store {
 	int64_t dropped;
 	/* memory event backend */
 	struct ring_event *ring;
-	size_t ring_head, ring_len;
+	size_t ring_len, ring_cap;  /* slots used (holes included), slots */
+	size_t ring_first;          /* no live event before this slot */
+	json_t *counts;           /* agent -> events in the log (both backends) */
+	int64_t rows;             /* their sum */
 	/* memory memory backend: one flat bounded list, newest last */
 	struct mem_item *mem;
 	size_t nmem, capmem;
@@ -208,6 +226,7 @@ static int failed(struct store *s, const char *what);
 static void fx_clear(struct prune_fx *fx);
 static void ops_clear(struct store *s);
 static void on_retry(struct timer *t);
+static void recount(struct store *s);
 
 static int
 begin(struct store *s)
@@ -350,6 +369,7 @@ open_db(struct store *s, const char *dir, char *err, size_t errlen)
 	}
 	s->ev_committed = s->next_id - 1;
 	s->mem_committed = s->mem_last;
+	recount(s);
 	return 0;
 }
 
@@ -396,6 +416,7 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 	s->mem_dirty = json_object();
 	s->outbox_drops = json_object();
 	s->state_ops = json_object();
+	s->counts = json_object();
 	s->pend_drops = json_object();
 	s->drops_ready = json_object();
 	fx_clear(&s->fx);
@@ -409,8 +430,10 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 	s->marks[0] = s->next_id;
 	s->marks[1] = s->shipped_id;
 	s->marks[2] = s->mem_shipped;
-	if (!s->events_in_db)
-		s->ring = xcalloc((size_t)s->retention, sizeof(*s->ring));
+	if (!s->events_in_db) {	/* room for as many holes as events */
+		s->ring_cap = 2 * (size_t)s->retention;
+		s->ring = xcalloc(s->ring_cap, sizeof(*s->ring));
+	}
 	*out = s;
 	return 0;
 }
@@ -419,7 +442,7 @@ static void
 ring_clear(struct store *s)
 {
 	for (size_t i = 0; i < s->ring_len; i++) {
-		struct ring_event *r = &s->ring[(s->ring_head + i) % (size_t)s->retention];
+		struct ring_event *r = &s->ring[i];
 		free(r->type);
 		free(r->agent);
 		json_decref(r->ev.payload);
@@ -463,10 +486,159 @@ store_close(struct store *s)
 	ops_clear(s);
 	free(s->ops);
 	json_decref(s->state_ops);
+	json_decref(s->counts);
 	json_decref(s->pend_drops);
 	json_decref(s->drops_ready);
 	json_decref(s->fx.drops);
 	free(s);
+}
+
+/* ---- fair retention --------------------------------------------------------- */
+
+static void
+count_event(struct store *s, const char *agent, int64_t n)
+{
+	json_t *c = json_object_get(s->counts, agent);
+	int64_t v = (c ? json_integer_value(c) : 0) + n;
+	if (v > 0)
+		json_object_set_new(s->counts, agent, json_integer(v));
+	else
+		json_object_del(s->counts, agent);
+	s->rows += n;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Max-min fair shares of `budget` events among the agents in counts: the
+ * level L such that every agent keeps min(count, L) (the remainder of the
+ * division going to the first over it).  Returns {agent: events over its
+ * share} for the agents above it; empty when everything fits. */
+static json_t *
+fair_excess(json_t *counts, int64_t budget)
+{
+	size_t n = json_object_size(counts), i = 0, over = 0;
+	int64_t *c = xcalloc(n ? n : 1, sizeof(*c)), left = budget, level = 0;
+	json_t *excess = json_object(), *v;
+	const char *agent;
+
+	json_object_foreach(counts, agent, v)
+		c[i++] = json_integer_value(v);
+	qsort(c, n, sizeof(*c), cmp_i64);
+	for (i = 0; i < n; i++) {
+		int64_t share = left / (int64_t)(n - i);
+		if (c[i] > share) {
+			level = share;
+			over = n - i;
+			break;
+		}
+		left -= c[i];
+	}
+	free(c);
+	int64_t spare = left - level * (int64_t)over;
+	json_object_foreach(counts, agent, v) {
+		int64_t have = json_integer_value(v), keep = level;
+		if (over == 0 || have <= level)
+			continue;
+		if (spare > 0) {
+			keep++;
+			spare--;
+		}
+		if (have > keep)
+			json_object_set_new(excess, agent, json_integer(have - keep));
+	}
+	return excess;
+}
+
+/* The log's counts, read again: after a rollback they must be the db's. */
+static void
+recount(struct store *s)
+{
+	sqlite3_stmt *q;
+	json_object_clear(s->counts);
+	s->rows = 0;
+	if (!s->events_in_db || sqlite3_prepare_v2(s->db, "SELECT agent_name, COUNT(*) "
+	    "FROM events GROUP BY agent_name", -1, &q, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		const char *agent = (const char *)sqlite3_column_text(q, 0);
+		count_event(s, agent ? agent : "", sqlite3_column_int64(q, 1));
+	}
+	sqlite3_finalize(q);
+}
+
+/* Past retention: each agent over its fair share loses its oldest
+ * events, never one the outbox still has to ship (id > bound). */
+static int
+trim_fair(struct store *s, int64_t bound)
+{
+	json_t *excess = fair_excess(s->counts, s->retention), *v;
+	const char *agent;
+	int rc = 0;
+	json_object_foreach(excess, agent, v) {
+		sqlite3_stmt *q = stmt(s, ST_EV_TRIM);
+		sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, json_integer_value(v));
+		sqlite3_bind_int64(q, 3, bound);
+		int done = sqlite3_step(q);
+		sqlite3_reset(q);
+		if (done != SQLITE_DONE) {
+			rc = failed(s, "pruning events");
+			break;
+		}
+		int64_t n = sqlite3_changes(s->db);
+		count_event(s, agent, -n);
+		s->fx.deleted += n;
+	}
+	json_decref(excess);
+	return rc;
+}
+
+/* The memory backend over retention (by one): the oldest event of the
+ * agent holding the most goes -- the same max-min fairness, one event at
+ * a time. */
+static void
+ring_evict(struct store *s)
+{
+	const char *agent, *top = NULL;
+	json_t *v;
+	int64_t most = 0;
+	json_object_foreach(s->counts, agent, v)
+		if (json_integer_value(v) > most) {
+			most = json_integer_value(v);
+			top = agent;
+		}
+	for (size_t i = s->ring_first; top && i < s->ring_len; i++) {
+		struct ring_event *r = &s->ring[i];
+		if (r->agent == NULL || strcmp(r->agent, top) != 0)
+			continue;
+		count_event(s, r->agent, -1);	/* before top (a key of counts) can go */
+		free(r->type);
+		free(r->agent);
+		json_decref(r->ev.payload);
+		memset(r, 0, sizeof(*r));
+		s->dropped++;
+		while (s->ring_first < s->ring_len && s->ring[s->ring_first].agent == NULL)
+			s->ring_first++;
+		return;
+	}
+}
+
+/* Out of slots: close up the holes (at most half of them are holes). */
+static void
+ring_squeeze(struct store *s)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < s->ring_len; i++)
+		if (s->ring[i].agent)
+			s->ring[k++] = s->ring[i];
+	memset(&s->ring[k], 0, (s->ring_len - k) * sizeof(*s->ring));
+	s->ring_len = k;
+	s->ring_first = 0;
 }
 
 /* Add n dropped events (seq first..last) to what drops says of agent. */
@@ -511,29 +683,39 @@ store_take_drops(struct store *s)
 	return out;
 }
 
-/* The outbox is full: the unshipped events up to id `upto` go, counted per
- * agent for the events_dropped events agentd emits (store_take_drops), once
- * the commit that deletes them has gone through. */
+/* The outbox is full: the events up to id `upto` go, shipped or not, and
+ * the unshipped ones are counted per agent for the events_dropped events
+ * agentd emits (store_take_drops), once the commit that deletes them has
+ * gone through. */
 static int
 drop_unshipped(struct store *s, int64_t upto)
 {
 	sqlite3_stmt *q;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT agent_name, COUNT(*), MIN(seq), MAX(seq) "
-	    "FROM events WHERE id > ?1 AND id <= ?2 GROUP BY agent_name", -1, &q, NULL);
+	int rc = sqlite3_prepare_v2(s->db, "SELECT agent_name, COUNT(*), SUM(id > ?1), "
+	    "MIN(CASE WHEN id > ?1 THEN seq END), MAX(CASE WHEN id > ?1 THEN seq END) "
+	    "FROM events WHERE id <= ?2 GROUP BY agent_name", -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return failed(s, "counting the outbox");
 	sqlite3_bind_int64(q, 1, s->shipped_id);
 	sqlite3_bind_int64(q, 2, upto);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *agent = (const char *)sqlite3_column_text(q, 0);
-		json_int_t n = sqlite3_column_int64(q, 1);
+		json_int_t n = sqlite3_column_int64(q, 2);
+		count_event(s, agent ? agent : "", -sqlite3_column_int64(q, 1));
+		if (n == 0)
+			continue;
 		s->fx.unshipped += n;
-		add_drop(s->fx.drops, agent ? agent : "", n, sqlite3_column_int64(q, 2),
-		    sqlite3_column_int64(q, 3));
+		add_drop(s->fx.drops, agent ? agent : "", n, sqlite3_column_int64(q, 3),
+		    sqlite3_column_int64(q, 4));
 	}
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
 		return failed(s, "counting the outbox");
+	char del[96];
+	snprintf(del, sizeof(del), "DELETE FROM events WHERE id <= %lld", (long long)upto);
+	if (sqlite3_exec(s->db, del, NULL, NULL, NULL) != SQLITE_OK)
+		return failed(s, "pruning the outbox");
+	s->fx.deleted += sqlite3_changes(s->db);
 	s->fx.shipped_to = upto;
 	return 0;
 }
@@ -570,24 +752,20 @@ fx_apply(struct store *s)
 static int
 prune(struct store *s)
 {
-	char q[256];
 	if (s->prune_events && s->events_in_db) {
-		int64_t cut = s->next_id - 1 - s->retention;
+		int64_t bound = s->outbox ? s->shipped_id : INT64_MAX;
 		/* An unshipped event is kept past retention, up to the outbox
-		 * bound (4x retention); beyond that the oldest go, counted and
-		 * reported by the caller (store_take_drops). */
-		if (s->outbox && cut > s->shipped_id) {
-			int64_t hard = s->next_id - 1 - 4 * s->retention;
-			if (hard > s->shipped_id && drop_unshipped(s, hard) < 0)
+		 * bound (4x retention, over all agents: the watermark the relay
+		 * ships by only moves forward); beyond that the oldest go,
+		 * counted and reported (store_take_drops). */
+		int64_t hard = s->next_id - 1 - 4 * s->retention;
+		if (s->outbox && hard > s->shipped_id) {
+			if (drop_unshipped(s, hard) < 0)
 				return -1;
-			cut = hard > s->shipped_id ? hard : s->shipped_id;
+			bound = hard;
 		}
-		if (cut > 0) {
-			snprintf(q, sizeof(q), "DELETE FROM events WHERE id <= %lld", (long long)cut);
-			if (sqlite3_exec(s->db, q, NULL, NULL, NULL) != SQLITE_OK)
-				return failed(s, "pruning events");
-			s->fx.deleted += sqlite3_changes(s->db);
-		}
+		if (s->rows > s->retention && trim_fair(s, bound) < 0)
+			return -1;
 	}
 	const char *key;
 	json_t *v;
@@ -721,6 +899,7 @@ exec_event(struct store *s, struct op *o)
 	if (rc != SQLITE_DONE)
 		return failed(s, "appending an event");
 	s->prune_events = true;
+	count_event(s, o->agent, 1);
 	return 0;
 }
 
@@ -841,6 +1020,7 @@ rolled_back(struct store *s)
 	s->in_tx = false;
 	s->mem_last = s->mem_committed;
 	fx_clear(&s->fx);
+	recount(s);
 }
 
 /* A statement or the COMMIT failed: roll back, keep every op, and try
@@ -1093,24 +1273,18 @@ store_event_append(struct store *s, struct event *ev)
 {
 	ev->id = s->next_id++;
 	if (!s->events_in_db) {
-		size_t cap = (size_t)s->retention;
-		struct ring_event *r;
-		if (s->ring_len == cap) {
-			r = &s->ring[s->ring_head];
-			free(r->type);
-			free(r->agent);
-			json_decref(r->ev.payload);
-			s->ring_head = (s->ring_head + 1) % cap;
-			s->ring_len--;
-			s->dropped++;
-		}
-		r = &s->ring[(s->ring_head + s->ring_len++) % cap];
+		if (s->ring_len == s->ring_cap)
+			ring_squeeze(s);
+		struct ring_event *r = &s->ring[s->ring_len++];
 		r->ev = *ev;
 		r->type = xstrdup(ev->type);
 		r->agent = xstrdup(ev->agent_name);
 		r->ev.type = r->type;
 		r->ev.agent_name = r->agent;
 		r->ev.payload = json_incref(ev->payload);
+		count_event(s, ev->agent_name, 1);
+		if (s->rows > s->retention)
+			ring_evict(s);
 		return 0;
 	}
 	char *payload = ev->payload_json ? xstrdup(ev->payload_json) :
@@ -1188,21 +1362,21 @@ static int
 ring_query(struct store *s, const char *agent, int64_t after, int limit,
     struct events_page *pg)
 {
-	size_t cap = (size_t)s->retention, start = 0, n = 0;
+	size_t start = 0, n = 0;
 	/* Newest-N: walk back from the end to find where to start. */
 	if (after < 0) {
 		size_t seen = 0;
 		start = s->ring_len;
 		while (start > 0 && seen < (size_t)limit) {
-			struct ring_event *r = &s->ring[(s->ring_head + start - 1) % cap];
-			if (agent == NULL || strcmp(agent, r->agent) == 0)
+			struct ring_event *r = &s->ring[start - 1];
+			if (r->agent && (agent == NULL || strcmp(agent, r->agent) == 0))
 				seen++;
 			start--;
 		}
 	}
 	for (size_t i = start; i < s->ring_len && n < (size_t)limit; i++) {
-		struct ring_event *r = &s->ring[(s->ring_head + i) % cap];
-		if (r->ev.id <= after || (agent && strcmp(agent, r->agent)))
+		struct ring_event *r = &s->ring[i];
+		if (r->agent == NULL || r->ev.id <= after || (agent && strcmp(agent, r->agent)))
 			continue;
 		if (!page_add(pg, &r->ev, json_compact_size(r->ev.payload)))
 			break;

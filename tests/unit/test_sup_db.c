@@ -1,9 +1,9 @@
 /*
  * Unit tests: the store (supervisor/store.c) on its SQLite and in-memory
  * backends: state round trips and persistence, event order, ids that never
- * repeat after retention, memory isolation between agents, clean failures,
- * pages of events cut by size that join up without a gap or a repeat, a
- * damaged db refused at open and left untouched.
+ * repeat after retention, retention fair between agents, memory isolation
+ * between agents, clean failures, pages of events cut by size that join up
+ * without a gap or a repeat, a damaged db refused at open and left untouched.
  */
 #include <check.h>
 #include "tests/unit/check_main.h"
@@ -248,6 +248,66 @@ START_TEST(retention_memory)
 {
 	g.event_store = "memory";
 	retention_behaves(false);
+}
+END_TEST
+
+static int
+count_of(struct store *s, const char *agent, int64_t *first_seq)
+{
+	json_t *out;
+	ck_assert_int_eq(store_events_query(s, agent, 0, 1000, &out), 0);
+	int n = (int)json_array_size(out);
+	if (first_seq)
+		*first_seq = n ? json_integer_value(json_object_get(json_array_get(out, 0), "seq")) : 0;
+	json_decref(out);
+	return n;
+}
+
+/* Retention is fair: a flood takes the room the quiet agent does not use,
+ * never the quiet agent's own events; a newcomer shares with the flood. */
+static void
+fairness_behaves(bool reopen)
+{
+	g.event_retention = 20;
+	struct store *s = open_store();
+	int64_t first;
+	for (int i = 1; i <= 5; i++)
+		append(s, "quiet", i, "tick");
+	store_flush(s);
+	for (int i = 1; i <= 200; i++) {
+		append(s, "flood", i, "tick");
+		if (i % 7 == 0)
+			store_flush(s);
+	}
+	store_flush(s);
+	ck_assert_int_eq(count_of(s, "quiet", &first), 5);
+	ck_assert_int_eq(first, 1);
+	ck_assert_int_eq(count_of(s, "flood", &first), 15);
+	ck_assert_int_eq(first, 186);	/* the newest of it */
+	ck_assert_int_eq(store_events_dropped(s), 185);
+	if (reopen) {	/* the counts come back from the db */
+		store_close(s);
+		s = open_store();
+	}
+	for (int i = 1; i <= 30; i++)
+		append(s, "busy", i, "tick");
+	store_flush(s);
+	ck_assert_int_eq(count_of(s, "quiet", NULL), 5);
+	int f = count_of(s, "flood", NULL), b = count_of(s, "busy", NULL);
+	ck_assert_msg(f + b == 15 && f >= 7 && b >= 7, "flood %d busy %d", f, b);
+	store_close(s);
+}
+
+START_TEST(fair_retention_sqlite)
+{
+	fairness_behaves(true);
+}
+END_TEST
+
+START_TEST(fair_retention_memory)
+{
+	g.event_store = "memory";
+	fairness_behaves(false);
 }
 END_TEST
 
@@ -681,6 +741,8 @@ main(void)
 	tcase_add_test(tc, pages_memory);
 	tcase_add_test(tc, retention_sqlite);
 	tcase_add_test(tc, retention_memory);
+	tcase_add_test(tc, fair_retention_sqlite);
+	tcase_add_test(tc, fair_retention_memory);
 	tcase_add_test(tc, memory_sqlite);
 	tcase_add_test(tc, memory_in_memory);
 	tcase_add_test(tc, memory_outbox);
