@@ -1,13 +1,15 @@
 /*
  * redis: see redis.h.  The connection is a small state machine:
  *
- *   DOWN --(backoff)--> CONNECTING --(connected)--> SETUP --(AUTH, SELECT ok)--> UP
- *     ^                      |                        |                          |
+ *   DOWN --(backoff)--> CONNECTING --(connected)--> SETUP --(AUTH, SELECT, PING ok)--> UP
+ *     ^                      |                        |                               |
  *     +-- connect error, timeout, AUTH or SELECT refused, reply timeout, disconnect
  *
- * Callers see UP only: their commands are refused until AUTH and SELECT
- * have been answered, so a wrong password is a failed connection (with
- * its reason, and the backoff growing), not a stream of NOAUTH errors.
+ * Callers see UP only: their commands are refused until AUTH, SELECT and a
+ * PING have been answered, so a wrong password is a failed connection (with
+ * its reason, and the backoff growing), not a stream of NOAUTH errors, and
+ * a server that accepts connections but answers nothing (stopped, hung:
+ * the kernel still completes the TCP handshake) is never taken for up.
  *
  * The hiredis context is freed only outside hiredis callbacks (hiredis
  * defers a free requested from inside one), and every command's callback
@@ -49,7 +51,7 @@ struct rconn {
 	int64_t backoff;
 	struct pending *head, *tail;
 	size_t npending;
-	int setup_due;             /* AUTH and SELECT replies still to come */
+	int setup_due;             /* AUTH, SELECT and PING replies still to come */
 	char err[320];
 	bool freeing;
 };
@@ -134,8 +136,13 @@ on_timer(struct timer *t)
 		break;
 	case R_CONNECTING:
 	case R_SETUP:
-		snprintf(why, sizeof(why), "%s timed out after %lld ms", r->state == R_SETUP ?
-		    "AUTH/SELECT" : "connect", (long long)r->o.connect_timeout_ms);
+		if (r->state == R_SETUP)
+			snprintf(why, sizeof(why), "connected, but no answer within %lld ms "
+			    "(the server accepts connections and replies to nothing)",
+			    (long long)r->o.connect_timeout_ms);
+		else
+			snprintf(why, sizeof(why), "connect timed out after %lld ms",
+			    (long long)r->o.connect_timeout_ms);
 		drop_context(r, why);
 		break;
 	case R_UP:
@@ -279,6 +286,10 @@ on_connect(const redisAsyncContext *ac, int status)
 		if (queue_command(r, on_setup_reply, "SELECT", 2, argv, NULL, NULL, 0) == 0)
 			r->setup_due++;
 	}
+	/* A connection is up once the server has answered on it. */
+	const char *ping[] = { "PING" };
+	if (queue_command(r, on_setup_reply, "PING", 1, ping, NULL, NULL, 0) == 0)
+		r->setup_due++;
 	if (r->setup_due == 0)
 		become_up(r);
 }
@@ -394,4 +405,10 @@ rconn_free(struct rconn *r)
 
 bool rconn_up(const struct rconn *r) { return r->state == R_UP; }
 size_t rconn_pending(const struct rconn *r) { return r->npending; }
+
+int64_t
+rconn_waiting_ms(const struct rconn *r)
+{
+	return r->state == R_UP && r->head ? mono_ms() - r->head->sent : 0;
+}
 const char *rconn_last_error(const struct rconn *r) { return r->err; }

@@ -45,6 +45,8 @@ struct rconn *rconn_new(const struct rconn_opts *o, rconn_state_fn fn, void *ctx
 void rconn_free(struct rconn *r);     /* fails pending commands first */
 bool rconn_up(const struct rconn *r);
 size_t rconn_pending(const struct rconn *r);
+/* How long the oldest unanswered command has waited (0: none waits). */
+int64_t rconn_waiting_ms(const struct rconn *r);
 const char *rconn_last_error(const struct rconn *r);
 
 /* Queue a command; -1 when the connection is not up (nothing queued). */

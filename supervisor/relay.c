@@ -13,6 +13,13 @@
  * With state_store redis a third lane keeps a hash per agent,
  * agentd:{<agent>}:state, at its latest saved state (HSET of the whole
  * snapshot, so a resend is harmless; a deleted agent's hash goes).
+ *
+ * Status says what is true now: Redis is up only while it answers (a
+ * connection is up once a PING is answered, redis.c, and a command left
+ * unanswered for UNRESPONSIVE_MS makes it unresponsive well before the
+ * reply timeout drops the connection); the error shown is the current one,
+ * and once Redis answers again it is kept only as history, with when it
+ * began and ended.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +37,7 @@
 
 #define BATCH 512
 #define SEEN_TTL "3600"
+#define UNRESPONSIVE_MS 1000  /* Redis answers in well under 1 ms when it is well */
 
 /* KEYS[1] the list, KEYS[2..] idempotence keys; ARGV: ttl, keep, items. */
 static const char mem_script[] =
@@ -63,12 +71,38 @@ struct relay {
 	struct lane mem, st;
 	json_t *st_inflight;     /* the agents the state lane is shipping */
 	char last_error[320];
+	int64_t error_at;        /* wall ms the failing began (0: never) */
+	int64_t recovered_at;    /* wall ms Redis answered again after it */
 	struct timer retry;      /* after a failed batch */
 	int64_t backoff;
 };
 
 static void on_state(struct rconn *rc, bool up, const char *why, void *ctx);
 static void on_retry(struct timer *t);
+
+static bool
+failing(const struct relay *r)
+{
+	return r->error_at > r->recovered_at;
+}
+
+/* Something failed: why, and when the failing began. */
+static void
+set_error(struct relay *r, const char *why)
+{
+	if (why != r->last_error)
+		snprintf(r->last_error, sizeof(r->last_error), "%s", why);
+	if (!failing(r))
+		r->error_at = wall_ms();
+}
+
+/* Redis answered: the failing, if any, is over. */
+static void
+answered(struct relay *r)
+{
+	if (failing(r))
+		r->recovered_at = wall_ms();
+}
 
 struct relay *
 relay_new(struct store *s, const struct global_conf *g)
@@ -110,8 +144,9 @@ on_script_loaded(struct rconn *rc, redisReply *reply, const char *err, void *pri
 {
 	struct relay *r = priv;
 	if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
-		snprintf(r->last_error, sizeof(r->last_error), "SCRIPT LOAD: %s",
-		    reply ? reply->str : err);
+		char why[320];
+		snprintf(why, sizeof(why), "SCRIPT LOAD: %s", reply ? reply->str : err);
+		set_error(r, why);
 		log_error("relay: %s", r->last_error);
 		return;
 	}
@@ -135,9 +170,10 @@ on_state(struct rconn *rc, bool up, const char *why, void *ctx)
 	struct relay *r = ctx;
 	r->ready = false;
 	if (!up) {
-		snprintf(r->last_error, sizeof(r->last_error), "%s", why ? why : "down");
+		set_error(r, why ? why : "down");
 		return;
 	}
+	answered(r);	/* up means it answered a PING */
 	load_script(r);
 	streams_connected(r->ev);
 }
@@ -161,8 +197,7 @@ relay_lane_failed(struct relay *r, const char *what, int64_t last, const char *w
 {
 	if (r->closing)
 		return;
-	if (why != r->last_error)	/* the memory lane passes its own */
-		snprintf(r->last_error, sizeof(r->last_error), "%s", why);
+	set_error(r, why);	/* the memory lane passes its own */
 	grow_backoff(r);
 	log_warn("relay: batch up to %s %lld not acknowledged (%s); resending in %lld ms",
 	    what, (long long)last, r->last_error, (long long)r->backoff);
@@ -173,6 +208,7 @@ void
 relay_lane_ok(struct relay *r)
 {
 	r->backoff = 0;
+	answered(r);
 }
 
 static void
@@ -203,7 +239,7 @@ count_reply(struct relay *r, struct lane *l, redisReply *reply, const char *err)
 {
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
 		l->failed = true;
-		snprintf(r->last_error, sizeof(r->last_error), "%s", reply ? reply->str : err);
+		set_error(r, reply ? reply->str : err);
 		if (reply && strstr(reply->str, "NOSCRIPT"))
 			load_script(r);	/* someone ran SCRIPT FLUSH */
 	}
@@ -435,11 +471,23 @@ relay_pump(struct relay *r)
 json_t *
 relay_status(const struct relay *r)
 {
-	int64_t shipped = store_shipped(r->store);
-	bool up = rconn_up(r->rc);
+	int64_t shipped = store_shipped(r->store), waiting = rconn_waiting_ms(r->rc);
+	bool up = rconn_up(r->rc), stuck = up && waiting >= UNRESPONSIVE_MS;
+	char stalled[64], at[32], until[32];
 	/* down: why the connection is not up (refused, AUTH failed, ...) */
-	const char *why = !up && rconn_last_error(r->rc)[0] ? rconn_last_error(r->rc) : r->last_error;
-	json_t *o = json_pack("{s:s, s:s}", "redis", up ? "up" : "down", "last_error", why);
+	const char *why = !up ? (rconn_last_error(r->rc)[0] ? rconn_last_error(r->rc) :
+	    r->last_error) : failing(r) ? r->last_error : NULL;
+	if (stuck) {
+		snprintf(stalled, sizeof(stalled), "no reply for %lld ms", (long long)waiting);
+		why = stalled;
+	}
+	json_t *o = json_pack("{s:s}", "redis", !up ? "down" : stuck ? "unresponsive" : "up");
+	json_object_set_new(o, "last_error", why ? json_string(why) : json_null());
+	iso8601(r->error_at, at, sizeof(at));
+	iso8601(failing(r) ? 0 : r->recovered_at, until, sizeof(until));
+	json_object_set_new(o, "last_failure", r->error_at == 0 ? json_null() :
+	    json_pack("{s:s, s:s, s:o}", "error", r->last_error, "at", at, "until",
+	    until[0] ? json_string(until) : json_null()));
 	if (r->ev) {
 		json_object_set_new(o, "shipped_id", json_integer(shipped));
 		json_object_set_new(o, "pending", json_integer(store_last_id(r->store) - shipped));

@@ -1,7 +1,8 @@
 /*
  * Unit tests: the hiredis adapter (supervisor/redis.c) against a real
  * redis-server started on a free loopback port: pipelining, a server killed
- * with commands in flight, reconnection, and reply timeouts (SIGSTOP).
+ * with commands in flight, reconnection, reply timeouts (SIGSTOP), and a
+ * stopped server never taken for up.
  */
 #include <check.h>
 #include "tests/unit/check_main.h"
@@ -186,6 +187,36 @@ START_TEST(reply_timeout_on_stopped_server)
 }
 END_TEST
 
+/* A stopped server still completes the TCP handshake (the kernel does):
+ * the connection must not count as up until the server answers, so while
+ * it is stopped rconn stays down, with a reason that says so. */
+START_TEST(stopped_server_is_never_up)
+{
+	struct rconn_opts o = { .host = "127.0.0.1", .port = redis_port,
+		.reply_timeout_ms = 300, .connect_timeout_ms = 300, .backoff_ms = 20,
+		.backoff_max_ms = 100 };
+	struct rconn *r = rconn_new(&o, on_state, NULL);
+	RUN_UNTIL(up_seen, 5000);
+	ck_assert_msg(up_seen, "never connected: %s", rconn_last_error(r));
+	kill(redis_pid, SIGSTOP);
+	const char *argv[] = { "PING" };
+	ck_assert_int_eq(rconn_command(r, on_reply, NULL, 1, argv, NULL), 0);
+	RUN_UNTIL(mono_ms() < 0, 100);	/* let it wait a little */
+	ck_assert_int_ge(rconn_waiting_ms(r), 50);
+	RUN_UNTIL(down_seen, 3000);
+	ck_assert(down_seen);
+	up_seen = false;
+	RUN_UNTIL(up_seen, 1500);	/* several connects, each accepted by the kernel */
+	ck_assert_msg(!up_seen && !rconn_up(r), "a stopped server was taken for up");
+	ck_assert_msg(strstr(rconn_last_error(r), "no answer"), "%s", rconn_last_error(r));
+	kill(redis_pid, SIGCONT);
+	RUN_UNTIL(up_seen, 5000);
+	ck_assert(up_seen && rconn_up(r));
+	ck_assert_int_eq(rconn_waiting_ms(r), 0);
+	rconn_free(r);
+}
+END_TEST
+
 START_TEST(free_fails_pending)
 {
 	struct rconn *r = connect_test(2000);
@@ -215,6 +246,7 @@ main(void)
 	tcase_add_test(tc, pipelined_commands);
 	tcase_add_test(tc, server_killed_then_back);
 	tcase_add_test(tc, reply_timeout_on_stopped_server);
+	tcase_add_test(tc, stopped_server_is_never_up);
 	tcase_add_test(tc, free_fails_pending);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
