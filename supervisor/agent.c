@@ -1,10 +1,13 @@
 /*
  * agent: one agent's worker and runs, as two small state machines.
  *
- * The worker:   STOPPED -> STARTING -> IDLE <-> RUNNING
- *                              |          \        |
- *                              +--------> STOPPING / (exit) -> BACKOFF -> STARTING
- *                                                            \-> FATAL | STOPPED
+ * The worker:
+ *   STOPPED, BACKOFF, WAITING, FATAL --spawn--> STARTING --ready--> IDLE or RETRYING
+ *                        (the host had no room: WAITING, tried again on a timer)
+ *   IDLE --run--> RUNNING --done--> IDLE;  RUNNING --failed, will retry--> RETRYING
+ *   RETRYING --retry due, or `agentctl run`--> RUNNING;  RETRYING --run ends--> IDLE
+ *   STARTING, IDLE, RUNNING, RETRYING --stop, fault, exit--> STOPPING
+ *   STOPPING --exit--> STARTING (at once), BACKOFF, FATAL (budget spent), STOPPED
  * The run:      requested -> (waits for an IDLE worker) -> dispatched ->
  *               acked -> result ok | failed -> retry (new attempt) | done
  *
@@ -50,7 +53,7 @@ static void run_attempt_failed(struct agent *a, const char *error,
 static const char *wstate_names[] = {
 	[W_STOPPED] = "stopped", [W_STARTING] = "starting", [W_IDLE] = "idle",
 	[W_RUNNING] = "running", [W_STOPPING] = "stopping", [W_BACKOFF] = "backoff",
-	[W_FATAL] = "fatal", [W_WAITING] = "waiting",
+	[W_FATAL] = "fatal", [W_WAITING] = "waiting", [W_RETRYING] = "retrying",
 };
 
 const char *
@@ -64,9 +67,10 @@ wstate_name(enum wstate s)
 #define TO(s) (1u << (s))
 static const unsigned wstate_next[] = {
 	[W_STOPPED]  = TO(W_STARTING) | TO(W_WAITING) | TO(W_FATAL),
-	[W_STARTING] = TO(W_IDLE) | TO(W_STOPPING),
+	[W_STARTING] = TO(W_IDLE) | TO(W_RETRYING) | TO(W_STOPPING),
 	[W_IDLE]     = TO(W_RUNNING) | TO(W_STOPPING),
-	[W_RUNNING]  = TO(W_IDLE) | TO(W_STOPPING),
+	[W_RUNNING]  = TO(W_IDLE) | TO(W_RETRYING) | TO(W_STOPPING),
+	[W_RETRYING] = TO(W_RUNNING) | TO(W_IDLE) | TO(W_STOPPING),
 	[W_STOPPING] = TO(W_STOPPED) | TO(W_STARTING) | TO(W_WAITING) | TO(W_BACKOFF) |
 	               TO(W_FATAL),
 	[W_BACKOFF]  = TO(W_STARTING) | TO(W_WAITING) | TO(W_STOPPED) | TO(W_FATAL),
@@ -74,6 +78,15 @@ static const unsigned wstate_next[] = {
 	[W_FATAL]    = TO(W_STARTING) | TO(W_WAITING),
 };
 #undef TO
+
+/* What a worker with nothing on it is: idle, or retrying while the current
+ * run waits out its retry delay. */
+static enum wstate
+idle_state(const struct agent *a)
+{
+	return a->cur && !a->cur->dispatched && timer_armed(&a->retry_timer) ?
+	    W_RETRYING : W_IDLE;
+}
 
 /* A change the table does not allow is a bug in this file: said loudly,
  * then made anyway, since the caller's view of the worker is the truer. */
@@ -698,15 +711,48 @@ begin_run(struct agent *a, bool manual, json_t *kwargs)
 	dispatch_pending(a);
 }
 
-static void
+static enum run_outcome
 skip_run(struct agent *a, const char *reason)
 {
+	snprintf(a->skip_reason, sizeof(a->skip_reason), "%s", reason);
 	a->st.skipped_count++;
 	agent_save(a);
 	log_agent(LL_INFO, a->name, "run skipped: %s", reason);
 	event_emit(a, "background_task_skipped", json_pack("{s:s, s:s, s:I}",
 	    "agent_id", agent_id(a), "reason", reason, "skipped_count",
 	    (json_int_t)a->st.skipped_count));
+	return RUN_SKIPPED;
+}
+
+/* Why a new run cannot start beside the current one, as it stands. */
+static void
+busy_reason(const struct agent *a, char *out, size_t len)
+{
+	const struct run *r = a->cur;
+	char at[32];
+	if (r->dispatched)
+		snprintf(out, len, "previous run (%lld) still in progress", (long long)r->run_id);
+	else if (timer_armed(&a->retry_timer)) {
+		iso8601(r->retry_at, at, sizeof(at));
+		snprintf(out, len, "previous run (%lld) is waiting to retry: attempt %d at %s",
+		    (long long)r->run_id, r->attempt, at);
+	} else
+		snprintf(out, len, "previous run (%lld) is waiting for its worker (%s)",
+		    (long long)r->run_id, wstate_name(a->state));
+}
+
+/* `agentctl run` while the current run waits out its retry delay: that
+ * attempt goes now (the operator asks for a run; this is the one due). */
+static enum run_outcome
+retry_now(struct agent *a)
+{
+	char at[32];
+	iso8601(a->cur->retry_at, at, sizeof(at));
+	log_agent(LL_INFO, a->name, "run %lld: attempt %d now, on request (it was due at %s)",
+	    (long long)a->cur->run_id, a->cur->attempt, at);
+	timer_stop(&a->retry_timer);
+	dispatch_pending(a);
+	return RUN_RETRY_NOW;
 }
 
 static void
@@ -726,34 +772,38 @@ cancel_current(struct agent *a, const char *why)
 	timer_in(&a->kill_timer, a->sup->cfg->g.stop_grace_ms);
 }
 
-void
+enum run_outcome
 agent_request_run(struct agent *a, bool manual, json_t *kwargs)
 {
-	if (a->sup->stopping)
-		return;
-	if (a->state == W_FATAL || a->state == W_STOPPED) {
-		skip_run(a, a->state == W_FATAL ? "agent is fatal" : "worker is stopped");
-		return;
+	char busy[200];
+
+	if (a->sup->stopping) {	/* not a skip: no run will come at all */
+		snprintf(a->skip_reason, sizeof(a->skip_reason), "agentd is stopping");
+		return RUN_SKIPPED;
 	}
+	if (a->state == W_FATAL || a->state == W_STOPPED)
+		return skip_run(a, a->state == W_FATAL ? "agent is fatal (agentctl restart "
+		    "revives it)" : "worker is stopped");
 	if (a->cur) {
+		if (manual && a->state == W_RETRYING)
+			return retry_now(a);
 		switch (a->conf->overlap) {
 		case OVERLAP_SKIP:
-			skip_run(a, "previous run still in progress");
-			return;
+			busy_reason(a, busy, sizeof(busy));
+			return skip_run(a, busy);
 		case OVERLAP_QUEUE:
-			if (a->queued >= QUEUE_MAX) {
-				skip_run(a, "run queue full");
-				return;
-			}
+			if (a->queued >= QUEUE_MAX)
+				return skip_run(a, "run queue full");
 			a->queued++;
-			return;
+			return RUN_QUEUED;
 		case OVERLAP_CANCEL_PREVIOUS:
 			a->queued = 1;
 			cancel_current(a, "cancelled by a newer run (overlap: cancel_previous)");
-			return;
+			return RUN_QUEUED;
 		}
 	}
 	begin_run(a, manual, kwargs);
+	return RUN_STARTED;
 }
 
 static void
@@ -780,7 +830,7 @@ send_run(struct agent *a)
 static void
 dispatch_pending(struct agent *a)
 {
-	if (a->cur && !a->cur->dispatched && a->state == W_IDLE &&
+	if (a->cur && !a->cur->dispatched && (a->state == W_IDLE || a->state == W_RETRYING) &&
 	    !timer_armed(&a->retry_timer))
 		send_run(a);
 }
@@ -792,7 +842,7 @@ finish_run(struct agent *a)
 	a->cur = NULL;
 	timer_stop(&a->run_timer);
 	timer_stop(&a->retry_timer);
-	if (a->state == W_RUNNING)
+	if (a->state == W_RUNNING || a->state == W_RETRYING)
 		set_state(a, W_IDLE);
 	if (a->queued > 0 && !a->sup->stopping) {
 		a->queued--;
@@ -807,8 +857,11 @@ retry_delay(struct agent *a, int attempt, int64_t retry_after_ms)
 	if (d > (double)a->conf->retry_max_delay_ms)
 		d = (double)a->conf->retry_max_delay_ms;
 	d = d / 2 + rand_unit() * d / 2;	/* equal jitter: spreads a fleet */
+	/* The server's Retry-After, up to retry_max_delay and never past it:
+	 * a server that asks for years must not park the run for years. */
 	if (retry_after_ms > d)
-		d = (double)retry_after_ms;
+		d = (double)(retry_after_ms < a->conf->retry_max_delay_ms ? retry_after_ms :
+		    a->conf->retry_max_delay_ms);
 	return (int64_t)d;
 }
 
@@ -823,38 +876,51 @@ run_attempt_failed(struct agent *a, const char *error, bool retryable,
     int64_t retry_after_ms)
 {
 	struct run *r = a->cur;
-	bool will_retry = retryable && r->attempt <= a->conf->max_retries &&
-	    !a->sup->stopping;
+	const struct agent_conf *c = a->conf;
+	bool will_retry = retryable && r->attempt <= c->max_retries && !a->sup->stopping;
+	int64_t delay = will_retry ? retry_delay(a, r->attempt, retry_after_ms) : 0;
+	char why[800];
+
+	if (retryable && retry_after_ms > c->retry_max_delay_ms)
+		snprintf(why, sizeof(why), "%s (the server asked to wait %llds, more than "
+		    "retry_max_delay %llds)", error, (long long)(retry_after_ms / 1000),
+		    (long long)(c->retry_max_delay_ms / 1000));
+	else
+		snprintf(why, sizeof(why), "%s", error);
 	a->st.error_count++;
 	free(a->last_error);
-	a->last_error = xstrdup(error);
+	a->last_error = xstrdup(why);
 	agent_save(a);
 
 	json_t *p = seed_payload(a);
 	json_object_set_new(p, "run_count", json_integer(r->run_id));
-	json_object_set_new(p, "error", json_string(error));
+	json_object_set_new(p, "error", json_string(why));
 	json_object_set_new(p, "error_count", json_integer(a->st.error_count));
 	json_object_set_new(p, "attempt", json_integer(r->attempt));
 	json_object_set_new(p, "retryable", json_boolean(retryable));
 	json_object_set_new(p, "will_retry", json_boolean(will_retry));
+	if (will_retry)
+		json_object_set_new(p, "retry_in_ms", json_integer(delay));
 	event_emit(a, "background_task_error", p);
 	log_agent(LL_WARN, a->name, "run %lld attempt %d failed: %s%s",
-	    (long long)r->run_id, r->attempt, error, will_retry ? " (will retry)" : "");
+	    (long long)r->run_id, r->attempt, why, will_retry ? " (will retry)" : "");
 
 	timer_stop(&a->run_timer);
 	timer_stop(&a->ack_timer);
-	if (a->state == W_RUNNING)
-		set_state(a, W_IDLE);
 	if (will_retry) {
-		int64_t d = retry_delay(a, r->attempt, retry_after_ms);
 		r->attempt++;
 		r->dispatched = false;
 		r->timed_out = false;
-		timer_in(&a->retry_timer, d);
+		r->retry_at = wall_ms() + delay;
+		timer_in(&a->retry_timer, delay);
+		if (a->state == W_RUNNING)
+			set_state(a, W_RETRYING);
 		return;
 	}
+	if (a->state == W_RUNNING)
+		set_state(a, W_IDLE);
 	a->last_failed = true;
-	emit_status(a, "error", error);
+	emit_status(a, "error", why);
 	finish_run(a);
 }
 
@@ -952,7 +1018,7 @@ on_ready(struct agent *a, json_t *m)
 	a->tools = json_incref(json_object_get(m, "tools"));
 	json_decref(a->mcp);	/* a new worker: its servers report afresh */
 	a->mcp = json_object();
-	set_state(a, W_IDLE);
+	set_state(a, idle_state(a));
 	log_agent(LL_DEBUG, a->name, "worker %d ready", (int)a->pid);
 	dispatch_pending(a);
 }
@@ -1354,8 +1420,12 @@ agent_status_json(const struct agent *a)
 	json_object_set_new(o, "memory_store", json_string(store_memory_backend(st)));
 	json_object_set_new(o, "last_error", a->last_error ? json_string(a->last_error) : json_null());
 	json_object_set_new(o, "queued_runs", json_integer(a->queued));
-	if (a->cur)
-		json_object_set_new(o, "current_run", json_pack("{s:I, s:i}", "run_id",
-		    (json_int_t)a->cur->run_id, "attempt", a->cur->attempt));
+	if (a->cur) {
+		json_t *run = json_pack("{s:I, s:i}", "run_id", (json_int_t)a->cur->run_id,
+		    "attempt", a->cur->attempt);
+		json_object_set_new(run, "retry_at", timer_armed(&a->retry_timer) ?
+		    iso_or_null(a->cur->retry_at) : json_null());
+		json_object_set_new(o, "current_run", run);
+	}
 	return o;
 }

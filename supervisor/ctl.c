@@ -256,16 +256,24 @@ cmd_agent(struct ctl_client *c, const char *cmd, struct agent *a, json_t *args)
 		agent_restart_cmd(a);
 		respond(c, CODE_OK, NULL, message(a->name, "%s restarting", a->name));
 	} else if (strcmp(cmd, "run") == 0) {
-		int64_t before = a->st.run_count, skipped = a->st.skipped_count;
-		agent_request_run(a, true, json_object_get(args, "kwargs"));
-		if (a->st.run_count > before)
+		switch (agent_request_run(a, true, json_object_get(args, "kwargs"))) {
+		case RUN_STARTED:
 			respond(c, CODE_OK, NULL, message(a->name, "%s: run started", a->name));
-		else if (a->st.skipped_count > skipped)
-			respond(c, CODE_ERROR, a->last_error && a->state == W_FATAL ?
-			    "agent is fatal (agentctl restart revives it)" :
-			    "run skipped: previous run still in progress (overlap: skip)", NULL);
-		else
+			break;
+		case RUN_QUEUED:
 			respond(c, CODE_OK, NULL, message(a->name, "%s: run queued", a->name));
+			break;
+		case RUN_RETRY_NOW:
+			respond(c, CODE_OK, NULL, message(a->name, "%s: the waiting retry of "
+			    "the current run goes now", a->name));
+			break;
+		case RUN_SKIPPED: {
+			char why[256];
+			snprintf(why, sizeof(why), "run skipped: %s", a->skip_reason);
+			respond(c, CODE_ERROR, why, NULL);
+			break;
+		}
+		}
 	} else
 		respond(c, CODE_BAD_REQUEST, "unknown command", NULL);
 }

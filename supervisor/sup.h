@@ -36,6 +36,15 @@ enum wstate {
 	W_WAITING,       /* no worker: its start failed for want of host resources
 	                  * (descriptors, processes, memory); tried again on
 	                  * restart_timer, outside the crash budget */
+	W_RETRYING,      /* idle, and a run waits on retry_timer for its next attempt */
+};
+
+/* What became of a request for a run. */
+enum run_outcome {
+	RUN_STARTED,     /* a new run began */
+	RUN_QUEUED,      /* it waits behind the current one (overlap: queue) */
+	RUN_RETRY_NOW,   /* the current run's waiting attempt goes now */
+	RUN_SKIPPED,     /* not run: agent->skip_reason says why */
 };
 
 /* What to do once a worker we asked to stop has exited. */
@@ -58,6 +67,7 @@ struct run {
 	bool timed_out;          /* run_timeout passed: failure is "timeout" */
 	char *cancel_reason;     /* non-NULL once a cancel was sent */
 	int64_t retry_after_ms;  /* server-suggested delay of the last failure */
+	int64_t retry_at;        /* wall ms the next attempt is due, while retry_timer runs */
 };
 
 struct agent {
@@ -86,6 +96,7 @@ struct agent {
 	json_t *tools;                 /* from `ready` */
 	json_t *mcp;                   /* server -> its last mcp_server_status */
 	char *last_error;
+	char skip_reason[200];         /* why the last requested run did not run */
 	bool last_failed;              /* the last finished run failed */
 	bool unsaved;                  /* st changed since agent_save */
 
@@ -145,7 +156,7 @@ void agent_free(struct agent *a);
 void agent_start(struct agent *a);           /* first spawn + schedule */
 void agent_on_readable(struct agent *a);
 void agent_on_exit(struct agent *a, int status);
-void agent_request_run(struct agent *a, bool manual, json_t *kwargs);
+enum run_outcome agent_request_run(struct agent *a, bool manual, json_t *kwargs);
 int agent_pause(struct agent *a);
 int agent_resume(struct agent *a);
 void agent_restart_cmd(struct agent *a);
