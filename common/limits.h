@@ -30,6 +30,14 @@
 #define VALUE_DEPTH_MAX (MSG_DEPTH_MAX - VALUE_ENVELOPE_DEPTH)
 
 #define CONFIG_FILE_MAX (16u << 20)      /* a configuration file */
+/* Nodes of a configuration's YAML tree, every node an alias adds included
+ * (an alias is expanded: a copy of its anchor): beyond any real file (a
+ * thousand agents of 250 nodes each), and small enough (~30 MB at ~120
+ * bytes a node) that an alias bomb is refused long before it strains
+ * agentd, even on a reload beside the running configuration.  Aliases are
+ * counted too, as go-yaml does, so a flood of tiny ones is named as such. */
+#define CONFIG_NODES_MAX (1u << 18)
+#define CONFIG_ALIASES_MAX (1u << 14)
 #define SPEC_MAX (1u << 20)              /* one agent's spec, as sent to its worker */
 #define SECRETS_MAX (256u << 10)         /* the secrets sent with it */
 #define KWARGS_MAX (256u << 10)          /* a run's kwargs from a request */

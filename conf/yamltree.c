@@ -1,32 +1,48 @@
 /*
  * yamltree: libyaml events -> struct ynode (see yamltree.h).  A stack of
  * open collections; each new node attaches to the collection on top.
+ *
+ * An alias becomes a copy of its anchored node, so the tree stays a tree
+ * (every node one owner, freed once; every later pass a plain recursion).
+ * libyaml's own document loader (yaml_parser_load) would give an alias the
+ * very node of its anchor instead -- no copy -- but that only moves the
+ * cost: the schema walk and the JSON every agent's spec is built from
+ * (conf/config.c) visit a shared node once per reference, so a "billion
+ * laughs" file still expands to gigabytes, in time and in the spec.  The
+ * expansion itself must be bounded, and it is, here, where it happens and
+ * the alias's position is known: the tree may hold CONFIG_NODES_MAX nodes,
+ * those every alias adds included, and CONFIG_ALIASES_MAX aliases
+ * (common/limits.h).  Past either the document is refused, naming the
+ * alias, before the copy is made -- a 714-byte bomb fails after a few
+ * thousand nodes, not after gigabytes.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#include "common/limits.h"
 #include "common/util.h"
 #include "conf/yamltree.h"
 
-#define MAX_DEPTH 64
-#define MAX_ANCHORS 256
+#define MAX_DEPTH 64	/* the parser's stack: beyond any value config.c accepts */
 
 struct builder {
 	struct ynode *stack[MAX_DEPTH];
 	int depth;
 	struct ynode *root;
 	struct ynode *pending[MAX_DEPTH]; /* map on stack[i]: its key awaiting a value */
-	struct ynode *anchors[MAX_ANCHORS];
-	int nanchors;
+	struct ynode **anchors;
+	size_t nanchors, anchors_cap;
+	size_t nodes, aliases;
 	char *err;
 	size_t errlen;
 };
 
 static struct ynode *
-node_new(enum ynode_kind k, yaml_mark_t m)
+node_new(struct builder *b, enum ynode_kind k, yaml_mark_t m)
 {
 	struct ynode *n = xcalloc(1, sizeof(*n));
+	b->nodes++;
 	n->kind = k;
 	n->line = (int)m.line + 1;
 	n->col = (int)m.column + 1;
@@ -122,19 +138,76 @@ attach(struct builder *b, struct ynode *n)
 static void
 remember_anchor(struct builder *b, struct ynode *n, const yaml_char_t *anchor)
 {
-	if (anchor == NULL || b->nanchors == MAX_ANCHORS)
+	if (anchor == NULL)
 		return;
+	if (b->nanchors == b->anchors_cap) {
+		b->anchors_cap = b->anchors_cap ? b->anchors_cap * 2 : 16;
+		b->anchors = xrealloc(b->anchors, b->anchors_cap * sizeof(*b->anchors));
+	}
 	n->anchor = xstrdup((const char *)anchor);
 	b->anchors[b->nanchors++] = n;
+}
+
+/* Nodes in n's subtree, counting stops once past limit. */
+static size_t
+subtree_nodes(const struct ynode *n, size_t limit)
+{
+	size_t total = 1;
+	for (size_t i = 0; i < n->n && total <= limit; i++)
+		total += (n->keys ? 1 : 0) + subtree_nodes(n->vals[i], limit - total);
+	return total;
+}
+
+/* *name as a copy of its anchor (the latest of that name, as YAML says),
+ * or NULL with the reason when there is none or the bounds say no. */
+static struct ynode *
+expand_alias(struct builder *b, const yaml_event_t *ev)
+{
+	const char *name = (const char *)ev->data.alias.anchor;
+	size_t line = ev->start_mark.line + 1, col = ev->start_mark.column + 1;
+	const struct ynode *target = NULL;
+
+	for (size_t i = b->nanchors; i-- > 0 && target == NULL; )
+		if (!strcmp(b->anchors[i]->anchor, name))
+			target = b->anchors[i];
+	if (target == NULL) {
+		snprintf(b->err, b->errlen, "%zu:%zu: unknown alias *%s", line, col, name);
+		return NULL;
+	}
+	for (int i = 0; i < b->depth; i++)
+		if (b->stack[i] == target) {
+			snprintf(b->err, b->errlen, "%zu:%zu: alias *%s is inside the node it "
+			    "names (a recursive document)", line, col, name);
+			return NULL;
+		}
+	size_t adds = subtree_nodes(target, CONFIG_NODES_MAX);
+	if (++b->aliases > CONFIG_ALIASES_MAX || b->nodes + adds > CONFIG_NODES_MAX) {
+		snprintf(b->err, b->errlen, "%zu:%zu: alias *%s: the document expands past "
+		    "%u %s (an alias bomb?)", line, col, name,
+		    b->aliases > CONFIG_ALIASES_MAX ? CONFIG_ALIASES_MAX : CONFIG_NODES_MAX,
+		    b->aliases > CONFIG_ALIASES_MAX ? "aliases" : "nodes");
+		return NULL;
+	}
+	b->nodes += adds;
+	struct ynode *n = node_copy(target);
+	n->line = (int)line;
+	n->col = (int)col;
+	return n;
 }
 
 static int
 on_event(struct builder *b, yaml_event_t *ev)
 {
 	struct ynode *n;
+	if (b->nodes >= CONFIG_NODES_MAX && (ev->type == YAML_SCALAR_EVENT ||
+	    ev->type == YAML_SEQUENCE_START_EVENT || ev->type == YAML_MAPPING_START_EVENT)) {
+		snprintf(b->err, b->errlen, "%zu:%zu: the document has more than %u nodes",
+		    ev->start_mark.line + 1, ev->start_mark.column + 1, CONFIG_NODES_MAX);
+		return -1;
+	}
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT:
-		n = node_new(Y_SCALAR, ev->start_mark);
+		n = node_new(b, Y_SCALAR, ev->start_mark);
 		n->len = ev->data.scalar.length;
 		n->value = xmalloc(n->len + 1);
 		memcpy(n->value, ev->data.scalar.value, n->len);
@@ -154,7 +227,8 @@ on_event(struct builder *b, yaml_event_t *ev)
 			    ev->start_mark.line + 1, ev->start_mark.column + 1, MAX_DEPTH);
 			return -1;
 		}
-		n = node_new(ev->type == YAML_SEQUENCE_START_EVENT ? Y_SEQ : Y_MAP, ev->start_mark);
+		n = node_new(b, ev->type == YAML_SEQUENCE_START_EVENT ? Y_SEQ : Y_MAP,
+		    ev->start_mark);
 		remember_anchor(b, n, ev->type == YAML_SEQUENCE_START_EVENT ?
 		    ev->data.sequence_start.anchor : ev->data.mapping_start.anchor);
 		if (attach(b, n) < 0)
@@ -167,16 +241,8 @@ on_event(struct builder *b, yaml_event_t *ev)
 		b->depth--;
 		return 0;
 	case YAML_ALIAS_EVENT:
-		for (int i = 0; i < b->nanchors; i++)
-			if (!strcmp(b->anchors[i]->anchor, (const char *)ev->data.alias.anchor)) {
-				n = node_copy(b->anchors[i]);
-				n->line = (int)ev->start_mark.line + 1;
-				n->col = (int)ev->start_mark.column + 1;
-				return attach(b, n);
-			}
-		snprintf(b->err, b->errlen, "%zu:%zu: unknown alias *%s",
-		    ev->start_mark.line + 1, ev->start_mark.column + 1, ev->data.alias.anchor);
-		return -1;
+		n = expand_alias(b, ev);
+		return n ? attach(b, n) : -1;
 	case YAML_DOCUMENT_START_EVENT:
 		if (b->root) {
 			snprintf(b->err, b->errlen, "%zu:%zu: only one YAML document is allowed",
@@ -222,13 +288,15 @@ ytree_parse(const char *text, size_t len, char *err, size_t errlen)
 		}
 	}
 	yaml_parser_delete(&p);
+	free(b.anchors);
 	if (b.root == NULL) {
 		yaml_mark_t m = { 0, 0, 0 };
-		b.root = node_new(Y_MAP, m);
+		b.root = node_new(&b, Y_MAP, m);
 	}
 	return b.root;
 fail:
 	yaml_parser_delete(&p);
+	free(b.anchors);
 	for (int i = 0; i < b.depth; i++)
 		ytree_free(b.pending[i]);
 	ytree_free(b.root);

@@ -1,9 +1,10 @@
 /*
  * yamltree: a YAML document as a tree of nodes that remember where they
  * came from (line and column, 1-based), so every later check can say
- * file:line:column.  Built from libyaml's event stream; aliases resolve to
- * their anchored node; scalars keep whether they were quoted, which
- * decides whether "true" or "42" is a string.
+ * file:line:column.  Built from libyaml's event stream; an alias becomes a
+ * copy of its anchored node, within the bounds of common/limits.h (an alias
+ * bomb is a syntax error at the alias); scalars keep whether they were
+ * quoted, which decides whether "true" or "42" is a string.
  */
 #ifndef AGENTD_YAMLTREE_H
 #define AGENTD_YAMLTREE_H
@@ -26,8 +27,9 @@ struct ynode {
 	char *anchor;
 };
 
-/* Parse; NULL with "line:col: problem" in err on a YAML syntax error or a
- * second document.  An empty document yields an empty map. */
+/* Parse; NULL with "line:col: problem" in err on a YAML syntax error, a
+ * second document, or a document past the node and alias bounds.  An
+ * empty document yields an empty map. */
 struct ynode *ytree_parse(const char *text, size_t len, char *err, size_t errlen);
 void ytree_free(struct ynode *n);
 struct ynode *ymap_get(const struct ynode *map, const char *key);

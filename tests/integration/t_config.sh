@@ -1,5 +1,7 @@
 # Configuration errors: each kind reported as file:line:column, agentd does
-# not start, --check-config exits 1; a good file checks clean.
+# not start, --check-config exits 1; a good file checks clean.  An alias
+# bomb is refused both by --check-config and by a SIGHUP reload of a
+# running agentd, under a memory limit.
 . ./lib.sh
 
 check() { # expected-substring, then the YAML on stdin
@@ -77,4 +79,43 @@ AGENTD_TEST_DIR=$T "$B/agentd" --check-config -c /dev/stdin >/dev/null <<'Y' || 
 agentd: {state_dir: "${AGENTD_TEST_DIR}/s", log_level: "${AGENTD_NO_SUCH:-debug}"}
 background_agents: {}
 Y
+
+# An alias bomb: nine lists of nine aliases of the one before (~1.6e9
+# nodes expanded).  Refused, under a memory limit the expansion would
+# blow through, by --check-config and by a reload of a running agentd,
+# which keeps running its old configuration.
+bomb() {
+	printf 'x0: &x0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n'
+	for i in 1 2 3 4 5 6 7 8 9; do
+		p="*x$((i - 1))"
+		printf 'x%d: &x%d [%s,%s,%s,%s,%s,%s,%s,%s,%s]\n' $i $i $p $p $p $p $p $p $p $p $p
+	done
+}
+if ldd "$B/agentd" | grep -q libasan; then
+	note "sanitizer build: the bomb runs without ulimit -v (ASan reserves terabytes of address space)"
+else
+	ulimit -v 262144
+fi
+{ bomb; echo "background_agents: {}"; } > "$T/bomb.yaml"
+out=$("$B/agentd" --check-config -c "$T/bomb.yaml" 2>&1); rc=$?
+[ $rc = 1 ] || fail "bomb: exit $rc: $out"
+echo "$out" | grep -qF "bomb.yaml:6:18: alias *x4: the document expands past 262144 nodes (an alias bomb?)" || fail "bomb: $out"
+
+{ header; cat <<YAML
+  keep:
+    task_config: {tool: new_files, directories: ["$T"]}
+    interval: 200ms
+YAML
+} | write_config
+start_agentd
+wait_until 10 state_is keep idle || fail "keep not idle"
+pid=$(field keep pid)
+{ bomb; cat "$T/agents.yaml"; } > "$T/agents.new" && mv "$T/agents.new" "$T/agents.yaml"
+kill -HUP "$AGENTD_PID"
+wait_until 20 grep -q "reload refused" "$T/agentd.log" || fail "bomb reload not refused"
+grep -q "agents.yaml:6:18: alias \*x4: the document expands past 262144 nodes" "$T/agentd.log" || fail "bomb reload: no position in the log"
+kill -0 "$AGENTD_PID" || fail "agentd died on a bomb reload"
+runs=$(field keep run_count)
+wait_until 20 sh -c "[ \$($B/agentctl -s $SOCK --json status keep | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"run_count\"])') -gt $runs ]" || fail "keep stopped running after the bomb"
+[ "$(field keep pid)" = "$pid" ] || fail "the bomb reload touched keep's worker"
 exit 0

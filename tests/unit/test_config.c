@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "common/buf.h"
 #include "common/cron.h"
+#include "common/limits.h"
 #include "conf/config.h"
 
 static struct config *
@@ -241,6 +243,107 @@ START_TEST(example_config_loads)
 }
 END_TEST
 
+/* Every message of one load, for exact comparisons. */
+static char *
+all_errors(const char *yaml)
+{
+	struct config *c = NULL;
+	struct conf_errors e;
+	config_load_string("t.yaml", yaml, &c, &e);
+	config_free(c);
+	size_t len = 1;
+	for (size_t i = 0; i < e.n; i++)
+		len += strlen(e.msgs[i]) + 1;
+	char *all = calloc(1, len);
+	for (size_t i = 0; i < e.n; i++)
+		strcat(strcat(all, e.msgs[i]), "\n");
+	conf_errors_free(&e);
+	return all;
+}
+
+static void
+only_error(const char *yaml, const char *expect)
+{
+	char *all = all_errors(yaml);
+	char want[1024];
+	snprintf(want, sizeof(want), "%s\n", expect);
+	ck_assert_str_eq(all, want);
+	free(all);
+}
+
+/* "Billion laughs": nine lists of nine aliases of the one before.  Each
+ * level multiplies by 9; the bound stops it at the level that would cross
+ * CONFIG_NODES_MAX, naming that alias, before copying it. */
+static const char bomb[] =
+	"a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n"
+	"b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+	"c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+	"d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+	"e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+	"f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+	"g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+	"h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+	"i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
+	"background_agents: {}\n";
+
+START_TEST(alias_bounds)
+{
+	only_error(bomb, "t.yaml:6:14: alias *e: the document expands past 262144 nodes "
+	    "(an alias bomb?)");
+	only_error("a: &a [1, *a]\nbackground_agents: {}\n",
+	    "t.yaml:1:11: alias *a is inside the node it names (a recursive document)");
+	/* more aliases than CONFIG_ALIASES_MAX, each of one node */
+	struct buf b;
+	buf_init(&b);
+	const char *head = "x: &x 1\nl: [";
+	buf_append(&b, head, strlen(head));
+	for (unsigned i = 0; i <= CONFIG_ALIASES_MAX; i++)
+		buf_append(&b, "*x,", 3);
+	buf_append(&b, "]\nbackground_agents: {}\n", 24);
+	char *all = all_errors((const char *)b.data);
+	ck_assert_msg(strstr(all, "t.yaml:2:49157: alias *x: the document expands past 16384 "
+	    "aliases") != NULL, "%s", all);
+	free(all);
+	/* and more nodes than CONFIG_NODES_MAX without an alias at all */
+	buf_reset(&b);
+	buf_append(&b, "l: [", 4);
+	for (unsigned i = 0; i <= CONFIG_NODES_MAX; i++)
+		buf_append(&b, "1,", 2);
+	buf_append(&b, "]\nbackground_agents: {}\n", 24);
+	all = all_errors((const char *)b.data);
+	ck_assert_msg(strstr(all, "the document has more than 262144 nodes") != NULL, "%s", all);
+	free(all);
+	buf_free(&b);
+}
+END_TEST
+
+/* Aliases within the bounds: every anchor usable (there were 256 slots),
+ * the latest of a name wins, as YAML says. */
+START_TEST(aliases)
+{
+	struct buf b;
+	buf_init(&b);
+	const char *head = "tasks:\n";
+	buf_append(&b, head, strlen(head));
+	char line[96];
+	for (int i = 0; i < 300; i++) {
+		snprintf(line, sizeof(line), "  t%d: &t%d {config: {n: %d}}\n", i, i, i);
+		buf_append(&b, line, strlen(line));
+	}
+	const char *tail = "background_agents:\n  a: {task_config: {x: *t299, y: *t0}}\n"
+	    "  b: {task_config: &t0 {n: again}}\n  c: {task_config: {z: *t0}}\n";
+	buf_append(&b, tail, strlen(tail) + 1);
+	struct config *c = load_ok((const char *)b.data);
+	json_t *tc = json_object_get(config_find(c, "a")->spec, "task_config");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(json_object_get(tc,
+	    "x"), "config"), "n")), 299);
+	tc = json_object_get(config_find(c, "c")->spec, "task_config");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(tc, "z"), "n")), "again");
+	config_free(c);
+	buf_free(&b);
+}
+END_TEST
+
 static int64_t
 at(const char *local)
 {
@@ -324,6 +427,8 @@ main(void)
 	tcase_add_test(tc, interpolation_and_env_overrides);
 	tcase_add_test(tc, fingerprints);
 	tcase_add_test(tc, example_config_loads);
+	tcase_add_test(tc, alias_bounds);
+	tcase_add_test(tc, aliases);
 	tcase_add_test(tc, cron_expressions);
 	tcase_add_test(tc, cron_across_dst);
 	suite_add_tcase(s, tc);
