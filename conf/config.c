@@ -2,6 +2,10 @@
  * config: YAML -> struct config, with every mistake reported as
  * file:line:column.
  *
+ * The file must be a regular file of text (no NUL byte) of at most
+ * CONFIG_FILE_MAX bytes: agentd reads it again on every reload, and a FIFO
+ * or a device would block it or never end.
+ *
  * Three passes over the node tree (conf/yamltree.c): expand ${VAR} in every
  * scalar value; walk the known schema, converting values and collecting
  * errors (the walk goes on after an error, so one run of --check-config
@@ -12,12 +16,16 @@
  */
 #include <errno.h>
 #include <ctype.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "common/buf.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "conf/config.h"
@@ -928,25 +936,40 @@ load_tree(struct loader *L, struct ynode *root)
 	return L->errs->n ? -1 : 0;
 }
 
+static int __attribute__((format(printf, 2, 3)))
+one_error(struct conf_errors *errs, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1024];
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	errs->msgs = xrealloc(errs->msgs, (errs->n + 1) * sizeof(char *));
+	errs->msgs[errs->n++] = xstrdup(msg);
+	return -1;
+}
+
 int
-config_load_string(const char *name, const char *yaml, struct config **out,
+config_load_buffer(const char *name, const char *data, size_t len, struct config **out,
     struct conf_errors *errs)
 {
 	struct loader L = { .file = name, .errs = errs };
 	char err[512];
-	struct ynode *root;
 
 	memset(errs, 0, sizeof(*errs));
 	*out = NULL;
-	root = ytree_parse(yaml, strlen(yaml), err, sizeof(err));
-	if (root == NULL) {
-		size_t len = strlen(name) + strlen(err) + 4;
-		errs->msgs = xcalloc(1, sizeof(char *));
-		errs->msgs[0] = xmalloc(len);
-		snprintf(errs->msgs[0], len, "%s:%s", name, err);
-		errs->n = 1;
-		return -1;
+	const char *nul = memchr(data, '\0', len);
+	if (nul) {
+		int line = 1, col = 1;
+		for (const char *p = data; p < nul; p++, col++)
+			if (*p == '\n')
+				line++, col = 0;
+		return one_error(errs, "%s:%d:%d: contains a NUL byte (a configuration is text)",
+		    name, line, col);
 	}
+	struct ynode *root = ytree_parse(data, len, err, sizeof(err));
+	if (root == NULL)
+		return one_error(errs, "%s:%s", name, err);
 	L.cfg = xcalloc(1, sizeof(*L.cfg));
 	L.cfg->path = xstrdup(name);
 	L.cfg->tasks = json_object();
@@ -962,29 +985,57 @@ config_load_string(const char *name, const char *yaml, struct config **out,
 }
 
 int
+config_load_string(const char *name, const char *yaml, struct config **out,
+    struct conf_errors *errs)
+{
+	return config_load_buffer(name, yaml, strlen(yaml), out, errs);
+}
+
+static const char *
+file_kind(mode_t m)
+{
+	return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ?
+	    "a character device" : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" :
+	    "not a regular file";
+}
+
+/* Only a regular file: agentd reads the file again on every reload, and a
+ * FIFO or a device would block it or never end. */
+int
 config_load(const char *path, struct config **out, struct conf_errors *errs)
 {
-	FILE *f = fopen(path, "re");
+	struct stat st;
 	struct buf b;
+	ssize_t n = 1;
 
 	memset(errs, 0, sizeof(*errs));
-	if (f == NULL) {
-		size_t len = strlen(path) + 128;
-		errs->msgs = xcalloc(1, sizeof(char *));
-		errs->msgs[0] = xmalloc(len);
-		snprintf(errs->msgs[0], len, "%s: cannot read: %s", path, strerror(errno));
-		errs->n = 1;
-		return -1;
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);	/* a FIFO must not block */
+	if (fd < 0)
+		return one_error(errs, "%s: cannot read: %s", path, strerror(errno));
+	const char *why = fstat(fd, &st) < 0 ? strerror(errno) : NULL;
+	if (why || !S_ISREG(st.st_mode) || st.st_size > (off_t)CONFIG_FILE_MAX) {
+		close(fd);
+		if (why)
+			return one_error(errs, "%s: %s", path, why);
+		if (!S_ISREG(st.st_mode))
+			return one_error(errs, "%s: is %s, not a configuration file", path,
+			    file_kind(st.st_mode));
+		return one_error(errs, "%s: is larger than %u MiB", path, CONFIG_FILE_MAX >> 20);
 	}
 	buf_init(&b);
-	size_t n;
-	do {
-		n = fread(buf_reserve(&b, 65536), 1, 65536, f);
-		buf_commit(&b, n);
-	} while (n > 0 && b.len < (64u << 20));
-	fclose(f);
-	buf_append(&b, "", 1);
-	int rc = config_load_string(path, (const char *)b.data, out, errs);
+	while (n > 0 && b.len <= CONFIG_FILE_MAX) {	/* it may grow while we read */
+		n = read(fd, buf_reserve(&b, 65536), 65536);
+		if (n > 0)
+			buf_commit(&b, (size_t)n);
+		else if (n < 0 && errno == EINTR)
+			n = 1;
+	}
+	int e = errno;
+	close(fd);
+	int rc = n < 0 ? one_error(errs, "%s: cannot read: %s", path, strerror(e)) :
+	    b.len > CONFIG_FILE_MAX ? one_error(errs, "%s: is larger than %u MiB", path,
+	    CONFIG_FILE_MAX >> 20) : config_load_buffer(path, (const char *)b.data, b.len, out, errs);
 	buf_free(&b);
 	return rc;
 }

@@ -123,9 +123,12 @@ struct conf_errors {
 };
 
 /* Load and validate.  0 and *out on success; -1 and errors otherwise
- * (also -1 with one message when the file cannot be read). */
+ * (also -1 with one message when the file cannot be read or is not a
+ * regular file of text: at most CONFIG_FILE_MAX bytes, no NUL byte). */
 int config_load(const char *path, struct config **out, struct conf_errors *errs);
-/* Same, from a string (tests); name is used in messages. */
+/* Same, from bytes (tests, the fuzzer); name is used in messages. */
+int config_load_buffer(const char *name, const char *data, size_t len, struct config **out,
+    struct conf_errors *errs);
 int config_load_string(const char *name, const char *yaml, struct config **out,
     struct conf_errors *errs);
 void config_free(struct config *c);

@@ -1,5 +1,6 @@
 # Configuration errors: each kind reported as file:line:column, agentd does
-# not start, --check-config exits 1; a good file checks clean.  An alias
+# not start, --check-config exits 1; a good file checks clean.  What is not
+# a configuration file says so.  An alias
 # bomb is refused both by --check-config and by a SIGHUP reload of a
 # running agentd, under a memory limit.
 . ./lib.sh
@@ -75,10 +76,27 @@ n=$("$B/agentd" --check-config -c "$T/bad.yaml" 2>&1 | grep -c "bad.yaml:")
 "$B/agentd" -c "$T/bad.yaml" >/dev/null 2>&1; [ $? = 1 ] || fail "agentd started on a bad file"
 # The example and a file with defaults and interpolation are fine.
 "$B/agentd" --check-config -c ../../conf/agents.example.yaml >/dev/null || fail "example config"
-AGENTD_TEST_DIR=$T "$B/agentd" --check-config -c /dev/stdin >/dev/null <<'Y' || fail "interpolation"
+cat > "$T/interp.yaml" <<'Y'
 agentd: {state_dir: "${AGENTD_TEST_DIR}/s", log_level: "${AGENTD_NO_SUCH:-debug}"}
 background_agents: {}
 Y
+AGENTD_TEST_DIR=$T "$B/agentd" --check-config -c "$T/interp.yaml" >/dev/null || fail "interpolation"
+
+# Not a configuration file: said before anything is parsed.
+not_config() { # path expected
+	out=$("$B/agentd" --check-config -c "$1" 2>&1); rc=$?
+	[ $rc = 1 ] || fail "exit $rc for $1"
+	echo "$out" | grep -qF -- "$2" || fail "expected '$2', got: $out"
+}
+not_config "$T" "$T: is a directory, not a configuration file"
+not_config /dev/zero "/dev/zero: is a character device, not a configuration file"
+mkfifo "$T/fifo"
+not_config "$T/fifo" "$T/fifo: is a FIFO, not a configuration file"
+truncate -s 17M "$T/huge.yaml"
+not_config "$T/huge.yaml" "$T/huge.yaml: is larger than 16 MiB"
+printf 'background_agents:\n  a:\n    x\0y: 1\n' > "$T/nul.yaml"
+not_config "$T/nul.yaml" "$T/nul.yaml:3:6: contains a NUL byte"
+
 
 # An alias bomb: nine lists of nine aliases of the one before (~1.6e9
 # nodes expanded).  Refused, under a memory limit the expansion would

@@ -5,10 +5,13 @@
  */
 #include <check.h>
 #include "tests/unit/check_main.h"
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include "common/buf.h"
 #include "common/cron.h"
 #include "common/limits.h"
@@ -344,6 +347,52 @@ START_TEST(aliases)
 }
 END_TEST
 
+/* What is not a configuration file says so, before anything is parsed. */
+START_TEST(not_a_config_file)
+{
+	struct config *c = NULL;
+	struct conf_errors e;
+	char dir[] = "/tmp/agentd-test-XXXXXX", path[128];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+
+	static const struct { const char *path, *want; } bad[] = {
+		{ "/tmp", "/tmp: is a directory, not a configuration file" },
+		{ "/dev/zero", "/dev/zero: is a character device, not a configuration file" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(config_load(bad[i].path, &c, &e), -1);
+		ck_assert_uint_eq(e.n, 1);
+		ck_assert_str_eq(e.msgs[0], bad[i].want);
+		conf_errors_free(&e);
+	}
+	snprintf(path, sizeof(path), "%s/fifo", dir);	/* no writer: must not block */
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	ck_assert_int_eq(config_load(path, &c, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.msgs[0], "fifo: is a FIFO, not a configuration file"));
+	conf_errors_free(&e);
+	unlink(path);
+
+	snprintf(path, sizeof(path), "%s/huge.yaml", dir);	/* sparse: no disk used */
+	int fd = open(path, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_eq(ftruncate(fd, CONFIG_FILE_MAX + 1), 0);
+	close(fd);
+	ck_assert_int_eq(config_load(path, &c, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.msgs[0], "huge.yaml: is larger than 16 MiB"));
+	conf_errors_free(&e);
+	unlink(path);
+
+	snprintf(path, sizeof(path), "%s/nul.yaml", dir);
+	FILE *f = fopen(path, "w");
+	fwrite("background_agents:\n  a:\n    x\0y: 1\n", 1, 35, f);
+	fclose(f);
+	ck_assert_int_eq(config_load(path, &c, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.msgs[0], "nul.yaml:3:6: contains a NUL byte"));
+	conf_errors_free(&e);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 static int64_t
 at(const char *local)
 {
@@ -429,6 +478,7 @@ main(void)
 	tcase_add_test(tc, example_config_loads);
 	tcase_add_test(tc, alias_bounds);
 	tcase_add_test(tc, aliases);
+	tcase_add_test(tc, not_a_config_file);
 	tcase_add_test(tc, cron_expressions);
 	tcase_add_test(tc, cron_across_dst);
 	suite_add_tcase(s, tc);
