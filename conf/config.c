@@ -2,64 +2,58 @@
  * config: YAML -> struct config, with every mistake reported as
  * file:line:column.
  *
- * The file must be a regular file of text (no NUL byte) of at most
- * CONFIG_FILE_MAX bytes: agentd reads it again on every reload, and a FIFO
- * or a device would block it or never end.
- *
- * Three passes over the node tree (conf/yamltree.c): expand ${VAR} in every
- * scalar value; walk the known schema, converting values and collecting
- * errors (the walk goes on after an error, so one run of --check-config
- * shows every mistake); then resolve what needs the whole file (task
+ * The file is read whole, bounded (CONFIG_FILE_MAX, a regular file, text
+ * without NUL bytes) and parsed into a tree that keeps every node's
+ * position (conf/yamltree.c, which also bounds alias expansion).  Then:
+ * expand ${VAR} in every scalar value; walk the tree against the schema
+ * tables below (conf/schema.c: one row per key with its type, bounds or
+ * choices and default), which reports every mistake and yields each
+ * section's normalized JSON; resolve what needs the whole file (task
  * references, duplicate agent ids) and apply the seed's environment
- * overrides.  Free-form subtrees become JSON; the agent's whole mapping,
- * as JSON, is the spec its worker receives.
+ * overrides.
+ *
+ * An agent's rows marked F_SPEC make its spec, the normalized JSON its
+ * worker receives (see config.h for its shape): defaults filled in,
+ * durations in milliseconds, choices canonical, the provider resolved to
+ * an endpoint (conf/provider.c).  The spec is
+ * measured as it will be sent -- depth and size, the bounds of
+ * common/limits.h -- so an agent that loads can always be configured.
+ * The other rows go to struct agent_conf for the supervisor.
  */
 #include <errno.h>
 #include <ctype.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include "common/buf.h"
+#include "common/jsonmp.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "conf/config.h"
+#include "conf/provider.h"
+#include "conf/schema.h"
 #include "conf/yamltree.h"
-
-struct loader {
-	const char *file;
-	struct conf_errors *errs;
-	struct config *cfg;
-};
-
-static void __attribute__((format(printf, 3, 4)))
-err_at(struct loader *L, const struct ynode *n, const char *fmt, ...)
-{
-	char msg[768], *line;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	size_t len = strlen(L->file) + strlen(msg) + 32;
-	line = xmalloc(len);
-	snprintf(line, len, "%s:%d:%d: %s", L->file, n ? n->line : 1, n ? n->col : 1, msg);
-	L->errs->msgs = xrealloc(L->errs->msgs, (L->errs->n + 1) * sizeof(char *));
-	L->errs->msgs[L->errs->n++] = line;
-}
 
 void
 conf_errors_free(struct conf_errors *e)
 {
 	for (size_t i = 0; i < e->n; i++)
 		free(e->msgs[i]);
+	for (size_t i = 0; i < e->nwarnings; i++)
+		free(e->warnings[i]);
 	free(e->msgs);
-	e->msgs = NULL;
-	e->n = 0;
+	free(e->warnings);
+	memset(e, 0, sizeof(*e));
 }
 
 /* ---- ${VAR} interpolation ------------------------------------------------- */
@@ -110,6 +104,11 @@ interpolate(struct loader *L, const struct ynode *n, const char *s)
 		} else
 			buf_append(&out, val, strlen(val));
 		p = close + 1;
+		if (out.len > CONFIG_FILE_MAX) {
+			err_at(L, n, "\"%.40s...\" expands past %u MiB", s, CONFIG_FILE_MAX >> 20);
+			buf_free(&out);
+			return NULL;
+		}
 	}
 	buf_append(&out, "", 1);
 	return (char *)out.data;
@@ -133,315 +132,566 @@ interpolate_tree(struct loader *L, struct ynode *n)
 		interpolate_tree(L, n->vals[i]);
 }
 
-/* ---- scalar conversions --------------------------------------------------- */
+/* ---- checks for single values (V_STR rows' conv) ----------------------------- */
+
+#define SEC(n) ((int64_t)(n) * 1000)
+#define MIN(n) (SEC(n) * 60)
+#define HOUR(n) (MIN(n) * 60)
+#define DAY(n) (HOUR(n) * 24)
 
 static bool
-is_scalar(struct loader *L, const struct ynode *n, const char *path)
+chars_in(const char *s, const char *extra)
 {
-	if (n->kind == Y_SCALAR)
-		return true;
-	err_at(L, n, "%s must be a single value, not a %s", path,
-	    n->kind == Y_MAP ? "mapping" : "list");
-	return false;
-}
-
-static bool
-get_str(struct loader *L, const struct ynode *n, const char *path, char **out)
-{
-	if (!is_scalar(L, n, path))
-		return false;
-	free(*out);
-	*out = n->is_null ? NULL : xstrdup(n->value);
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(extra, *p))
+			return false;
 	return true;
 }
-
-static bool
-parse_int(const char *s, long long *v)
-{
-	char *end;
-	errno = 0;
-	*v = strtoll(s, &end, 10);
-	return *s && *end == '\0' && errno == 0;
-}
-
-static bool
-get_int(struct loader *L, const struct ynode *n, const char *path, long long min,
-    long long max, int64_t *out)
-{
-	long long v;
-	if (!is_scalar(L, n, path))
-		return false;
-	if (n->quoted || !parse_int(n->value, &v)) {
-		err_at(L, n, "%s must be an integer, not \"%s\"", path, n->value);
-		return false;
-	}
-	if (v < min || v > max) {
-		err_at(L, n, "%s must be between %lld and %lld", path, min, max);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
-static int
-bool_word(const char *s)
-{
-	static const char *yes[] = { "true", "True", "TRUE", "yes", "Yes", "on", "On" };
-	static const char *no[] = { "false", "False", "FALSE", "no", "No", "off", "Off" };
-	for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
-		if (!strcmp(s, yes[i]))
-			return 1;
-		if (!strcmp(s, no[i]))
-			return 0;
-	}
-	return -1;
-}
-
-static bool
-get_bool(struct loader *L, const struct ynode *n, const char *path, bool *out)
-{
-	if (!is_scalar(L, n, path))
-		return false;
-	int b = n->quoted ? -1 : bool_word(n->value);
-	if (b < 0) {
-		err_at(L, n, "%s must be true or false, not \"%s\"", path, n->value);
-		return false;
-	}
-	*out = b;
-	return true;
-}
-
-static bool
-get_duration(struct loader *L, const struct ynode *n, const char *path, int64_t *out)
-{
-	if (!is_scalar(L, n, path))
-		return false;
-	if (parse_duration(n->value, out) < 0) {
-		err_at(L, n, "%s: bad duration \"%s\" (use seconds or e.g. 90s, 5m, 1h30m)",
-		    path, n->value);
-		return false;
-	}
-	return true;
-}
-
-static bool
-get_size(struct loader *L, const struct ynode *n, const char *path, int64_t *out)
-{
-	if (!is_scalar(L, n, path))
-		return false;
-	if (parse_size(n->value, out) < 0) {
-		err_at(L, n, "%s: bad size \"%s\" (use bytes or e.g. 64k, 512M, 2G)",
-		    path, n->value);
-		return false;
-	}
-	return true;
-}
-
-static bool
-get_choice(struct loader *L, const struct ynode *n, const char *path,
-    const char *const *choices, int *out)
-{
-	if (!is_scalar(L, n, path))
-		return false;
-	for (int i = 0; choices[i]; i++)
-		if (!strcmp(n->value, choices[i])) {
-			*out = i;
-			return true;
-		}
-	char list[256] = "";
-	for (int i = 0; choices[i]; i++) {
-		strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
-		strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
-	}
-	err_at(L, n, "%s must be one of %s, not \"%s\"", path, list, n->value);
-	return false;
-}
-
-static bool
-want_kind(struct loader *L, const struct ynode *n, enum ynode_kind k, const char *path)
-{
-	if (n->kind == k)
-		return true;
-	if (k == Y_MAP && n->kind == Y_SCALAR && n->is_null)
-		return true;	/* "key:" with nothing: an empty mapping */
-	err_at(L, n, "%s must be a %s", path, k == Y_MAP ? "mapping" : "list");
-	return false;
-}
-
-/* "a.b" for messages; a path too long to print is cut, never an error. */
-static void
-join_path(char *out, size_t len, const char *a, const char *b)
-{
-	if (snprintf(out, len, "%s.%s", a, b) >= (int)len)
-		out[len - 1] = '\0';
-}
-
-/* ---- YAML -> JSON --------------------------------------------------------- */
 
 static json_t *
-to_json(const struct ynode *n)
+check_env_name(struct walk *w, const struct ynode *n, const struct field *f)
 {
-	long long iv;
-	if (n->kind == Y_MAP) {
-		json_t *o = json_object();
-		for (size_t i = 0; i < n->n; i++)
-			json_object_set_new(o, n->keys[i]->value, to_json(n->vals[i]));
-		return o;
-	}
-	if (n->kind == Y_SEQ) {
-		json_t *a = json_array();
-		for (size_t i = 0; i < n->n; i++)
-			json_array_append_new(a, to_json(n->vals[i]));
-		return a;
-	}
-	if (n->quoted)
-		return json_stringn(n->value, n->len) ?: json_string("");
-	if (n->is_null)
-		return json_null();
-	int b = bool_word(n->value);
-	if (b >= 0 && (strcmp(n->value, "on") && strcmp(n->value, "off") &&
-	    strcmp(n->value, "On") && strcmp(n->value, "Off")))
-		return json_boolean(b);
-	if (parse_int(n->value, &iv))
-		return json_integer(iv);
-	char *end;
-	double d = strtod(n->value, &end);
-	if (*n->value && *end == '\0' && strpbrk(n->value, "0123456789") &&
-	    !strpbrk(n->value, "xXnN"))
-		return json_real(d);
-	return json_stringn(n->value, n->len) ?: json_string("");
+	if (env_name_ok(n->value))
+		return json_string(n->value);
+	err_at(w->L, n, "%s: \"%s\" is not a valid variable name", w->path, n->value);
+	return NULL;
 }
 
-/* ---- duplicate keys and unknown keys --------------------------------------- */
+/* What a model sees as a tool's name: OpenAI allows ^[a-zA-Z0-9_-]{1,64}$. */
+static json_t *
+check_tool_name(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	if (n->len >= 1 && n->len <= 64 && chars_in(n->value, "_-"))
+		return json_string(n->value);
+	err_at(w->L, n, "%s: a tool name is 1-64 of A-Z a-z 0-9 _ -", w->path);
+	return NULL;
+}
+
+static json_t *
+check_server_name(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	if (n->len >= 1 && n->len <= 32 && chars_in(n->value, "_-"))
+		return json_string(n->value);
+	err_at(w->L, n, "%s: a server name is 1-32 of A-Z a-z 0-9 _ -", w->path);
+	return NULL;
+}
+
+static json_t *
+check_abs_path(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	if (n->value[0] == '/')
+		return json_string(n->value);
+	err_at(w->L, n, "%s must be an absolute path, not \"%s\" (the worker runs in its own "
+	    "directory)", w->path, n->value);
+	return NULL;
+}
+
+/* http(s)://host...; a base URL gets a path appended, so no query either. */
+static json_t *
+url_check(struct walk *w, const struct ynode *n, bool base)
+{
+	const char *v = n->value;
+	size_t scheme = !strncmp(v, "https://", 8) ? 8 : !strncmp(v, "http://", 7) ? 7 : 0;
+	bool ok = scheme && v[scheme] && v[scheme] != '/';
+	for (const char *p = v; ok && *p; p++)
+		ok = (unsigned char)*p > ' ' && *p != 0x7f && (!base || (*p != '?' && *p != '#'));
+	if (ok)
+		return json_string(v);
+	err_at(w->L, n, "%s must be an http:// or https:// URL%s, not \"%s\"", w->path,
+	    base ? " without ?query" : "", v);
+	return NULL;
+}
+
+static json_t *
+check_base_url(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	return url_check(w, n, true);
+}
+
+static json_t *
+check_url(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	return url_check(w, n, false);
+}
+
+static json_t *
+check_pg_url(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	if (!strncmp(n->value, "postgresql://", 13) || !strncmp(n->value, "postgres://", 11))
+		return json_string(n->value);
+	err_at(w->L, n, "%s must be a postgresql:// URL (the embedded SQLite store needs none)",
+	    w->path);
+	return NULL;
+}
+
+/* A user or group this host does not know fails the worker's start; the
+ * service may run on another host, so it is a warning here. */
+static json_t *
+check_user(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	bool group = !strcmp(f->key, "group");
+	if (group ? getgrnam(n->value) == NULL : getpwnam(n->value) == NULL)
+		warn_at(w->L, n, "%s: no %s \"%s\" on this host; the worker cannot start without "
+		    "one", w->path, f->key, n->value);
+	return json_string(n->value);
+}
+
+/* ---- custom rows ----------------------------------------------------------------- */
+
+static json_t *
+conv_interval(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	struct agent_conf *a = w->base;
+	char err[200];
+	if (!want_scalar(w, n))
+		return NULL;
+	if (cron_looks_like(n->value)) {
+		if (cron_parse(n->value, &a->cron, err, sizeof(err)) < 0) {
+			err_at(w->L, n, "%s: bad cron expression \"%s\": %s", w->path, n->value, err);
+			return NULL;
+		}
+		a->sched = SCHED_CRON;
+	} else {
+		static const struct field every = { "interval", V_DURATION, .min = 100,
+			.max = DAY(366) };
+		json_t *ms = walk_field(w, n, &every);
+		if (ms == NULL)
+			return NULL;
+		a->sched = SCHED_INTERVAL;
+		a->interval_ms = json_integer_value(ms);
+		json_decref(ms);
+	}
+	free(a->schedule_text);
+	a->schedule_text = xstrdup(n->value);
+	return json_string(n->value);
+}
+
+static json_t *
+conv_run_timeout(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	static const struct field timeout = { "run_timeout", V_DURATION, .min = 100,
+		.max = DAY(366) };
+	if (n->kind == Y_SCALAR && !n->quoted && !strcmp(n->value, "none"))
+		return json_integer(0);
+	return walk_field(w, n, &timeout);
+}
+
+/* env: NAME: value, into the worker's environment (beside the allow-list
+ * agentd passes on, supervisor/spawn.c). */
+static json_t *
+conv_env(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	static const struct field value = { "value", V_STR, .min = 0 };
+	struct agent_conf *a = w->base;
+	size_t nenv = 0;
+	if (n->kind != Y_MAP) {
+		err_at(w->L, n, "%s must be a mapping", w->path);
+		return NULL;
+	}
+	check_duplicates(w->L, n, w->path);
+	json_t *out = json_object();
+	a->env = xcalloc(n->n + 1, sizeof(char *));
+	for (size_t i = 0; i < n->n; i++) {
+		const char *name = n->keys[i]->value;
+		size_t mark = walk_push(w, name);
+		json_t *v = env_name_ok(name) ? walk_field(w, n->vals[i], &value) : NULL;
+		if (!env_name_ok(name))
+			err_at(w->L, n->keys[i], "%s: \"%s\" is not a valid variable name",
+			    w->path, name);
+		walk_pop(w, mark);
+		if (v && !json_object_get(out, name)) {
+			size_t len = strlen(name) + json_string_length(v) + 2;
+			a->env[nenv] = xmalloc(len);
+			snprintf(a->env[nenv++], len, "%s=%s", name, json_string_value(v));
+			json_object_set(out, name, v);
+		}
+		json_decref(v);
+	}
+	return out;
+}
+
+static json_t *
+conv_input_schema(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	if (n->kind != Y_MAP) {
+		err_at(w->L, n, "%s must be a mapping (a JSON Schema)", w->path);
+		return NULL;
+	}
+	json_t *s = conv_any(w, n, w->level + 1);
+	if (s && !json_object_get(s, "type"))	/* arguments are an object, said to the model */
+		json_object_set_new(s, "type", json_string("object"));
+	return s;
+}
+
+/* HTTP headers go on the wire as "Name: value" lines. */
+static json_t *
+conv_headers(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	json_t *h = conv_strmap(w, n, f), *v;
+	const char *k;
+	size_t i = 0;
+	json_object_foreach(h, k, v) {
+		if (!*k || !chars_in(k, "!#$%&'*+-.^_`|~") || strpbrk(json_string_value(v), "\r\n")) {
+			for (i = 0; i < n->n && strcmp(n->keys[i]->value, k); i++)
+				;
+			err_at(w->L, i < n->n ? n->keys[i] : n, "%s: header %s: %s", w->path, k,
+			    !*k || !chars_in(k, "!#$%&'*+-.^_`|~") ? "not a valid header name" :
+			    "a value may not hold a line break");
+			json_decref(h);
+			return NULL;
+		}
+	}
+	return h;
+}
+
+static const struct field str_item = { "item", V_STR, .min = 0 };
+static const struct field path_item = { "item", V_STR, .min = 1, .conv = check_abs_path };
+static const struct field env_name_item = { "item", V_STR, .conv = check_env_name };
+
+/* local_tools[]: a command tool (a mapping), as one table. */
+static const struct field cmdtool_fields[] = {
+	{ "name", V_STR, F_REQUIRED, .conv = check_tool_name },
+	{ "description", V_STR, .dflt = "" },
+	{ "inputSchema", V_CUSTOM, .dflt = "{}", .conv = conv_input_schema },
+	{ "command", V_LIST, F_REQUIRED, .min = 1, .max = 256, .item = &str_item },
+	{ "timeout", V_DURATION, .min = 1, .max = HOUR(1) },  /* absent: agent_finish */
+	{ "output_max", V_SIZE, .min = 1, .max = 16 << 20, .dflt = "64k" },
+	{ "cwd", V_STR, .conv = check_abs_path },
+	{ "env", V_LIST, .item = &env_name_item, .dflt = "[]" },
+	{ NULL },
+};
+static const struct table cmdtool_table = { .fields = cmdtool_fields };
+
+/* local_tools: names of built-ins, and command tools declared in place. */
+static json_t *
+conv_local_tools(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	static const struct field builtin = { "item", V_STR, .min = 1, .conv = check_tool_name };
+	static const struct field cmdtool = { "item", V_MAP, .sub = &cmdtool_table };
+	if (n->kind != Y_SEQ) {
+		err_at(w->L, n, "%s must be a list", w->path);
+		return NULL;
+	}
+	json_t *list = json_array();
+	w->level++;
+	for (size_t i = 0; i < n->n; i++) {
+		size_t mark = walk_push_index(w, i);
+		const struct ynode *t = n->vals[i];
+		json_t *v = t->kind == Y_SEQ ? NULL : walk_field(w, t, t->kind == Y_MAP ?
+		    &cmdtool : &builtin);
+		if (t->kind == Y_SEQ)
+			err_at(w->L, t, "%s: each item is a tool name or a mapping with a name",
+			    w->path);
+		const char *name = json_is_string(v) ? json_string_value(v) :
+		    json_string_value(json_object_get(v, "name"));
+		for (size_t k = 0; name && k < json_array_size(list); k++) {
+			json_t *o = json_array_get(list, k);
+			if (!strcmp(name, json_is_string(o) ? json_string_value(o) :
+			    json_string_value(json_object_get(o, "name")) ?: "")) {
+				err_at(w->L, t, "%s: tool %s is listed twice", w->path, name);
+				break;
+			}
+		}
+		if (v)
+			json_array_append_new(list, v);
+		walk_pop(w, mark);
+	}
+	w->level--;
+	return list;
+}
+
+/* ---- model_config, agent_config, mcp_tools, watch ------------------------------- */
+
+static const struct field model_fields[] = {
+	{ "provider", V_CUSTOM, F_REQUIRED, .conv = provider_conv },
+	{ "model", V_STR, F_REQUIRED | F_TEXT, .min = 1, .max = 127 },
+	{ "base_url", V_STR, .max = 511, .conv = check_base_url },
+	{ "api_key_env", V_STR, .conv = check_env_name },
+	{ "api_key_file", V_STR, .conv = check_abs_path },
+	{ "temperature", V_NUM, .fmin = 0, .fmax = 2 },
+	{ "top_p", V_NUM, .fmin = 0, .fmax = 1 },
+	{ "max_tokens", V_INT, .min = 1, .max = 1 << 20, .dflt = "4096" },
+	{ "max_context_length", V_INT, .min = 0, .max = 1 << 30, .dflt = "0" },
+	/* 0 or less would mean no timeout: a run held by a silent server */
+	{ "request_timeout", V_DURATION, .min = 100, .max = HOUR(1), .dflt = "120s" },
+	{ "deployment", V_STR, F_TEXT, .min = 1, .max = 128 },                 /* azure */
+	{ "api_version", V_STR, F_TEXT, .min = 1, .max = 64 },                 /* azure */
+	{ NULL },
+};
+static const struct table model_table = { .fields = model_fields, .finish = provider_finish };
 
 static void
-check_duplicates(struct loader *L, const struct ynode *n, const char *path)
+agent_config_finish(struct walk *w, const struct ynode *n, json_t *ac)
 {
-	if (n->kind != Y_MAP)
-		return;
-	for (size_t i = 0; i < n->n; i++)
-		for (size_t j = 0; j < i; j++)
-			if (!strcmp(n->keys[i]->value, n->keys[j]->value)) {
-				err_at(L, n->keys[i], "duplicate key \"%s\" in %s (first at line %d)",
-				    n->keys[i]->value, path, n->keys[j]->line);
+	if (!json_object_get(ac, "request_limit") && json_object_get(ac, "max_steps"))
+		json_object_set(ac, "request_limit", json_object_get(ac, "max_steps"));
+	if (!json_object_get(ac, "tool_call_timeout_ms"))
+		json_object_set_new(ac, "tool_call_timeout_ms", json_integer(0));	/* none */
+}
+
+static const struct field agent_config_fields[] = {
+	{ "max_steps", V_INT, .min = 1, .max = 1000, .dflt = "10" },
+	{ "request_limit", V_INT, .min = 1, .max = 10000 },         /* default: max_steps */
+	{ "total_tokens_limit", V_INT, .min = 0, .max = INT64_C(1) << 40, .dflt = "0" },
+	{ "tool_output_max", V_SIZE, .min = 64, .max = 1 << 20, .dflt = "16k" },
+	{ "tool_call_timeout", V_DURATION, .min = 1, .max = HOUR(1) },  /* absent: none */
+	{ "read_dirs", V_LIST, .item = &path_item, .dflt = "[]" },
+	{ NULL },
+};
+static const struct table agent_config_table = { .fields = agent_config_fields,
+	.finish = agent_config_finish };
+
+static const char *const transports[] = { "stdio", "streamable_http", "sse", NULL };
+
+/* A server is either a command (stdio) or a URL (the HTTP transports). */
+static void
+mcp_finish(struct walk *w, const struct ynode *n, json_t *s)
+{
+	const char *tt = json_string_value(json_object_get(s, "transport_type"));
+	bool has_url = json_object_get(s, "url") || ymap_get(n, "url");
+	bool has_cmd = json_object_get(s, "command") || ymap_get(n, "command");
+	if (tt == NULL && ymap_get(n, "transport_type"))
+		return;	/* refused */
+	if (tt == NULL) {
+		tt = has_url ? "streamable_http" : "stdio";
+		json_object_set_new(s, "transport_type", json_string(tt));
+	}
+	bool stdio = !strcmp(tt, "stdio");
+	if (stdio ? !has_cmd : !has_url)
+		err_at(w->L, n, "%s: transport_type %s needs a %s", w->path, tt,
+		    stdio ? "command" : "url");
+	else if (stdio ? has_url : has_cmd)
+		err_at(w->L, ymap_get(n, stdio ? "url" : "command"), "%s: %s is not used by "
+		    "transport_type %s", w->path, stdio ? "url" : "command", tt);
+}
+
+static const struct field mcp_fields[] = {
+	{ "name", V_STR, F_REQUIRED, .conv = check_server_name },
+	{ "transport_type", V_CHOICE, .choices = transports },     /* default: mcp_finish */
+	{ "command", V_STR, .min = 1 },
+	{ "args", V_LIST, .item = &str_item, .dflt = "[]" },
+	{ "env", V_STRMAP, .dflt = "{}" },
+	{ "url", V_STR, .max = 2048, .conv = check_url },
+	{ "headers", V_CUSTOM, .dflt = "{}", .conv = conv_headers },
+	{ "timeout", V_DURATION, .min = 1, .max = HOUR(1) },          /* absent: agent_finish */
+	{ "init_timeout", V_DURATION, .min = 1, .max = HOUR(1), .dflt = "30s" },
+	{ NULL },
+};
+static const struct table mcp_table = { .fields = mcp_fields, .finish = mcp_finish };
+static const struct field mcp_item = { "item", V_MAP, .sub = &mcp_table };
+
+static const struct field watch_fields[] = {
+	{ "tool", V_STR, F_REQUIRED, .min = 1 },
+	{ "args", V_ANY, F_MAPPING, .dflt = "{}" },
+	{ NULL },
+};
+static const struct table watch_table = { .fields = watch_fields, .shorthand = "tool" };
+static const struct field watch_item = { "item", V_MAP, .sub = &watch_table };
+
+/* ---- the supervisor's rows: restart, limits ------------------------------------- */
+
+static const char *const restart_policies[] = { "always", "on-failure", "never", NULL };
+
+static void
+restart_finish(struct walk *w, const struct ynode *n, json_t *r)
+{
+	if (json_integer_value(json_object_get(r, "backoff_ms")) >
+	    json_integer_value(json_object_get(r, "max_backoff_ms")))
+		err_at(w->L, ymap_get(n, "backoff") ?: n, "%s: backoff is above max_backoff",
+		    w->path);
+}
+
+static const struct field restart_fields[] = {
+	{ "policy", V_CHOICE, .choices = restart_policies, .dflt = "always",
+	  .ctype = C_ENUM, .off = offsetof(struct agent_conf, restart) },
+	{ "max_restarts", V_INT, .min = 0, .max = 1000000, .dflt = "5",
+	  .ctype = C_INT, .off = offsetof(struct agent_conf, restart_max) },
+	{ "window", V_DURATION, .min = SEC(1), .max = DAY(1), .dflt = "60s",
+	  .ctype = C_I64, .off = offsetof(struct agent_conf, restart_window_ms) },
+	{ "backoff", V_DURATION, .min = 1, .max = HOUR(1), .dflt = "1s",
+	  .ctype = C_I64, .off = offsetof(struct agent_conf, backoff_ms) },
+	{ "max_backoff", V_DURATION, .min = 1, .max = DAY(1), .dflt = "60s",
+	  .ctype = C_I64, .off = offsetof(struct agent_conf, backoff_max_ms) },
+	{ "stable_after", V_DURATION, .min = 0, .max = DAY(1), .dflt = "10s",
+	  .ctype = C_I64, .off = offsetof(struct agent_conf, stable_ms) },
+	{ NULL },
+};
+static const struct table restart_table = { .fields = restart_fields, .shorthand = "policy",
+	.finish = restart_finish };
+
+static const struct field limits_fields[] = {   /* absent: not limited */
+	{ "memory", V_SIZE, .min = 1 << 20, .max = INT64_C(1) << 50,
+	  .ctype = C_I64, .off = offsetof(struct limits, memory) },
+	{ "open_files", V_INT, .min = 16, .max = 1 << 20,
+	  .ctype = C_I64, .off = offsetof(struct limits, nofile) },
+	{ "processes", V_INT, .min = 1, .max = 1 << 22,
+	  .ctype = C_I64, .off = offsetof(struct limits, nproc) },
+	{ "cpu_time", V_DURATION, .min = SEC(1), .max = DAY(366),
+	  .ctype = C_I64, .off = offsetof(struct limits, cpu_ms) },
+	{ "cpu", V_NUM, .fmin = 0.01, .fmax = 4096,
+	  .ctype = C_DOUBLE, .off = offsetof(struct limits, cpu_quota) },
+	{ NULL },
+};
+static const struct table limits_table = { .fields = limits_fields };
+
+/* ---- an agent --------------------------------------------------------------------- */
+
+static const char *const overlaps[] = { "skip", "queue", "cancel_previous", NULL };
+static const char *const run_models[] = { "always", "on_change", NULL };
+
+#define AC(m) .off = offsetof(struct agent_conf, m)
+static void agent_finish(struct walk *w, const struct ynode *n, json_t *obj);
+
+static const struct field agent_fields[] = {
+	/* what the worker runs (the spec) */
+	{ "agent_id", V_STR, F_SPEC, .min = 1, .max = 128, .ctype = C_STR, AC(agent_id) },
+	{ "description", V_STR, F_SPEC, .min = 0 },
+	{ "system_instruction", V_STR, F_SPEC, .dflt = "" },
+	{ "model_config", V_MAP, F_SPEC, .sub = &model_table },
+	{ "task_config", V_ANY, F_SPEC | F_MAPPING, .dflt = "{}" },
+	{ "local_tools", V_CUSTOM, F_SPEC, .conv = conv_local_tools },  /* absent: all built-ins */
+	{ "mcp_tools", V_LIST, F_SPEC, .max = 64, .item = &mcp_item, .dflt = "[]" },
+	{ "agent_config", V_MAP, F_SPEC, .sub = &agent_config_table, .dflt = "{}" },
+	{ "memory_limit", V_INT, F_SPEC, .min = 0, .max = 100000, .dflt = "5" },
+	{ "run_model", V_CHOICE, F_SPEC, .choices = run_models, .dflt = "always" },
+	{ "watch", V_LIST, F_SPEC, .max = 64, .item = &watch_item, .dflt = "[]" },
+	{ "debug", V_BOOL, F_SPEC, .dflt = "false", .ctype = C_BOOL, AC(debug) },
+	/* how the supervisor runs it */
+	{ "task", V_STR, .min = 1 },
+	{ "interval", V_CUSTOM, .conv = conv_interval },               /* absent: manual */
+	{ "run_on_start", V_BOOL, .dflt = "false", .ctype = C_BOOL, AC(run_on_start) },
+	{ "overlap", V_CHOICE, .choices = overlaps, .dflt = "skip", .ctype = C_ENUM, AC(overlap) },
+	{ "max_retries", V_INT, .min = 0, .max = 1000, .dflt = "3", .ctype = C_INT, AC(max_retries) },
+	{ "retry_delay", V_DURATION, .min = 0, .max = DAY(1), .dflt = "60s",
+	  .ctype = C_I64, AC(retry_delay_ms) },
+	{ "retry_max_delay", V_DURATION, .min = 0, .max = DAY(7), .dflt = "1h",
+	  .ctype = C_I64, AC(retry_max_delay_ms) },
+	{ "run_timeout", V_CUSTOM, .dflt = "1h", .conv = conv_run_timeout,
+	  .ctype = C_I64, AC(run_timeout_ms) },
+	{ "restart", V_MAP, .sub = &restart_table, .dflt = "{}", .ctype = C_STRUCT },
+	{ "limits", V_MAP, .sub = &limits_table, .dflt = "{}", .ctype = C_STRUCT, AC(limits) },
+	{ "user", V_STR, .min = 1, .conv = check_user, .ctype = C_STR, AC(user) },
+	{ "group", V_STR, .min = 1, .conv = check_user, .ctype = C_STR, AC(group) },
+	{ "env", V_CUSTOM, .conv = conv_env },
+	{ NULL },
+};
+static const struct table agent_table = { .fields = agent_fields, .finish = agent_finish };
+
+/* A command tool or MCP server without a timeout of its own has the
+ * agent's tool_call_timeout, else its kind's default. */
+static void
+default_timeouts(json_t *list, const char *key, int64_t tool_call, int64_t dflt)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(list, i, t)
+		if (json_is_object(t) && !json_object_get(t, key))
+			json_object_set_new(t, key, json_integer(tool_call > 0 ? tool_call : dflt));
+}
+
+static void
+agent_finish(struct walk *w, const struct ynode *n, json_t *obj)
+{
+	struct agent_conf *a = w->base;
+	json_t *mcp = json_object_get(obj, "mcp_tools"), *s;
+	int64_t tool_call = json_integer_value(json_object_get(json_object_get(obj,
+	    "agent_config"), "tool_call_timeout_ms"));
+	size_t i;
+
+	if (a->agent_id == NULL) {
+		a->agent_id = xstrdup(a->name);
+		json_object_set_new(obj, "agent_id", json_string(a->name));
+	}
+	if (a->retry_delay_ms > a->retry_max_delay_ms)
+		err_at(w->L, ymap_get(n, "retry_delay") ?: n, "%s: retry_delay is above "
+		    "retry_max_delay", w->path);
+	if (!strcmp(json_string_value(json_object_get(obj, "run_model")) ?: "", "on_change") &&
+	    json_array_size(json_object_get(obj, "watch")) == 0)
+		err_at(w->L, ymap_get(n, "run_model"), "%s: run_model on_change needs a watch: "
+		    "list (what to compare between runs)", w->path);
+	default_timeouts(json_object_get(obj, "local_tools"), "timeout_ms", tool_call, SEC(30));
+	default_timeouts(mcp, "timeout_ms", tool_call, SEC(60));
+	const struct ynode *items = ymap_get(n, "mcp_tools");
+	json_array_foreach(mcp, i, s)
+		for (size_t k = 0; k < i; k++)
+			if (json_equal(json_object_get(s, "name"),
+			    json_object_get(json_array_get(mcp, k), "name"))) {
+				/* item i is node i unless a server before it was refused
+				 * (and the load has failed already) */
+				err_at(w->L, ymap_get(items->vals[i], "name"), "%s.mcp_tools: two "
+				    "servers are named %s", w->path,
+				    json_string_value(json_object_get(s, "name")));
 				break;
 			}
 }
 
-/* ---- the agentd block ------------------------------------------------------ */
-
-static void
-global_defaults(struct global_conf *g)
-{
-	memset(g, 0, sizeof(*g));
-	g->state_dir = xstrdup("/var/lib/agentd");
-	g->log_level = LL_INFO;
-	g->event_store = xstrdup("database");
-	g->memory_store = xstrdup("database");
-	g->state_store = xstrdup("database");
-	g->event_retention = 100000;
-	g->memory_retention = 10000;
-	g->stop_grace_ms = 10000;
-	g->ack_timeout_ms = 10000;
-	g->redis_host = xstrdup("127.0.0.1");
-	g->redis_port = 6379;
-	g->redis_stream_key = xstrdup("background_agent_events");
-	g->redis_stream_maxlen = 100000;
-}
+/* ---- the agentd block -------------------------------------------------------------- */
 
 static const char *const event_stores[] = { "memory", "database", "redis_stream", NULL };
 static const char *const state_stores[] = { "database", "redis", NULL };
-static const char *const memory_stores[] = { "memory", "database", "redis", "qdrant",
-	"chromadb", NULL };
+static const char *const memory_stores[] = { "memory", "database", "redis", NULL };
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_formats[] = { "text", "json", NULL };
 
+#define GC(m) .off = offsetof(struct global_conf, m)
+static const struct field redis_fields[] = {
+	{ "host", V_STR, .min = 1, .dflt = "127.0.0.1", .ctype = C_STR, GC(redis_host) },
+	{ "port", V_INT, .min = 1, .max = 65535, .dflt = "6379", .ctype = C_INT, GC(redis_port) },
+	{ "db", V_INT, .min = 0, .max = 1 << 20, .dflt = "0", .ctype = C_INT, GC(redis_db) },
+	{ "password", V_STR, .ctype = C_STR, GC(redis_password) },
+	{ "socket", V_STR, .min = 1, .ctype = C_STR, GC(redis_socket) },
+	{ "stream_key", V_STR, .min = 1, .dflt = "background_agent_events",
+	  .ctype = C_STR, GC(redis_stream_key) },
+	{ "stream_maxlen", V_INT, .min = 1, .max = INT64_MAX, .dflt = "100000",
+	  .ctype = C_I64, GC(redis_stream_maxlen) },
+	{ NULL },
+};
+static const struct table redis_table = { .fields = redis_fields };
+
+/* The control socket's default, and a path bind() can take. */
 static void
-parse_redis(struct loader *L, const struct ynode *m, struct global_conf *g)
+global_finish(struct walk *w, const struct ynode *n, json_t *obj)
 {
-	int64_t v;
-	if (!want_kind(L, m, Y_MAP, "agentd.redis"))
-		return;
-	check_duplicates(L, m, "agentd.redis");
-	for (size_t i = 0; i < m->n; i++) {
-		const char *k = m->keys[i]->value;
-		const struct ynode *n = m->vals[i];
-		if (!strcmp(k, "host"))
-			get_str(L, n, "agentd.redis.host", &g->redis_host);
-		else if (!strcmp(k, "port")) {
-			if (get_int(L, n, "agentd.redis.port", 1, 65535, &v))
-				g->redis_port = (int)v;
-		} else if (!strcmp(k, "db")) {
-			if (get_int(L, n, "agentd.redis.db", 0, 1 << 20, &v))
-				g->redis_db = (int)v;
-		} else if (!strcmp(k, "password"))
-			get_str(L, n, "agentd.redis.password", &g->redis_password);
-		else if (!strcmp(k, "socket"))
-			get_str(L, n, "agentd.redis.socket", &g->redis_socket);
-		else if (!strcmp(k, "stream_key"))
-			get_str(L, n, "agentd.redis.stream_key", &g->redis_stream_key);
-		else if (!strcmp(k, "stream_maxlen"))
-			get_int(L, n, "agentd.redis.stream_maxlen", 1, INT64_MAX, &g->redis_stream_maxlen);
-		else
-			err_at(L, m->keys[i], "unknown key \"%s\" in agentd.redis", k);
+	struct global_conf *g = w->base;
+	if (g->control_socket == NULL) {
+		size_t len = strlen(g->state_dir) + 16;
+		g->control_socket = xmalloc(len);
+		snprintf(g->control_socket, len, "%s/agentd.sock", g->state_dir);
 	}
+	if (strlen(g->control_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		err_at(w->L, ymap_get(n, "control_socket") ?: ymap_get(n, "state_dir") ?: n,
+		    "agentd.control_socket: %s is longer than a unix socket path can be (%zu)",
+		    g->control_socket, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 }
 
-static void
-parse_global(struct loader *L, const struct ynode *m, struct global_conf *g)
-{
-	int choice;
-	if (!want_kind(L, m, Y_MAP, "agentd"))
-		return;
-	check_duplicates(L, m, "agentd");
-	for (size_t i = 0; i < m->n; i++) {
-		const char *k = m->keys[i]->value;
-		const struct ynode *n = m->vals[i];
-		static const char *const levels[] = { "error", "warn", "info", "debug", NULL };
-		static const char *const formats[] = { "text", "json", NULL };
-		if (!strcmp(k, "state_dir"))
-			get_str(L, n, "agentd.state_dir", &g->state_dir);
-		else if (!strcmp(k, "control_socket"))
-			get_str(L, n, "agentd.control_socket", &g->control_socket);
-		else if (!strcmp(k, "log_level")) {
-			if (get_choice(L, n, "agentd.log_level", levels, &choice))
-				g->log_level = choice;
-		} else if (!strcmp(k, "log_format")) {
-			if (get_choice(L, n, "agentd.log_format", formats, &choice))
-				g->log_json = choice == 1;
-		} else if (!strcmp(k, "log_file"))
-			get_str(L, n, "agentd.log_file", &g->log_file);
-		else if (!strcmp(k, "event_store")) {
-			if (get_choice(L, n, "agentd.event_store", event_stores, &choice)) {
-				free(g->event_store);
-				g->event_store = xstrdup(event_stores[choice]);
-			}
-		} else if (!strcmp(k, "memory_store")) {
-			if (get_choice(L, n, "agentd.memory_store", memory_stores, &choice)) {
-				free(g->memory_store);
-				g->memory_store = xstrdup(memory_stores[choice]);
-			}
-		} else if (!strcmp(k, "state_store")) {
-			if (get_choice(L, n, "agentd.state_store", state_stores, &choice)) {
-				free(g->state_store);
-				g->state_store = xstrdup(state_stores[choice]);
-			}
-		} else if (!strcmp(k, "database_url"))
-			get_str(L, n, "agentd.database_url", &g->database_url);
-		else if (!strcmp(k, "event_retention"))
-			get_int(L, n, "agentd.event_retention", 1, INT64_MAX, &g->event_retention);
-		else if (!strcmp(k, "memory_retention"))
-			get_int(L, n, "agentd.memory_retention", 1, INT64_MAX, &g->memory_retention);
-		else if (!strcmp(k, "stop_grace"))
-			get_duration(L, n, "agentd.stop_grace", &g->stop_grace_ms);
-		else if (!strcmp(k, "ack_timeout"))
-			get_duration(L, n, "agentd.ack_timeout", &g->ack_timeout_ms);
-		else if (!strcmp(k, "worker_path"))
-			get_str(L, n, "agentd.worker_path", &g->worker_path);
-		else if (!strcmp(k, "redis"))
-			parse_redis(L, n, g);
-		else
-			err_at(L, m->keys[i], "unknown key \"%s\" in agentd", k);
-	}
-}
+static const struct field global_fields[] = {
+	{ "state_dir", V_STR, .min = 1, .dflt = "/var/lib/agentd", .ctype = C_STR, GC(state_dir) },
+	{ "control_socket", V_STR, .min = 1, .ctype = C_STR, GC(control_socket) },
+	{ "log_level", V_CHOICE, .choices = log_levels, .dflt = "info", .ctype = C_ENUM,
+	  GC(log_level) },
+	{ "log_format", V_CHOICE, .choices = log_formats, .dflt = "text", .ctype = C_BOOL,
+	  GC(log_json) },
+	{ "log_file", V_STR, .min = 1, .ctype = C_STR, GC(log_file) },
+	{ "event_store", V_CHOICE, .choices = event_stores, .dflt = "database",
+	  .ctype = C_STR, GC(event_store) },
+	{ "memory_store", V_CHOICE, .choices = memory_stores, .dflt = "database",
+	  .ctype = C_STR, GC(memory_store) },
+	{ "state_store", V_CHOICE, .choices = state_stores, .dflt = "database",
+	  .ctype = C_STR, GC(state_store) },
+	{ "database_url", V_STR, .conv = check_pg_url, .ctype = C_STR, GC(database_url) },
+	{ "event_retention", V_INT, .min = 1, .max = INT64_C(1) << 40, .dflt = "100000",
+	  .ctype = C_I64, GC(event_retention) },
+	{ "memory_retention", V_INT, .min = 1, .max = INT64_C(1) << 40, .dflt = "10000",
+	  .ctype = C_I64, GC(memory_retention) },
+	{ "stop_grace", V_DURATION, .min = 0, .max = HOUR(1), .dflt = "10s",
+	  .ctype = C_I64, GC(stop_grace_ms) },
+	{ "ack_timeout", V_DURATION, .min = 100, .max = HOUR(1), .dflt = "10s",
+	  .ctype = C_I64, GC(ack_timeout_ms) },
+	{ "worker_path", V_STR, .min = 1, .ctype = C_STR, GC(worker_path) },
+	{ "redis", V_MAP, .sub = &redis_table, .dflt = "{}", .ctype = C_STRUCT },
+	{ NULL },
+};
+static const struct table global_table = { .fields = global_fields, .finish = global_finish };
 
 /* The seed's variables win over the file, as the seed documents them. */
 static void
@@ -449,6 +699,7 @@ env_overrides(struct loader *L, struct global_conf *g)
 {
 	const char *v;
 	long long n;
+	char *end;
 	struct { const char *var; const char *const *choices; char **field; } stores[] = {
 		{ "EVENT_STORE_TYPE", event_stores, &g->event_store },
 		{ "MEMORY_STORE_TYPE", memory_stores, &g->memory_store },
@@ -472,13 +723,15 @@ env_overrides(struct loader *L, struct global_conf *g)
 		g->redis_host = xstrdup(v);
 	}
 	if ((v = getenv("REDIS_PORT")) && *v) {
-		if (!parse_int(v, &n) || n < 1 || n > 65535)
+		n = strtoll(v, &end, 10);
+		if (*end || n < 1 || n > 65535)
 			err_at(L, NULL, "environment variable REDIS_PORT: bad port \"%s\"", v);
 		else
 			g->redis_port = (int)n;
 	}
 	if ((v = getenv("REDIS_DB")) && *v) {
-		if (!parse_int(v, &n) || n < 0)
+		n = strtoll(v, &end, 10);
+		if (*end || n < 0 || n > (1 << 20))
 			err_at(L, NULL, "environment variable REDIS_DB: bad number \"%s\"", v);
 		else
 			g->redis_db = (int)n;
@@ -493,394 +746,137 @@ env_overrides(struct loader *L, struct global_conf *g)
 	}
 }
 
-/* ---- agents ----------------------------------------------------------------- */
+/* ---- tasks and agents ------------------------------------------------------------ */
+
+static const struct field task_fields[] = {
+	{ "description", V_STR, .min = 0 },
+	{ "config", V_ANY, F_MAPPING, .dflt = "{}" },   /* merged into task_config: level 2 */
+	{ NULL },
+};
+static const struct table task_table = { .fields = task_fields };
 
 static void
-agent_defaults(struct agent_conf *a)
+parse_tasks(struct loader *L, const struct ynode *m)
 {
-	a->max_retries = 3;
-	a->retry_delay_ms = 60000;
-	a->retry_max_delay_ms = 3600000;
-	a->run_timeout_ms = 3600000;
-	a->restart = RESTART_ALWAYS;
-	a->restart_max = 5;
-	a->restart_window_ms = 60000;
-	a->backoff_ms = 1000;
-	a->backoff_max_ms = 60000;
-	a->stable_ms = 10000;
-}
-
-static void
-parse_interval(struct loader *L, const struct ynode *n, const char *path, struct agent_conf *a)
-{
-	char err[200];
-	if (!is_scalar(L, n, path))
-		return;
-	free(a->schedule_text);
-	a->schedule_text = xstrdup(n->value);
-	if (cron_looks_like(n->value)) {
-		if (cron_parse(n->value, &a->cron, err, sizeof(err)) < 0) {
-			err_at(L, n, "%s: bad cron expression \"%s\": %s", path, n->value, err);
-			return;
-		}
-		a->sched = SCHED_CRON;
+	struct walk w = { .L = L, .level = 1 };
+	if (m->kind != Y_MAP) {
+		err_at(L, m, "tasks must be a mapping");
 		return;
 	}
-	if (get_duration(L, n, path, &a->interval_ms)) {
-		if (a->interval_ms < 100) {
-			err_at(L, n, "%s must be at least 100ms", path);
-			return;
-		}
-		a->sched = SCHED_INTERVAL;
+	check_duplicates(L, m, "tasks");
+	for (size_t i = 0; i < m->n; i++) {
+		snprintf(w.path, sizeof(w.path), "tasks.%s", m->keys[i]->value);
+		json_t *t = walk_table(&w, m->vals[i], &task_table);
+		if (t)
+			json_object_set_new(L->cfg->tasks, m->keys[i]->value, t);
 	}
-}
-
-static void
-parse_restart(struct loader *L, const struct ynode *n, const char *path, struct agent_conf *a)
-{
-	static const char *const policies[] = { "always", "on-failure", "never", NULL };
-	int p;
-	int64_t v;
-	char sub[512];
-	if (n->kind == Y_SCALAR) {
-		if (get_choice(L, n, path, policies, &p))
-			a->restart = p;
-		return;
-	}
-	if (!want_kind(L, n, Y_MAP, path))
-		return;
-	check_duplicates(L, n, path);
-	for (size_t i = 0; i < n->n; i++) {
-		const char *k = n->keys[i]->value;
-		const struct ynode *v_n = n->vals[i];
-		join_path(sub, sizeof(sub), path, k);
-		if (!strcmp(k, "policy")) {
-			if (get_choice(L, v_n, sub, policies, &p))
-				a->restart = p;
-		} else if (!strcmp(k, "max_restarts")) {
-			if (get_int(L, v_n, sub, 0, 1000000, &v))
-				a->restart_max = (int)v;
-		} else if (!strcmp(k, "window"))
-			get_duration(L, v_n, sub, &a->restart_window_ms);
-		else if (!strcmp(k, "backoff"))
-			get_duration(L, v_n, sub, &a->backoff_ms);
-		else if (!strcmp(k, "max_backoff"))
-			get_duration(L, v_n, sub, &a->backoff_max_ms);
-		else if (!strcmp(k, "stable_after"))
-			get_duration(L, v_n, sub, &a->stable_ms);
-		else
-			err_at(L, n->keys[i], "unknown key \"%s\" in %s", k, path);
-	}
-}
-
-static void
-parse_limits(struct loader *L, const struct ynode *n, const char *path, struct limits *l)
-{
-	char sub[512];
-	if (!want_kind(L, n, Y_MAP, path))
-		return;
-	check_duplicates(L, n, path);
-	for (size_t i = 0; i < n->n; i++) {
-		const char *k = n->keys[i]->value;
-		const struct ynode *v = n->vals[i];
-		join_path(sub, sizeof(sub), path, k);
-		if (!strcmp(k, "memory"))
-			get_size(L, v, sub, &l->memory);
-		else if (!strcmp(k, "open_files"))
-			get_int(L, v, sub, 16, 1 << 20, &l->nofile);
-		else if (!strcmp(k, "processes"))
-			get_int(L, v, sub, 1, 1 << 22, &l->nproc);
-		else if (!strcmp(k, "cpu_time"))
-			get_duration(L, v, sub, &l->cpu_ms);
-		else if (!strcmp(k, "cpu")) {
-			char *end;
-			if (is_scalar(L, v, sub)) {
-				double d = strtod(v->value, &end);
-				if (*end || d <= 0 || d > 4096)
-					err_at(L, v, "%s must be a number of cores, e.g. 0.5", sub);
-				else
-					l->cpu_quota = d;
-			}
-		} else
-			err_at(L, n->keys[i], "unknown key \"%s\" in %s", k, path);
-	}
-}
-
-static void
-parse_env(struct loader *L, const struct ynode *n, const char *path, struct agent_conf *a)
-{
-	if (!want_kind(L, n, Y_MAP, path))
-		return;
-	check_duplicates(L, n, path);
-	a->env = xcalloc(n->n + 1, sizeof(char *));
-	size_t k = 0;
-	for (size_t i = 0; i < n->n; i++) {
-		const char *name = n->keys[i]->value;
-		bool ok = *name != '\0';
-		for (const char *p = name; *p; p++)
-			ok &= env_name_char(*p, p == name);
-		if (!ok) {
-			err_at(L, n->keys[i], "%s: \"%s\" is not a valid variable name", path, name);
-			continue;
-		}
-		if (!is_scalar(L, n->vals[i], path))
-			continue;
-		const char *val = n->vals[i]->is_null ? "" : n->vals[i]->value;
-		size_t len = strlen(name) + strlen(val) + 2;
-		a->env[k] = xmalloc(len);
-		snprintf(a->env[k++], len, "%s=%s", name, val);
-	}
-}
-
-/* What the worker would refuse at start, said here with a position. */
-static void
-check_mcp_server(struct loader *L, const struct ynode *t, const char *path)
-{
-	static const char *const transports[] = { "stdio", "streamable_http", "sse", NULL };
-	const struct ynode *n = ymap_get(t, "transport_type");
-
-	if (n && n->kind == Y_SCALAR && !n->is_null) {
-		int i;
-		for (i = 0; transports[i] && strcmp(transports[i], n->value); i++)
-			;
-		if (transports[i] == NULL)
-			err_at(L, n, "%s: transport_type must be stdio, streamable_http or sse, "
-			    "not \"%s\"", path, n->value);
-	}
-	n = ymap_get(t, "name");
-	if (n->kind != Y_SCALAR || n->is_null || strlen(n->value) == 0 || strlen(n->value) > 32 ||
-	    strspn(n->value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
-	    strlen(n->value))
-		err_at(L, n, "%s: a server name is 1-32 of A-Z a-z 0-9 _ -", path);
-}
-
-static void
-check_tool_lists(struct loader *L, const struct ynode *m, const char *path)
-{
-	const struct ynode *n;
-	char sub[512];
-	if ((n = ymap_get(m, "local_tools")) && !(n->kind == Y_SCALAR && n->is_null)) {
-		snprintf(sub, sizeof(sub), "%s.local_tools", path);
-		if (want_kind(L, n, Y_SEQ, sub))
-			for (size_t i = 0; i < n->n; i++) {
-				const struct ynode *t = n->vals[i];
-				if (t->kind == Y_SEQ || (t->kind == Y_MAP && !ymap_get(t, "name")))
-					err_at(L, t, "%s: each item is a tool name or a mapping with a name", sub);
-			}
-	}
-	if ((n = ymap_get(m, "mcp_tools")) && !(n->kind == Y_SCALAR && n->is_null)) {
-		snprintf(sub, sizeof(sub), "%s.mcp_tools", path);
-		if (want_kind(L, n, Y_SEQ, sub))
-			for (size_t i = 0; i < n->n; i++) {
-				const struct ynode *t = n->vals[i];
-				if (t->kind != Y_MAP || !ymap_get(t, "name") ||
-				    (!ymap_get(t, "command") && !ymap_get(t, "url")))
-					err_at(L, t, "%s: each server is a mapping with a name and a "
-					    "command (stdio) or a url", sub);
-				else
-					check_mcp_server(L, t, sub);
-			}
-	}
-}
-
-/* Keys the worker reads, kept as JSON in the spec; their shape checked here. */
-static const char *const free_keys[] = { "system_instruction", "model_config",
-	"task_config", "local_tools", "mcp_tools", "agent_config", "memory_limit",
-	"run_model", "watch", "description", NULL };
-
-static bool
-is_free_key(const char *k)
-{
-	for (int i = 0; free_keys[i]; i++)
-		if (!strcmp(k, free_keys[i]))
-			return true;
-	return false;
-}
-
-static void
-parse_agent_key(struct loader *L, const struct ynode *keyn, const struct ynode *n,
-    const char *path, struct agent_conf *a, const char **task_ref,
-    const struct ynode **task_node)
-{
-	static const char *const overlaps[] = { "skip", "queue", "cancel_previous", NULL };
-	const char *k = keyn->value;
-	int64_t v;
-	int choice;
-	char sub[512];
-	join_path(sub, sizeof(sub), path, k);
-
-	if (!strcmp(k, "agent_id"))
-		get_str(L, n, sub, &a->agent_id);
-	else if (!strcmp(k, "interval"))
-		parse_interval(L, n, sub, a);
-	else if (!strcmp(k, "max_retries")) {
-		if (get_int(L, n, sub, 0, 1000, &v))
-			a->max_retries = (int)v;
-	} else if (!strcmp(k, "retry_delay"))
-		get_duration(L, n, sub, &a->retry_delay_ms);
-	else if (!strcmp(k, "retry_max_delay"))
-		get_duration(L, n, sub, &a->retry_max_delay_ms);
-	else if (!strcmp(k, "run_timeout")) {
-		if (n->kind == Y_SCALAR && !strcmp(n->value, "none"))
-			a->run_timeout_ms = 0;
-		else
-			get_duration(L, n, sub, &a->run_timeout_ms);
-	} else if (!strcmp(k, "run_on_start"))
-		get_bool(L, n, sub, &a->run_on_start);
-	else if (!strcmp(k, "debug"))
-		get_bool(L, n, sub, &a->debug);
-	else if (!strcmp(k, "overlap")) {
-		if (get_choice(L, n, sub, overlaps, &choice))
-			a->overlap = choice;
-	} else if (!strcmp(k, "restart"))
-		parse_restart(L, n, sub, a);
-	else if (!strcmp(k, "limits"))
-		parse_limits(L, n, sub, &a->limits);
-	else if (!strcmp(k, "user"))
-		get_str(L, n, sub, &a->user);
-	else if (!strcmp(k, "group"))
-		get_str(L, n, sub, &a->group);
-	else if (!strcmp(k, "env"))
-		parse_env(L, n, sub, a);
-	else if (!strcmp(k, "task")) {
-		if (is_scalar(L, n, sub)) {
-			*task_ref = n->value;
-			*task_node = n;
-		}
-	} else if (!strcmp(k, "task_config") || !strcmp(k, "model_config") ||
-	    !strcmp(k, "agent_config")) {
-		want_kind(L, n, Y_MAP, sub);
-	} else if (!strcmp(k, "memory_limit")) {
-		get_int(L, n, sub, 0, 100000, &v);
-	} else if (!is_free_key(k))
-		err_at(L, keyn, "unknown key \"%s\" in %s", k, path);
 }
 
 static bool
 valid_agent_name(const char *s)
 {
 	size_t n = strlen(s);
-	if (n == 0 || n > 64)
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!isalnum((unsigned char)*p) && !strchr("_.-", *p))
-			return false;
-	return strcmp(s, ".") && strcmp(s, "..");
+	return n >= 1 && n <= 64 && chars_in(s, "_.-") && strcmp(s, ".") && strcmp(s, "..");
 }
 
+/* The inline task_config over the named task's config. */
 static void
-fingerprint(struct agent_conf *a)
+resolve_task(struct loader *L, struct agent_conf *a, const json_t *obj, const struct ynode *m,
+    const char *path)
 {
-	char *text = json_dumps(a->spec, JSON_SORT_KEYS | JSON_COMPACT);
+	const char *ref = json_string_value(json_object_get(obj, "task"));
+	json_t *tc = json_deep_copy(json_object_get(obj, "task_config")) ?: json_object();
+	if (ref) {
+		json_t *t = json_object_get(L->cfg->tasks, ref);
+		if (t == NULL)
+			err_at(L, ymap_get(m, "task"), "%s.task: no task \"%s\" in the tasks registry",
+			    path, ref);
+		else {
+			json_t *merged = json_deep_copy(json_object_get(t, "config"));
+			json_object_update(merged, tc);
+			json_decref(tc);
+			tc = merged;
+			if (json_object_get(t, "description"))
+				json_object_set(a->spec, "task_description",
+				    json_object_get(t, "description"));
+		}
+	}
+	json_object_set_new(a->spec, "task_config", tc);
+}
+
+/* Equal fingerprints: nothing the agent runs with changed (its spec and
+ * every supervisor setting, both normalized). */
+static void
+fingerprint(struct agent_conf *a, const json_t *obj)
+{
+	json_t *all = json_pack("{s:O, s:O}", "spec", a->spec, "agent", obj);
+	char *text = json_dumps(all, JSON_SORT_KEYS | JSON_COMPACT);
 	uint64_t h1 = 1469598103934665603ULL, h2 = 1099511628211ULL * 31;
 	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
 		h1 = (h1 ^ *p) * 1099511628211ULL;
 		h2 = (h2 ^ *p) * 0x100000001b3ULL + 0x9e3779b97f4a7c15ULL;
 	}
 	free(text);
+	json_decref(all);
 	char hex[40];
 	snprintf(hex, sizeof(hex), "%016llx%016llx", (unsigned long long)h1,
 	    (unsigned long long)h2);
 	a->fingerprint = xstrdup(hex);
 }
 
+/* The spec as its worker will receive it, and its bounds (limits.h). */
 static void
-resolve_task(struct loader *L, struct agent_conf *a, const char *task_ref,
-    const struct ynode *task_node, const char *path)
+build_spec(struct loader *L, struct agent_conf *a, const json_t *obj, const struct ynode *key,
+    const struct ynode *m, const char *path)
 {
-	json_t *inline_tc = json_object_get(a->spec, "task_config");
-	json_t *tc = json_is_object(inline_tc) ? json_deep_copy(inline_tc) : json_object();
-	if (task_ref) {
-		json_t *t = json_object_get(L->cfg->tasks, task_ref);
-		if (t == NULL)
-			err_at(L, task_node, "%s.task: no task \"%s\" in the tasks registry",
-			    path, task_ref);
-		else {
-			json_t *merged = json_deep_copy(json_object_get(t, "config"));
-			if (!json_is_object(merged)) {
-				json_decref(merged);
-				merged = json_object();
-			}
-			json_object_update(merged, tc);
-			json_decref(tc);
-			tc = merged;
-			json_t *d = json_object_get(t, "description");
-			if (d)
-				json_object_set(a->spec, "task_description", d);
-		}
-	}
-	json_object_set_new(a->spec, "task_config", tc);
+	a->spec = json_object();
+	for (const struct field *f = agent_fields; f->key; f++)
+		if ((f->flags & F_SPEC) && json_object_get(obj, f->key))
+			json_object_set(a->spec, f->key, json_object_get(obj, f->key));
+	json_object_set_new(a->spec, "name", json_string(a->name));
+	resolve_task(L, a, obj, m, path);
+	size_t size = json_compact_size(a->spec);
+	if (size > SPEC_MAX)
+		err_at(L, key, "%s: the agent's spec is %zu bytes as sent to its worker, over the "
+		    "%u KiB bound (keep bulk data out of task_config)", path, size, SPEC_MAX >> 10);
+	if (json_depth(a->spec, VALUE_DEPTH_MAX) > VALUE_DEPTH_MAX)
+		err_at(L, key, "%s: the agent's spec nests deeper than %d levels", path,
+		    VALUE_DEPTH_MAX);
 }
 
 static void
-parse_agent(struct loader *L, const char *name, const struct ynode *key,
-    const struct ynode *m, struct agent_conf *a)
+parse_agent(struct loader *L, const struct ynode *key, const struct ynode *m,
+    struct agent_conf *a)
 {
-	char path[128];
-	const char *task_ref = NULL;
-	const struct ynode *task_node = NULL;
+	struct walk w = { .L = L, .level = 1, .base = a };
+	const char *name = key->value;
 
-	snprintf(path, sizeof(path), "background_agents.%s", name);
-	agent_defaults(a);
+	snprintf(w.path, sizeof(w.path), "background_agents.%s", name);
 	a->name = xstrdup(name);
 	a->line = key->line;
 	a->col = key->col;
 	if (!valid_agent_name(name))
 		err_at(L, key, "agent name \"%s\" must be 1-64 characters of A-Z a-z 0-9 _ . -",
 		    name);
-	if (!want_kind(L, m, Y_MAP, path)) {
-		a->spec = json_object();
+	json_t *obj = walk_table(&w, m, &agent_table);
+	if (obj == NULL) {	/* not a mapping: reported */
+		obj = json_object();
 		a->agent_id = xstrdup(name);
-		return;
 	}
-	check_duplicates(L, m, path);
-	for (size_t i = 0; i < m->n; i++)
-		parse_agent_key(L, m->keys[i], m->vals[i], path, a, &task_ref, &task_node);
-	check_tool_lists(L, m, path);
-	if (a->agent_id == NULL)
-		a->agent_id = xstrdup(name);
-	a->spec = m->kind == Y_MAP ? to_json(m) : json_object();
-	json_object_set_new(a->spec, "name", json_string(name));
-	json_object_set_new(a->spec, "agent_id", json_string(a->agent_id));
-	resolve_task(L, a, task_ref, task_node, path);
-	fingerprint(a);
-}
-
-static void
-parse_tasks(struct loader *L, const struct ynode *m)
-{
-	if (!want_kind(L, m, Y_MAP, "tasks"))
-		return;
-	check_duplicates(L, m, "tasks");
-	for (size_t i = 0; i < m->n; i++) {
-		const char *id = m->keys[i]->value;
-		const struct ynode *t = m->vals[i];
-		char path[300];
-		snprintf(path, sizeof(path), "tasks.%s", id);
-		if (!want_kind(L, t, Y_MAP, path))
-			continue;
-		for (size_t k = 0; k < t->n; k++) {
-			const char *key = t->keys[k]->value;
-			char sub[700];
-			join_path(sub, sizeof(sub), path, key);
-			if (!strcmp(key, "description"))
-				is_scalar(L, t->vals[k], sub);
-			else if (!strcmp(key, "config"))
-				want_kind(L, t->vals[k], Y_MAP, sub);
-			else
-				err_at(L, t->keys[k], "unknown key \"%s\" in %s (description, config)",
-				    key, path);
-		}
-		json_object_set_new(L->cfg->tasks, id, t->kind == Y_MAP ? to_json(t) : json_object());
-	}
+	build_spec(L, a, obj, key, m, w.path);
+	fingerprint(a, obj);
+	json_decref(obj);
 }
 
 static void
 parse_agents(struct loader *L, const struct ynode *m)
 {
 	struct config *c = L->cfg;
-	if (!want_kind(L, m, Y_MAP, "background_agents"))
+	if (m->kind != Y_MAP) {
+		if (!(m->kind == Y_SCALAR && m->is_null))	/* "background_agents:" alone: none */
+			err_at(L, m, "background_agents must be a mapping");
 		return;
+	}
 	check_duplicates(L, m, "background_agents");
 	c->agents = xcalloc(m->n ? m->n : 1, sizeof(*c->agents));
 	for (size_t i = 0; i < m->n; i++) {
@@ -890,7 +886,7 @@ parse_agents(struct loader *L, const struct ynode *m)
 		if (dup)
 			continue;	/* reported by check_duplicates */
 		struct agent_conf *a = &c->agents[c->nagents++];
-		parse_agent(L, m->keys[i]->value, m->keys[i], m->vals[i], a);
+		parse_agent(L, m->keys[i], m->vals[i], a);
 		for (size_t j = 0; j + 1 < c->nagents; j++)
 			if (!strcmp(c->agents[j].agent_id, a->agent_id)) {
 				const struct ynode *at = ymap_get(m->vals[i], "agent_id");
@@ -904,7 +900,9 @@ parse_agents(struct loader *L, const struct ynode *m)
 static int
 load_tree(struct loader *L, struct ynode *root)
 {
+	static const struct ynode empty = { .kind = Y_MAP, .line = 1, .col = 1 };
 	struct config *c = L->cfg;
+	struct walk g = { .L = L, .level = 1, .base = &c->g };
 	const struct ynode *n;
 
 	if (root->kind != Y_MAP) {
@@ -919,14 +917,9 @@ load_tree(struct loader *L, struct ynode *root)
 			err_at(L, root->keys[i], "unknown top-level key \"%s\" (background_agents, "
 			    "agentd, tasks)", k);
 	}
-	if ((n = ymap_get(root, "agentd")))
-		parse_global(L, n, &c->g);
+	snprintf(g.path, sizeof(g.path), "agentd");
+	json_decref(walk_table(&g, (n = ymap_get(root, "agentd")) ? n : &empty, &global_table));
 	env_overrides(L, &c->g);
-	if (c->g.control_socket == NULL) {
-		size_t len = strlen(c->g.state_dir) + 16;
-		c->g.control_socket = xmalloc(len);
-		snprintf(c->g.control_socket, len, "%s/agentd.sock", c->g.state_dir);
-	}
 	if ((n = ymap_get(root, "tasks")))
 		parse_tasks(L, n);
 	if ((n = ymap_get(root, "background_agents")))
@@ -973,7 +966,6 @@ config_load_buffer(const char *name, const char *data, size_t len, struct config
 	L.cfg = xcalloc(1, sizeof(*L.cfg));
 	L.cfg->path = xstrdup(name);
 	L.cfg->tasks = json_object();
-	global_defaults(&L.cfg->g);
 	int rc = load_tree(&L, root);
 	ytree_free(root);
 	if (rc < 0) {
@@ -1041,6 +1033,28 @@ config_load(const char *path, struct config **out, struct conf_errors *errs)
 }
 
 static void
+free_strv(char **v)
+{
+	for (char **e = v; e && *e; e++)
+		free(*e);
+	free(v);
+}
+
+static char **
+dup_strv(char *const *v)
+{
+	size_t n = 0;
+	if (v == NULL)
+		return NULL;
+	while (v[n])
+		n++;
+	char **d = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		d[i] = xstrdup(v[i]);
+	return d;
+}
+
+static void
 agent_conf_clear(struct agent_conf *a)
 {
 	free(a->name);
@@ -1048,9 +1062,7 @@ agent_conf_clear(struct agent_conf *a)
 	free(a->schedule_text);
 	free(a->user);
 	free(a->group);
-	for (char **e = a->env; e && *e; e++)
-		free(*e);
-	free(a->env);
+	free_strv(a->env);
 	json_decref(a->spec);
 	free(a->fingerprint);
 }
@@ -1108,15 +1120,7 @@ agent_conf_dup(const struct agent_conf *a)
 	d->group = dup_or_null(a->group);
 	d->fingerprint = xstrdup(a->fingerprint);
 	d->spec = json_deep_copy(a->spec);
-	size_t n = 0;
-	while (a->env && a->env[n])
-		n++;
-	d->env = NULL;
-	if (a->env) {
-		d->env = xcalloc(n + 1, sizeof(char *));
-		for (size_t i = 0; i < n; i++)
-			d->env[i] = xstrdup(a->env[i]);
-	}
+	d->env = dup_strv(a->env);
 	return d;
 }
 
@@ -1132,13 +1136,11 @@ agent_conf_free(struct agent_conf *a)
 const char *
 overlap_name(enum overlap_policy p)
 {
-	static const char *names[] = { "skip", "queue", "cancel_previous" };
-	return names[p];
+	return overlaps[p];
 }
 
 const char *
 restart_name(enum restart_policy p)
 {
-	static const char *names[] = { "always", "on-failure", "never" };
-	return names[p];
+	return restart_policies[p];
 }

@@ -6,24 +6,62 @@
  *   agentd:             optional global settings
  *   tasks:              optional task registry (task_id -> description, config)
  *
- * Loading parses YAML with libyaml into a tree that keeps every node's
- * line and column, expands ${VAR} and ${VAR:-default} in scalars, then
- * walks the tree against the schema.  Every mistake (unknown key, wrong
- * type, bad duration or cron field, duplicate agent id, unknown task) is
- * recorded as "file:line:column: message"; loading goes on to report as
- * many as it can, and fails if there was any.  Free-form subtrees
- * (task_config, model_config extras, thresholds, ...) are kept as JSON.
+ * Every key of every block is a row of a table (conf/config.c) with its
+ * type, bounds or choices and default, checked at load: an unknown key, a
+ * wrong type, a value out of bounds, an unknown provider -- each is recorded as
+ * "file:line:column: message" and loading goes on to report as many as it
+ * can, then fails.  Warnings (a user this host does not have) do not fail
+ * the load; --check-config prints them.
+ * The file must be a regular file of at most CONFIG_FILE_MAX bytes of
+ * text; aliases expand within CONFIG_NODES_MAX nodes (common/limits.h).
  *
  * The seed's environment variables override the file where the seed names
  * them: EVENT_STORE_TYPE, MEMORY_STORE_TYPE, REDIS_HOST, REDIS_PORT,
- * REDIS_DB, REDIS_STREAM_KEY.
+ * REDIS_DB, REDIS_STREAM_KEY (and REDIS_PASSWORD, ours).
  *
  * Supervisor-side settings (schedule, retries, restart policy, limits,
- * user/group, env) are parsed into struct agent_conf.  What the worker needs
- * (system_instruction, model_config, task_config, local_tools, mcp_tools,
- * agent_config, debug, ...) travels as agent_conf.spec, the agent's whole
- * mapping as JSON with the task resolved (spec.task_config is always an
- * object: inline, or the named task's config merged under the inline one).
+ * user/group, env) are parsed into struct agent_conf.  What the worker runs
+ * travels as agent_conf.spec, which is normalized: the worker may rely on
+ * every key below being present with the type shown (unless marked
+ * optional), already checked, and parses nothing.  Durations are integer
+ * milliseconds under the key's name plus "_ms".
+ *
+ *   name, agent_id          str
+ *   description             str (optional)
+ *   debug                   bool
+ *   system_instruction      str ("" when not given)
+ *   task_config             object: inline, or the named task's config with
+ *                           the inline one merged over it
+ *   task_description        str (optional: the named task's)
+ *   memory_limit            int >= 0 (episodic items given as context; 0: none)
+ *   run_model               "always" | "on_change"
+ *   watch                   [{tool: str, args: object}] (non-empty for on_change)
+ *   local_tools             optional (absent: every built-in); a list of
+ *                           built-in names (str) and command tools:
+ *                           {name, description: str, inputSchema: object
+ *                           (type object at least), command: [str]
+ *                           (1+), timeout_ms: int > 0, output_max: int > 0,
+ *                           cwd: str (optional, absolute), env: [str]}
+ *   mcp_tools               [{name, transport_type: "stdio" |
+ *                           "streamable_http" | "sse", command: str (stdio),
+ *                           url: str (http ones), args: [str], env: {str: str},
+ *                           headers: {str: str}, timeout_ms, init_timeout_ms}]
+ *                           names unique
+ *   agent_config            {max_steps, request_limit, total_tokens_limit (0:
+ *                           none), tool_output_max: int, tool_call_timeout_ms
+ *                           (0: none), read_dirs: [absolute path]}
+ *   model_config            optional: {provider (its name), wire: "openai" |
+ *                           "anthropic", model: str, url: the endpoint to POST
+ *                           to, auth_header: the header up to the key
+ *                           ("Authorization: Bearer "), headers: [str] more to
+ *                           send, api_key_env: str or api_key_file: str (where
+ *                           agentd reads the key),
+ *                           max_tokens: int, max_context_length: int (0: no
+ *                           trim), request_timeout_ms: int > 0, temperature,
+ *                           top_p: number (optional)}
+ *
+ * The spec fits what a worker's config message can carry: at most
+ * SPEC_MAX bytes of compact JSON, nested at most VALUE_DEPTH_MAX levels.
  */
 #ifndef AGENTD_CONFIG_H
 #define AGENTD_CONFIG_H
@@ -79,9 +117,9 @@ struct agent_conf {
 	char **env;                 /* "KEY=VALUE", NULL-terminated; the agent's own variables */
 	bool debug;
 
-	json_t *spec;               /* the agent's mapping as JSON, task resolved */
-	char *fingerprint;          /* hex digest of the canonical spec + supervisor
-	                               settings: equal fingerprints = unchanged agent */
+	json_t *spec;               /* what the worker runs, normalized (see above) */
+	char *fingerprint;          /* hex digest of the spec and every supervisor
+	                               setting: equal fingerprints = unchanged agent */
 	int line, col;              /* where the agent is defined */
 };
 
@@ -120,11 +158,13 @@ struct config {
 struct conf_errors {
 	char **msgs;                /* "file:line:col: message" */
 	size_t n;
+	char **warnings;            /* "file:line:col: warning: message" */
+	size_t nwarnings;
 };
 
 /* Load and validate.  0 and *out on success; -1 and errors otherwise
  * (also -1 with one message when the file cannot be read or is not a
- * regular file of text: at most CONFIG_FILE_MAX bytes, no NUL byte). */
+ * regular file of text).  Warnings may come either way. */
 int config_load(const char *path, struct config **out, struct conf_errors *errs);
 /* Same, from bytes (tests, the fuzzer); name is used in messages. */
 int config_load_buffer(const char *name, const char *data, size_t len, struct config **out,

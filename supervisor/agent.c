@@ -201,13 +201,13 @@ send_msg(struct agent *a, enum msg_type t, json_t *fields)
 
 /* ---- secrets -------------------------------------------------------------- */
 
-/* The agent's model API key, read by agentd and handed to this worker only. */
+/* The agent's model API key, read by agentd and handed to this worker
+ * only; where it is read from is its model_config's (conf/provider.c). */
 static json_t *
 agent_secrets(struct agent *a)
 {
 	json_t *secrets = json_object();
 	json_t *mc = json_object_get(a->conf->spec, "model_config");
-	const char *provider = json_string_value(json_object_get(mc, "provider"));
 	const char *var = json_string_value(json_object_get(mc, "api_key_env"));
 	const char *file = json_string_value(json_object_get(mc, "api_key_file"));
 
@@ -217,6 +217,7 @@ agent_secrets(struct agent *a)
 		if (f && fgets(key, sizeof(key), f)) {
 			key[strcspn(key, "\r\n")] = '\0';
 			json_object_set_new(secrets, "api_key", json_string(key));
+			explicit_bzero(key, sizeof(key));
 		} else
 			log_agent(LL_WARN, a->name, "cannot read api_key_file %s: %s",
 			    file, strerror(errno));
@@ -224,9 +225,6 @@ agent_secrets(struct agent *a)
 			fclose(f);
 		return secrets;
 	}
-	if (var == NULL && provider)
-		var = strcmp(provider, "anthropic") == 0 ? "ANTHROPIC_API_KEY" :
-		    strcmp(provider, "openai") == 0 ? "OPENAI_API_KEY" : NULL;
 	if (var && getenv(var))
 		json_object_set_new(secrets, "api_key", json_string(getenv(var)));
 	return secrets;

@@ -78,16 +78,19 @@ absolutize(char **path)
 	return 0;
 }
 
+/* Warnings are for --check-config: at start, what they warn of is logged
+ * where it happens (a missing key when the worker starts, agent.c). */
 static int
-load(const char *path, struct config **cfg)
+load(const char *path, struct config **cfg, bool check)
 {
 	struct conf_errors errs = { 0 };
-	if (config_load(path, cfg, &errs) == 0)
-		return 0;
+	int rc = config_load(path, cfg, &errs);
+	for (size_t i = 0; check && i < errs.nwarnings; i++)
+		fprintf(stderr, "%s\n", errs.warnings[i]);
 	for (size_t i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
 	conf_errors_free(&errs);
-	return -1;
+	return rc;
 }
 
 int
@@ -125,7 +128,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "agentd: sigprocmask: %s\n", strerror(errno));
 		return 1;
 	}
-	if (load(path, &s.cfg) < 0)
+	if (load(path, &s.cfg, check) < 0)
 		return 1;
 	if (check) {
 		printf("%s: ok, %zu agents\n", path, s.cfg->nagents);

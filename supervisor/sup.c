@@ -183,6 +183,7 @@ sup_reload(struct sup *s, json_t **report, char **errtext)
 		json_decref(changed);
 		return -1;
 	}
+	conf_errors_free(&errs);	/* warnings: what they warn of is logged as it happens */
 	warn_global_changes(&s->cfg->g, &nc->g);
 	/* Paths and stores cannot change under a running agentd: the new
 	 * config inherits the running ones (ownership swapped, so the file's

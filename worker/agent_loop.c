@@ -51,34 +51,26 @@ struct limits {
 	int64_t max_steps, request_limit, total_tokens, tool_output_max, memory_limit;
 };
 
-static int64_t
-int_or(const json_t *o, const char *k, int64_t dflt)
-{
-	json_t *v = json_object_get(o, k);
-	return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : dflt;
-}
-
+/* The spec's values, checked and defaulted by the loader (conf/config.h). */
 static struct limits
 run_limits(const json_t *spec)
 {
 	const json_t *ac = json_object_get(spec, "agent_config");
-	struct limits l = {
-		.max_steps = int_or(ac, "max_steps", 10),
-		.total_tokens = int_or(ac, "total_tokens_limit", 0),
-		.tool_output_max = int_or(ac, "tool_output_max", 16384),
-		.memory_limit = int_or(spec, "memory_limit", 5),
+	return (struct limits){
+		.max_steps = json_integer_value(json_object_get(ac, "max_steps")),
+		.request_limit = json_integer_value(json_object_get(ac, "request_limit")),
+		.total_tokens = json_integer_value(json_object_get(ac, "total_tokens_limit")),
+		.tool_output_max = json_integer_value(json_object_get(ac, "tool_output_max")),
+		.memory_limit = json_integer_value(json_object_get(spec, "memory_limit")),
 	};
-	l.request_limit = int_or(ac, "request_limit", l.max_steps);
-	return l;
 }
 
 static void
 offer_command(const json_t *def, void *arr)
 {
-	json_t *schema = json_object_get(def, "inputSchema");
-	json_array_append_new(arr, json_pack("{s:O, s:s, s:o}", "name", json_object_get(def, "name"),
-	    "description", json_string_value(json_object_get(def, "description")) ?: "",
-	    "input_schema", schema ? json_incref(schema) : json_pack("{s:s}", "type", "object")));
+	json_array_append_new(arr, json_pack("{s:O, s:O, s:O}", "name", json_object_get(def, "name"),
+	    "description", json_object_get(def, "description"),
+	    "input_schema", json_object_get(def, "inputSchema")));
 }
 
 static json_t *
@@ -202,7 +194,7 @@ static void
 emit_request(struct worker *w, const struct model_cfg *c, const struct model_reply *r,
     const struct model_error *e)
 {
-	json_t *p = json_pack("{s:s, s:s, s:i, s:I}", "provider", provider_name(c->provider),
+	json_t *p = json_pack("{s:s, s:s, s:i, s:I}", "provider", c->name,
 	    "model", c->model, "status", e ? e->status : r->status, "latency_ms",
 	    (json_int_t)(r ? r->latency_ms : 0));
 	if (e) {
@@ -228,13 +220,10 @@ run_watch(struct worker *w, const json_t *watch, char *err, size_t errlen)
 	json_t *outs = json_array(), *item;
 	size_t i;
 	json_array_foreach(watch, i, item) {
-		const char *tool = json_is_string(item) ? json_string_value(item) :
-		    json_string_value(json_object_get(item, "tool"));
+		const char *tool = json_string_value(json_object_get(item, "tool"));
 		const json_t *args = json_object_get(item, "args");
 		json_t *out = NULL;
-		if (tool == NULL || worker_call_tool(w, tool, args, &out, err, errlen, NULL) < 0) {
-			if (tool == NULL)
-				snprintf(err, errlen, "watch[%zu] names no tool", i);
+		if (worker_call_tool(w, tool, args, &out, err, errlen, NULL) < 0) {
 			json_decref(outs);
 			return NULL;
 		}

@@ -254,12 +254,11 @@ int
 cmdtool_run(const json_t *def, const struct tool_ctx *ctx, const json_t *args,
     json_t **out, char *err, size_t errlen)
 {
+	/* the loader's values: timeout_ms defaulted, output_max in bytes */
 	const json_t *tmpl = json_object_get(def, "command");
 	const char *cwd = json_string_value(json_object_get(def, "cwd"));
-	int64_t timeout = json_duration_ms(json_object_get(def, "timeout"), ctx && ctx->deadline > 0 ?
-	    ctx->deadline - mono_ms() : 30000);
-	size_t cap = json_is_integer(json_object_get(def, "output_max")) ?
-	    (size_t)json_integer_value(json_object_get(def, "output_max")) : 65536;
+	int64_t timeout = json_integer_value(json_object_get(def, "timeout_ms"));
+	size_t cap = (size_t)json_integer_value(json_object_get(def, "output_max"));
 	size_t n = json_array_size(tmpl), i;
 	int p[2], status = 0;
 	json_t *v;

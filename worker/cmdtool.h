@@ -7,15 +7,17 @@
  *       inputSchema: {type: object, properties: {path: {type: string}},
  *                     required: [path], additionalProperties: false}
  *       command: ["/usr/bin/du", "-sh", "--", "{path}"]
- *       timeout: 10s          # default 30s
+ *       timeout: 10s          # default: agent_config.tool_call_timeout, else 30s
  *       output_max: 65536     # bytes kept of stdout+stderr
  *       cwd: /srv             # default: the worker's own directory
  *       env: [LANG]           # variables passed on from the worker
  *
- * No shell, ever: each template element becomes exactly one argv element,
- * with {param} replaced by the argument's value, so "; rm -rf /", "$(id)",
- * backticks, newlines and "--flag" arrive as literal text.  Arguments are
- * checked against inputSchema (types, enum, required, additionalProperties)
+ * The entry reaches the worker normalized by the loader (conf/config.h:
+ * timeout_ms, output_max in bytes).  No shell, ever:
+ * each template element becomes exactly one argv element, with {param}
+ * replaced by the argument's value, so "; rm -rf /", "$(id)", backticks,
+ * newlines and "--flag" arrive as literal text.  Arguments are checked
+ * against inputSchema (types, enum, required, additionalProperties)
  * before anything runs.
  *
  * The command runs in a process group of its own; the call is over when the

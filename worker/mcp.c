@@ -55,8 +55,6 @@
 #define MCP_SCHEMA_MAX (64u << 10)      /* one tool's inputSchema, as JSON */
 #define MCP_DESC_MAX 4096
 #define MCP_GARBAGE_MAX 20              /* bad lines in a row before a restart */
-#define MCP_CALL_TIMEOUT_MS 60000
-#define MCP_INIT_TIMEOUT_MS 30000
 #define MCP_PROGRESS_MAX_MS (10 * 60000) /* progress extends a call up to this */
 #define MCP_PING_TIMEOUT_MS 5000
 #define MCP_BACKOFF_MIN_MS 500
@@ -923,13 +921,14 @@ rebuild_index(struct mcp *m)
 
 /* ---- the interface ------------------------------------------------------------ */
 
+/* A server from its mcp_tools entry, as the loader normalized it
+ * (conf/config.h): every key there and checked, timeouts defaulted. */
 static int
 server_init(struct mcp *m, struct mcp_server *s, const json_t *def, size_t i,
     char *err, size_t errlen)
 {
 	const char *name = json_string_value(json_object_get(def, "name"));
 	const char *tt = json_string_value(json_object_get(def, "transport_type"));
-	const json_t *cmd = json_object_get(def, "command"), *url = json_object_get(def, "url");
 
 	s->m = m;
 	s->in = s->out = s->errfd = s->pidfd = -1;
@@ -938,51 +937,15 @@ server_init(struct mcp *m, struct mcp_server *s, const json_t *def, size_t i,
 	buf_init(&s->eb);
 	buf_init(&s->wq);
 	s->tools = json_array();
-	if (name == NULL || !name_ok(name, 32, false)) {
-		snprintf(err, errlen, "mcp_tools[%zu]: name must be 1-32 of A-Z a-z 0-9 _ -", i);
+	if (name == NULL || tt == NULL) {
+		snprintf(err, errlen, "mcp_tools[%zu] has no name or transport_type", i);
 		return -1;
 	}
 	s->name = xstrdup(name);
 	s->def = json_incref((json_t *)def);
-	if (tt == NULL)
-		tt = url ? "streamable_http" : "stdio";
-	if (strcmp(tt, "stdio") == 0) {
-		s->transport = MCP_STDIO;
-		if (!json_is_string(cmd) || json_string_length(cmd) == 0) {
-			snprintf(err, errlen, "mcp_tools %s: stdio needs a command", name);
-			return -1;
-		}
-		const json_t *args = json_object_get(def, "args"), *a;
-		size_t k;
-		if (args && !json_is_array(args)) {
-			snprintf(err, errlen, "mcp_tools %s: args must be a list", name);
-			return -1;
-		}
-		json_array_foreach(args, k, a)
-			if (!json_is_string(a)) {
-				snprintf(err, errlen, "mcp_tools %s: args[%zu] must be a string", name, k);
-				return -1;
-			}
-	} else if (strcmp(tt, "streamable_http") == 0 || strcmp(tt, "sse") == 0) {
-		s->transport = tt[1] == 't' ? MCP_HTTP : MCP_SSE;
-		if (!json_is_string(url)) {
-			snprintf(err, errlen, "mcp_tools %s: %s needs a url", name, tt);
-			return -1;
-		}
-	} else {
-		snprintf(err, errlen, "mcp_tools %s: transport_type %s is not supported (use "
-		    "stdio, streamable_http or sse)", name, tt);
-		return -1;
-	}
-	s->timeout_ms = json_duration_ms(json_object_get(def, "timeout"), m->h.call_timeout_ms > 0 ?
-	    m->h.call_timeout_ms : MCP_CALL_TIMEOUT_MS);
-	s->init_timeout_ms = json_duration_ms(json_object_get(def, "init_timeout"),
-	    MCP_INIT_TIMEOUT_MS);
-	for (size_t k = 0; k < i; k++)
-		if (strcmp(m->srv[k].name, name) == 0) {
-			snprintf(err, errlen, "mcp_tools: two servers are named %s", name);
-			return -1;
-		}
+	s->transport = !strcmp(tt, "stdio") ? MCP_STDIO : !strcmp(tt, "sse") ? MCP_SSE : MCP_HTTP;
+	s->timeout_ms = json_integer_value(json_object_get(def, "timeout_ms"));
+	s->init_timeout_ms = json_integer_value(json_object_get(def, "init_timeout_ms"));
 	return 0;
 }
 
@@ -1328,12 +1291,10 @@ mcp_probe_new(const char *url, bool legacy_sse, char *const argv[], int64_t time
     char *err, size_t errlen)
 {
 	struct mcp_hooks none = { .agentd_fd = -1 };
-	json_t *def = json_pack("{s:s, s:s, s:s}", "name", "probe", "timeout", "",
-	    "init_timeout", "");
-	char ms[32];
-	snprintf(ms, sizeof(ms), "%lldms", (long long)(timeout_ms > 0 ? timeout_ms : 1));
-	json_object_set_new(def, "timeout", json_string(ms));
-	json_object_set_new(def, "init_timeout", json_string(ms));
+	/* the entry as the config loader would have made it */
+	json_t *def = json_pack("{s:s, s:I, s:I, s:{}, s:{}}", "name", "probe", "timeout_ms",
+	    (json_int_t)(timeout_ms > 0 ? timeout_ms : 1), "init_timeout_ms",
+	    (json_int_t)(timeout_ms > 0 ? timeout_ms : 1), "env", "headers");
 	if (url) {
 		json_object_set_new(def, "transport_type", json_string(legacy_sse ? "sse" :
 		    "streamable_http"));

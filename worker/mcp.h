@@ -43,14 +43,12 @@ struct mcp_hooks {
 	bool (*name_taken)(const char *name, void *arg);
 	/* A server's state changed (mcp_server_status(); payload consumed). */
 	void (*on_status)(json_t *payload, void *arg);
-	/* A call's timeout where the server's entry gives none (the agent's
-	 * tool_call_timeout); 0: 60 s. */
-	int64_t call_timeout_ms;
 };
 
 /*
- * Servers from an agent's mcp_tools list (NULL or empty: none).  Nothing is
- * started yet.  NULL and err when the list is unusable.
+ * Servers from an agent's mcp_tools list (NULL or empty: none), entries as
+ * the config loader normalized them (conf/config.h).  Nothing is started
+ * yet.  NULL and err when the list is unusable.
  */
 struct mcp *mcp_new(const json_t *servers, const struct mcp_hooks *hooks,
     char *err, size_t errlen);

@@ -31,54 +31,31 @@ int
 model_cfg_parse(const json_t *mc, const char *api_key, struct model_cfg *c,
     char *err, size_t errlen)
 {
-	const char *prov = json_string_value(json_object_get(mc, "provider"));
+	static const char *const needed[] = { "model", "wire", "url", "auth_header", "headers",
+		"max_tokens", "request_timeout_ms" };
 	json_t *v;
 
 	memset(c, 0, sizeof(*c));
-	if (!json_is_object(mc) || prov == NULL) {
-		snprintf(err, errlen, "model_config.provider is required (openai or anthropic)");
-		return -1;
-	}
-	if (strcmp(prov, "openai") == 0)
-		c->provider = PROVIDER_OPENAI;
-	else if (strcmp(prov, "anthropic") == 0)
-		c->provider = PROVIDER_ANTHROPIC;
-	else {
-		snprintf(err, errlen, "unknown model provider \"%s\" (openai, anthropic)", prov);
-		return -1;
-	}
-	if (!json_is_string(json_object_get(mc, "model"))) {
-		snprintf(err, errlen, "model_config.model is required");
-		return -1;
-	}
-	copy_str(c->model, sizeof(c->model), json_object_get(mc, "model"), "");
-	copy_str(c->base_url, sizeof(c->base_url), json_object_get(mc, "base_url"),
-	    c->provider == PROVIDER_OPENAI ? "https://api.openai.com/v1" : "https://api.anthropic.com");
-	size_t n = strlen(c->base_url);
-	while (n > 0 && c->base_url[n - 1] == '/')
-		c->base_url[--n] = '\0';
-	snprintf(c->api_key, sizeof(c->api_key), "%s", api_key ? api_key : "");
-	if ((v = json_object_get(mc, "temperature")) && json_is_number(v)) {
-		c->temperature = json_number_value(v);
-		c->has_temperature = true;
-	}
-	if ((v = json_object_get(mc, "top_p")) && json_is_number(v)) {
-		c->top_p = json_number_value(v);
-		c->has_top_p = true;
-	}
-	c->max_tokens = json_is_integer(v = json_object_get(mc, "max_tokens")) ?
-	    json_integer_value(v) : 4096;
-	c->max_context = json_is_integer(v = json_object_get(mc, "max_context_length")) ?
-	    json_integer_value(v) : 0;
-	c->timeout_ms = 120000;
-	if ((v = json_object_get(mc, "request_timeout")) != NULL) {
-		if (json_is_number(v))
-			c->timeout_ms = (int64_t)(json_number_value(v) * 1000);
-		else if (!json_is_string(v) || parse_duration(json_string_value(v), &c->timeout_ms) < 0) {
-			snprintf(err, errlen, "model_config.request_timeout: bad duration");
+	for (size_t i = 0; i < ARRAY_LEN(needed); i++)
+		if (json_object_get(mc, needed[i]) == NULL) {
+			snprintf(err, errlen, "model_config.%s is required", needed[i]);
 			return -1;
 		}
-	}
+	c->provider = strcmp(json_string_value(json_object_get(mc, "wire")), "anthropic") ?
+	    PROVIDER_OPENAI : PROVIDER_ANTHROPIC;
+	copy_str(c->name, sizeof(c->name), json_object_get(mc, "provider"), provider_name(c->provider));
+	copy_str(c->model, sizeof(c->model), json_object_get(mc, "model"), "");
+	copy_str(c->url, sizeof(c->url), json_object_get(mc, "url"), "");
+	copy_str(c->auth_header, sizeof(c->auth_header), json_object_get(mc, "auth_header"), "");
+	c->headers = json_object_get(mc, "headers");
+	snprintf(c->api_key, sizeof(c->api_key), "%s", api_key ? api_key : "");
+	if ((c->has_temperature = (v = json_object_get(mc, "temperature")) != NULL))
+		c->temperature = json_number_value(v);
+	if ((c->has_top_p = (v = json_object_get(mc, "top_p")) != NULL))
+		c->top_p = json_number_value(v);
+	c->max_tokens = json_integer_value(json_object_get(mc, "max_tokens"));
+	c->max_context = json_integer_value(json_object_get(mc, "max_context_length"));
+	c->timeout_ms = json_integer_value(json_object_get(mc, "request_timeout_ms"));
 	c->connect_timeout_ms = 10000;
 	return 0;
 }
@@ -537,7 +514,9 @@ model_call(const struct model_cfg *c, const char *system, const json_t *messages
 	static bool curl_ready;
 	struct xfer x = { .retry_after_ms = -1, .should_retry = -1, .cancelled = cancelled, .arg = arg };
 	struct curl_slist *h = NULL;
-	char url[640], auth[1100];
+	char auth[1100];
+	size_t i;
+	json_t *hv;
 	long status = 0;
 	int rc = -1;
 
@@ -553,21 +532,16 @@ model_call(const struct model_cfg *c, const char *system, const json_t *messages
 	char *payload = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	h = curl_slist_append(h, "Content-Type: application/json");
-	if (c->provider == PROVIDER_ANTHROPIC) {
-		snprintf(url, sizeof(url), "%s/v1/messages", c->base_url);
-		snprintf(auth, sizeof(auth), "x-api-key: %s", c->api_key);
-		h = curl_slist_append(h, "anthropic-version: 2023-06-01");
-	} else {
-		snprintf(url, sizeof(url), "%s/chat/completions", c->base_url);
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->api_key);
-	}
+	json_array_foreach(c->headers, i, hv)
+		h = curl_slist_append(h, json_string_value(hv));
+	snprintf(auth, sizeof(auth), "%s%s", c->auth_header, c->api_key);
 	if (c->api_key[0])
 		h = curl_slist_append(h, auth);
 	memset(auth, 0, sizeof(auth));
 
 	CURL *cu = curl_easy_init();
 	buf_init(&x.body);
-	curl_easy_setopt(cu, CURLOPT_URL, url);
+	curl_easy_setopt(cu, CURLOPT_URL, c->url);
 	curl_easy_setopt(cu, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(cu, CURLOPT_POSTFIELDS, payload);
 	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);

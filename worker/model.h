@@ -1,12 +1,14 @@
 /*
  * model: one request to a model provider, and what came back.
  *
- * Two wire formats: `openai` (Chat Completions; base_url makes it serve any
- * compatible endpoint: Ollama's /v1, vLLM, llama.cpp's server, OpenRouter,
- * Groq) and `anthropic` (Messages).  The conversation is kept in the
- * provider's own message format, so an assistant message goes back exactly
- * as it came; model_user_message() and model_tool_results() build the
- * messages the loop adds.
+ * Two wire formats: `openai` (Chat Completions, which every OpenAI-compatible
+ * service speaks: Ollama, OpenRouter, Groq, DeepSeek, Mistral, Together,
+ * Gemini, Azure, vLLM, llama.cpp's server) and `anthropic` (Messages).
+ * Which service, its endpoint and its auth header were decided by the
+ * config loader (conf/provider.c); the worker takes them as they come.
+ * The conversation is kept in the provider's own message format, so an
+ * assistant message goes back exactly as it came; model_user_message()
+ * and model_tool_results() build the messages the loop adds.
  *
  * Every failure is classified: RETRYABLE (408, 409, 429, 5xx, Anthropic's
  * 529 overloaded_error also as an error body after a 200, connection
@@ -45,9 +47,12 @@ enum model_errclass { MODEL_OK = 0, MODEL_RETRYABLE, MODEL_FATAL, MODEL_CANCELLE
 #define MODEL_BYTES_PER_TOKEN_FLOOR 6
 
 struct model_cfg {
-	enum provider provider;
+	enum provider provider;     /* the wire format */
+	char name[32];              /* the service, as configured (groq, azure, ...) */
 	char model[128];
-	char base_url[512];
+	char url[1024];             /* the endpoint to POST to */
+	char auth_header[64];       /* the header up to the key: "x-api-key: " */
+	const json_t *headers;      /* more headers to send ([str], the spec's) */
 	char api_key[1024];
 	double temperature, top_p;
 	bool has_temperature, has_top_p;
@@ -79,7 +84,9 @@ struct model_error {
 	int64_t retry_after_ms;     /* -1: none given */
 };
 
-/* model_config (+ the key agentd handed over) -> cfg; -1 with err. */
+/* The spec's model_config, normalized by the loader (conf/config.h), and
+ * the key agentd handed over -> cfg; -1 with err when the spec lacks what
+ * a model call needs (a spec agentd did not make). */
 int model_cfg_parse(const json_t *model_config, const char *api_key,
     struct model_cfg *cfg, char *err, size_t errlen);
 const char *provider_name(enum provider p);

@@ -180,17 +180,6 @@ utf8_cut(const char *s, size_t len, size_t max)
 	return max;
 }
 
-int64_t
-json_duration_ms(const json_t *v, int64_t dflt)
-{
-	int64_t ms = 0;
-	if (json_is_number(v))
-		ms = (int64_t)(json_number_value(v) * 1000);
-	else if (json_is_string(v) && parse_duration(json_string_value(v), &ms) < 0)
-		ms = 0;
-	return ms > 0 ? ms : dflt;
-}
-
 int
 tool_state_save(const struct tool_ctx *ctx, const char *name, const char *text)
 {

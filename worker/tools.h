@@ -101,8 +101,4 @@ json_t *json_string_lossy(const char *s);
 json_t *json_stringn_lossy(const char *s, size_t n);
 size_t utf8_cut(const char *s, size_t len, size_t max);
 
-/* A config duration: a number of seconds or a string like "90s" or
- * "250ms"; dflt when absent, not positive, or not a duration. */
-int64_t json_duration_ms(const json_t *v, int64_t dflt);
-
 #endif

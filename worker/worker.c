@@ -319,14 +319,15 @@ send_cancelled(struct worker *w, int64_t run_id)
 
 /* ---- configuration -------------------------------------------------------- */
 
-/* local_tools: absent means every built-in; else the names it lists. */
+/* local_tools: absent means every built-in; else the names it lists (the
+ * loader made each item a name or a command tool with one). */
 static int
 parse_local_tools(struct worker *w, char *err, size_t errlen)
 {
 	json_t *lt = json_object_get(w->spec, "local_tools"), *v;
 	size_t i;
 
-	if (lt == NULL || json_is_null(lt))
+	if (lt == NULL)
 		return 0;
 	if (!json_is_array(lt)) {
 		snprintf(err, errlen, "local_tools must be a list");
@@ -336,9 +337,8 @@ parse_local_tools(struct worker *w, char *err, size_t errlen)
 	json_array_foreach(lt, i, v) {
 		const char *name = json_is_string(v) ? json_string_value(v) :
 		    json_string_value(json_object_get(v, "name"));
-		if (name == NULL || *name == '\0') {
-			snprintf(err, errlen, "local_tools[%zu] must be a tool name "
-			    "or a map with a name", i);
+		if (name == NULL) {
+			snprintf(err, errlen, "local_tools[%zu] has no name", i);
 			return -1;
 		}
 		json_object_set_new(w->allowed, name, json_true());
@@ -391,8 +391,8 @@ tool_names(const struct worker *w)
 static int64_t
 tool_call_timeout(const json_t *spec)
 {
-	return json_duration_ms(json_object_get(json_object_get(spec, "agent_config"),
-	    "tool_call_timeout"), 0);
+	return json_integer_value(json_object_get(json_object_get(spec, "agent_config"),
+	    "tool_call_timeout_ms"));
 }
 
 static bool tool_ctx_interrupted(void *arg);
@@ -418,7 +418,6 @@ start_mcp(struct worker *w, char *err, size_t errlen)
 	struct mcp_hooks h = {
 		.interrupted = tool_ctx_interrupted, .arg = w, .agentd_fd = w->fd,
 		.name_taken = local_name_taken, .on_status = mcp_status_changed,
-		.call_timeout_ms = tool_call_timeout(w->spec),
 	};
 	w->mcp = mcp_new(json_object_get(w->spec, "mcp_tools"), &h, err, errlen);
 	return w->mcp ? 0 : -1;

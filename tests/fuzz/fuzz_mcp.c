@@ -31,7 +31,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fm == NULL) {
 		struct mcp_hooks h = { .agentd_fd = -1, .name_taken = taken };
 		char err[256];
-		json_t *l = json_pack("[{s:s, s:s}]", "name", "fz", "command", "true");
+		json_t *l = json_pack("[{s:s, s:s, s:s, s:[], s:{}, s:{}, s:i, s:i}]", "name", "fz",
+		    "command", "true", "transport_type", "stdio", "args", "env", "headers",
+		    "timeout_ms", 60000, "init_timeout_ms", 30000);
 		log_init("fuzz_mcp", LL_ERROR, 0, NULL);
 		fm = mcp_new(l, &h, err, sizeof(err));
 		json_decref(l);

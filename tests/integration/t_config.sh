@@ -1,8 +1,8 @@
 # Configuration errors: each kind reported as file:line:column, agentd does
 # not start, --check-config exits 1; a good file checks clean.  What is not
-# a configuration file says so.  An alias
-# bomb is refused both by --check-config and by a SIGHUP reload of a
-# running agentd, under a memory limit.
+# a configuration file says so; what used to pass and fail at run time is
+# refused at its position; an alias bomb is refused both by --check-config
+# and by a SIGHUP reload of a running agentd, under a memory limit.
 . ./lib.sh
 
 check() { # expected-substring, then the YAML on stdin
@@ -97,6 +97,69 @@ not_config "$T/huge.yaml" "$T/huge.yaml: is larger than 16 MiB"
 printf 'background_agents:\n  a:\n    x\0y: 1\n' > "$T/nul.yaml"
 not_config "$T/nul.yaml" "$T/nul.yaml:3:6: contains a NUL byte"
 
+# What passed --check-config and then failed at run time, or silently
+# became a default: refused at its position (every row of every table is
+# in the unit tests; these are the ones the issue names).
+check "bad.yaml:3:30: background_agents.a.model_config.provider: unknown provider \"openaix\" (known: openai, anthropic, ollama" <<'Y'
+background_agents:
+  a:
+    model_config: {provider: openaix, model: m}
+Y
+check "bad.yaml:3:45: background_agents.a.model_config.model must be text, not 3" <<'Y'
+background_agents:
+  a:
+    model_config: {provider: openai, model: 3}
+Y
+check "bad.yaml:6:24: background_agents.a.model_config.request_timeout: bad duration \"5parsecs\"" <<'Y'
+background_agents:
+  a:
+    model_config:
+      provider: openai
+      model: m
+      request_timeout: 5parsecs
+Y
+for t in 0 -1; do
+check "background_agents.a.model_config.request_timeout" <<Y
+background_agents:
+  a:
+    model_config: {provider: openai, model: m, request_timeout: $t}
+Y
+done
+check "bad.yaml:3:48: unknown key \"colour\" in background_agents.a.model_config" <<'Y'
+background_agents:
+  a:
+    model_config: {provider: openai, model: m, colour: blue}
+Y
+check "bad.yaml:3:20: unknown key \"max_stepz\" in background_agents.a.agent_config (did you mean max_steps?)" <<'Y'
+background_agents:
+  a:
+    agent_config: {max_stepz: 4}
+Y
+check "bad.yaml:3:31: background_agents.a.agent_config.max_steps must be an integer, not \"ten\"" <<'Y'
+background_agents:
+  a:
+    agent_config: {max_steps: ten}
+Y
+check "bad.yaml:6:15: background_agents.a.mcp_tools[0].args must be a list" <<'Y'
+background_agents:
+  a:
+    mcp_tools:
+      - name: fs
+        command: npx
+        args: "notalist"
+Y
+check "bad.yaml:1:24: agentd.memory_store must be one of memory, database, redis, not \"qdrant\"" <<'Y'
+agentd: {memory_store: qdrant}
+background_agents: {}
+Y
+# An agent's spec that its worker could not be sent (50 levels deep, 5 MB)
+# is refused here, with the position, not found out at the worker's start.
+python3 -c 'print("background_agents:\n  a:\n    task_config:\n      x: " + "[" * 50 + "]" * 50)' > "$T/deep.yaml"
+out=$("$B/agentd" --check-config -c "$T/deep.yaml" 2>&1) && fail "a 50-deep task_config passed"
+echo "$out" | grep -qF "deep.yaml:4:32: background_agents.a.task_config nests deeper than 24 levels" || fail "deep: $out"
+python3 -c 'print("background_agents:\n  a:\n    task_config: {blob: \"" + "x" * (5 << 20) + "\"}")' > "$T/big.yaml"
+out=$("$B/agentd" --check-config -c "$T/big.yaml" 2>&1) && fail "a 5 MB task_config passed"
+echo "$out" | grep -qF "big.yaml:2:3: background_agents.a: the agent's spec is" || fail "big: $out"
 
 # An alias bomb: nine lists of nine aliases of the one before (~1.6e9
 # nodes expanded).  Refused, under a memory limit the expansion would

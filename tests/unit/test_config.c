@@ -168,7 +168,7 @@ START_TEST(errors_with_positions)
 	load_err("agentd: {event_store: kafka}\nbackground_agents: {}\n",
 	    "agentd.event_store must be one of memory, database, redis_stream");
 	load_err("background_agents:\n  a: {mcp_tools: [{transport_type: stdio}]}\n",
-	    "each server is a mapping with a name");
+	    "t.yaml:2:19: background_agents.a.mcp_tools[0].name is required");
 	load_err("nope: 1\n", "missing background_agents");
 	load_err("background_agents: {}\n---\nbackground_agents: {}\n", "only one YAML document");
 	load_err("background_agents:\n  a: *nowhere\n", "unknown alias");
@@ -393,6 +393,332 @@ START_TEST(not_a_config_file)
 }
 END_TEST
 
+/* The mistakes that used to pass --check-config and fail at run time, or
+ * quietly become defaults: each refused, at its position. */
+START_TEST(schema_mistakes)
+{
+	static const struct { const char *yaml, *want; } bad[] = {
+		{ "  a: {model_config: {provider: openaix, model: m}}\n",
+		  "t.yaml:2:32: background_agents.a.model_config.provider: unknown provider "
+		  "\"openaix\" (known: openai, anthropic, ollama, openrouter, groq, deepseek, "
+		  "mistral, together, gemini, azure; any other OpenAI-compatible service is "
+		  "openai with its base_url)" },
+		{ "  a: {model_config: {provider: openai, model: 3}}\n",
+		  "t.yaml:2:47: background_agents.a.model_config.model must be text, not 3 "
+		  "(quote it if you mean the text)" },
+		{ "  a: {model_config: {provider: openai, model: m, request_timeout: 5parsecs}}\n",
+		  "t.yaml:2:67: background_agents.a.model_config.request_timeout: bad duration "
+		  "\"5parsecs\" (use seconds or e.g. 90s, 5m, 1h30m)" },
+		{ "  a: {model_config: {provider: openai, model: m, request_timeout: 0}}\n",
+		  "t.yaml:2:67: background_agents.a.model_config.request_timeout must be at "
+		  "least 100ms, not 0" },
+		{ "  a: {model_config: {provider: openai, model: m, request_timeout: -1}}\n",
+		  "t.yaml:2:67: background_agents.a.model_config.request_timeout: bad duration "
+		  "\"-1\" (use seconds or e.g. 90s, 5m, 1h30m)" },
+		{ "  a: {model_config: {provider: openai, model: m, temprature: 1}}\n",
+		  "t.yaml:2:50: unknown key \"temprature\" in background_agents.a.model_config "
+		  "(did you mean temperature?)" },
+		{ "  a: {model_config: {model: m}}\n",
+		  "t.yaml:2:21: background_agents.a.model_config.provider is required" },
+		{ "  a: {agent_config: {max_stepz: 4}}\n",
+		  "t.yaml:2:22: unknown key \"max_stepz\" in background_agents.a.agent_config "
+		  "(did you mean max_steps?)" },
+		{ "  a: {agent_config: {max_steps: ten}}\n",
+		  "t.yaml:2:33: background_agents.a.agent_config.max_steps must be an integer, "
+		  "not \"ten\"" },
+		{ "  a: {agent_config: {tool_call_timeout: 0}}\n",
+		  "t.yaml:2:41: background_agents.a.agent_config.tool_call_timeout must be at "
+		  "least 1ms, not 0" },
+		{ "  a: {mcp_tools: [{name: x, command: y, args: notalist}]}\n",
+		  "t.yaml:2:47: background_agents.a.mcp_tools[0].args must be a list" },
+		{ "  a: {mcp_tools: [{name: x, url: ftp://h/}]}\n",
+		  "t.yaml:2:34: background_agents.a.mcp_tools[0].url must be an http:// or "
+		  "https:// URL, not \"ftp://h/\"" },
+		{ "  a: {mcp_tools: [{name: x, transport_type: sse}]}\n",
+		  "t.yaml:2:19: background_agents.a.mcp_tools[0]: transport_type sse needs a url" },
+		{ "  a: {mcp_tools: [{name: x, command: y, url: \"http://h\"}]}\n",
+		  "t.yaml:2:38: background_agents.a.mcp_tools[0]: command is not used by "
+		  "transport_type streamable_http" },
+		{ "  a: {mcp_tools: [{name: x, url: \"http://h\", headers: {\"A b\": c}}]}\n",
+		  "t.yaml:2:56: background_agents.a.mcp_tools[0].headers: header A b: not a "
+		  "valid header name" },
+		{ "  a: {mcp_tools: [{name: x, command: y}, {name: x, command: z}]}\n",
+		  "t.yaml:2:49: background_agents.a.mcp_tools: two servers are named x" },
+		{ "  a: {local_tools: [{name: t}]}\n",
+		  "t.yaml:2:21: background_agents.a.local_tools[0].command is required" },
+		{ "  a: {local_tools: [{name: \"no spaces\", command: [x]}]}\n",
+		  "t.yaml:2:28: background_agents.a.local_tools[0].name: a tool name is 1-64 of "
+		  "A-Z a-z 0-9 _ -" },
+		{ "  a: {local_tools: [system_info, system_info]}\n",
+		  "t.yaml:2:34: background_agents.a.local_tools[1]: tool system_info is listed "
+		  "twice" },
+		{ "  a: {run_model: on_change}\n",
+		  "t.yaml:2:18: background_agents.a: run_model on_change needs a watch: list "
+		  "(what to compare between runs)" },
+		{ "  a: {watch: [{args: {}}]}\n",
+		  "t.yaml:2:15: background_agents.a.watch[0].tool is required" },
+		{ "  a: {restart: {backoff: 2m, max_backoff: 1m}}\n",
+		  "t.yaml:2:26: background_agents.a.restart: backoff is above max_backoff" },
+		{ "  a: {retry_delay: 2h, retry_max_delay: 1h}\n",
+		  "t.yaml:2:20: background_agents.a: retry_delay is above retry_max_delay" },
+		{ "  a: {memory_limit: -1}\n",
+		  "t.yaml:2:21: background_agents.a.memory_limit must be between 0 and 100000" },
+		{ "  a: {limits: {cpu: 0}}\n",
+		  "t.yaml:2:21: background_agents.a.limits.cpu must be between 0.01 and 4096" },
+		{ "  a: {env: {X: [1]}}\n",
+		  "t.yaml:2:16: background_agents.a.env.X must be a single value, not a list" },
+		{ "  a: {model_config: {provider: openai, model: m, base_url: \"http://h/v1?x=1\"}}\n",
+		  "t.yaml:2:60: background_agents.a.model_config.base_url must be an http:// or "
+		  "https:// URL without ?query, not \"http://h/v1?x=1\"" },
+		{ "  a: {model_config: {provider: openai, model: m, deployment: d}}\n",
+		  "t.yaml:2:62: background_agents.a.model_config.deployment is for provider "
+		  "azure only" },
+		{ "  a: {model_config: {provider: azure, model: m}}\n",
+		  "t.yaml:2:21: background_agents.a.model_config: provider azure needs base_url, "
+		  "the resource's endpoint (https://RESOURCE.openai.azure.com)" },
+		{ "  a: {model_config: {provider: openai, model: m, api_key_env: A, "
+		  "api_key_file: /k}}\n",
+		  "t.yaml:2:80: background_agents.a.model_config: api_key_env and api_key_file "
+		  "both name a key; keep one" },
+		{ "  a: {model_config: {provider: openai, model: m, api_key_env: 1A}}\n",
+		  "t.yaml:2:63: background_agents.a.model_config.api_key_env: \"1A\" is not a "
+		  "valid variable name" },
+	};
+	char yaml[512];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(yaml, sizeof(yaml), "background_agents:\n%s", bad[i].yaml);
+		only_error(yaml, bad[i].want);
+	}
+	only_error("agentd: {memory_store: qdrant}\nbackground_agents: {}\n",
+	    "t.yaml:1:24: agentd.memory_store must be one of memory, database, redis, not "
+	    "\"qdrant\"");
+	only_error("agentd: {database_url: \"mysql://x\"}\nbackground_agents: {}\n",
+	    "t.yaml:1:24: agentd.database_url must be a postgresql:// URL (the embedded "
+	    "SQLite store needs none)");
+	char longdir[200];
+	memset(longdir, 'd', sizeof(longdir) - 1);
+	longdir[sizeof(longdir) - 1] = '\0';
+	snprintf(yaml, sizeof(yaml), "agentd: {state_dir: /%s}\nbackground_agents: {}\n", longdir);
+	char *all = all_errors(yaml);
+	ck_assert_msg(strstr(all, "t.yaml:1:21: agentd.control_socket: ") &&
+	    strstr(all, "is longer than a unix socket path can be (107)"), "%s", all);
+	free(all);
+}
+END_TEST
+
+static const json_t *
+spec_at(const struct config *c, const char *agent, const char *path)
+{
+	const json_t *v = config_find(c, agent)->spec;
+	char key[64];
+	for (const char *p = path; v && *p; ) {
+		size_t n = strcspn(p, ".");
+		snprintf(key, sizeof(key), "%.*s", (int)n, p);
+		v = json_is_array(v) ? json_array_get(v, (size_t)atoi(key)) : json_object_get(v, key);
+		p += n + (p[n] == '.');
+	}
+	return v;
+}
+
+static int64_t
+spec_int(const struct config *c, const char *agent, const char *path)
+{
+	const json_t *v = spec_at(c, agent, path);
+	ck_assert_msg(json_is_integer(v), "%s.%s is not an integer", agent, path);
+	return json_integer_value(v);
+}
+
+static const char *
+spec_str(const struct config *c, const char *agent, const char *path)
+{
+	const json_t *v = spec_at(c, agent, path);
+	ck_assert_msg(json_is_string(v), "%s.%s is not a string", agent, path);
+	return json_string_value(v);
+}
+
+/* The worker parses nothing: what it gets is checked, defaulted, in ms. */
+START_TEST(normalized_spec)
+{
+	setenv("OPENAI_API_KEY", "k", 1);
+	struct config *c = load_ok(
+	    "background_agents:\n"
+	    "  a:\n"
+	    "    model_config: {provider: openai, model: gpt-4o, request_timeout: 1m30s}\n"
+	    "    agent_config: {max_steps: 4, tool_call_timeout: 5s, tool_output_max: 2k}\n"
+	    "    run_model: on_change\n"
+	    "    watch: [new_files, {tool: system_info, args: {path: /}}]\n"
+	    "    local_tools:\n"
+	    "      - system_info\n"
+	    "      - {name: du, command: [du, \"{p}\"]}\n"
+	    "      - {name: ls, command: [ls], timeout: 2s, output_max: 1M, env: [LANG]}\n"
+	    "    mcp_tools:\n"
+	    "      - {name: fs, command: npx, env: {PORT: 8080}}\n"
+	    "      - {name: web, url: \"https://h/mcp\", timeout: 1m}\n"
+	    "  b: {}\n");
+	ck_assert_str_eq(spec_str(c, "a", "model_config.wire"), "openai");
+	ck_assert_str_eq(spec_str(c, "a", "model_config.url"), "https://api.openai.com/v1/chat/completions");
+	ck_assert_int_eq(spec_int(c, "a", "model_config.request_timeout_ms"), 90000);
+	ck_assert_int_eq(spec_int(c, "a", "model_config.max_tokens"), 4096);
+	ck_assert_ptr_null(spec_at(c, "a", "model_config.request_timeout"));
+	ck_assert_int_eq(spec_int(c, "a", "agent_config.request_limit"), 4);	/* = max_steps */
+	ck_assert_int_eq(spec_int(c, "a", "agent_config.tool_call_timeout_ms"), 5000);
+	ck_assert_int_eq(spec_int(c, "a", "agent_config.tool_output_max"), 2048);
+	ck_assert_str_eq(spec_str(c, "a", "watch.0.tool"), "new_files");
+	ck_assert(json_is_object(spec_at(c, "a", "watch.0.args")));
+	ck_assert_str_eq(spec_str(c, "a", "watch.1.args.path"), "/");
+	ck_assert_str_eq(spec_str(c, "a", "local_tools.0"), "system_info");
+	ck_assert_int_eq(spec_int(c, "a", "local_tools.1.timeout_ms"), 5000);	/* tool_call_timeout */
+	ck_assert_int_eq(spec_int(c, "a", "local_tools.1.output_max"), 65536);
+	ck_assert_str_eq(spec_str(c, "a", "local_tools.1.inputSchema.type"), "object");
+	ck_assert_int_eq(spec_int(c, "a", "local_tools.2.timeout_ms"), 2000);
+	ck_assert_int_eq(spec_int(c, "a", "local_tools.2.output_max"), 1 << 20);
+	ck_assert_str_eq(spec_str(c, "a", "local_tools.2.env.0"), "LANG");
+	ck_assert_str_eq(spec_str(c, "a", "mcp_tools.0.transport_type"), "stdio");
+	ck_assert_str_eq(spec_str(c, "a", "mcp_tools.0.env.PORT"), "8080");	/* text, as env is */
+	ck_assert_int_eq(spec_int(c, "a", "mcp_tools.0.timeout_ms"), 5000);
+	ck_assert_int_eq(spec_int(c, "a", "mcp_tools.0.init_timeout_ms"), 30000);
+	ck_assert_str_eq(spec_str(c, "a", "mcp_tools.1.transport_type"), "streamable_http");
+	ck_assert_int_eq(spec_int(c, "a", "mcp_tools.1.timeout_ms"), 60000);
+	/* b: every default, and nothing of the supervisor's */
+	ck_assert_int_eq(spec_int(c, "b", "agent_config.max_steps"), 10);
+	ck_assert_int_eq(spec_int(c, "b", "agent_config.request_limit"), 10);
+	ck_assert_int_eq(spec_int(c, "b", "agent_config.tool_call_timeout_ms"), 0);
+	ck_assert_int_eq(spec_int(c, "b", "memory_limit"), 5);
+	ck_assert_str_eq(spec_str(c, "b", "run_model"), "always");
+	ck_assert_str_eq(spec_str(c, "b", "system_instruction"), "");
+	ck_assert_ptr_null(spec_at(c, "b", "local_tools"));	/* every built-in */
+	ck_assert_ptr_null(spec_at(c, "b", "model_config"));
+	ck_assert_ptr_null(spec_at(c, "b", "interval"));
+	ck_assert_ptr_null(spec_at(c, "b", "max_retries"));
+	config_free(c);
+	unsetenv("OPENAI_API_KEY");
+}
+END_TEST
+
+static void
+provider_is(const char *mc, const char *url, const char *auth, const char *key_env)
+{
+	char yaml[512];
+	snprintf(yaml, sizeof(yaml), "background_agents:\n  a: {model_config: %s}\n", mc);
+	struct config *c = load_ok(yaml);
+	ck_assert_str_eq(spec_str(c, "a", "model_config.url"), url);
+	ck_assert_str_eq(spec_str(c, "a", "model_config.auth_header"), auth);
+	ck_assert_str_eq(spec_str(c, "a", "model_config.api_key_env"), key_env);
+	ck_assert_ptr_null(spec_at(c, "a", "model_config.base_url"));
+	config_free(c);
+}
+
+/* Each service by name, at its documented endpoint, with its header and
+ * key variable (conf/provider.c cites where each is documented). */
+START_TEST(providers)
+{
+	const char *bearer = "Authorization: Bearer ";
+	provider_is("{provider: openai, model: m}", "https://api.openai.com/v1/chat/completions",
+	    bearer, "OPENAI_API_KEY");
+	provider_is("{provider: anthropic, model: m}", "https://api.anthropic.com/v1/messages",
+	    "x-api-key: ", "ANTHROPIC_API_KEY");
+	provider_is("{provider: ollama, model: m}", "http://localhost:11434/v1/chat/completions",
+	    bearer, "OLLAMA_API_KEY");
+	provider_is("{provider: openrouter, model: m}",
+	    "https://openrouter.ai/api/v1/chat/completions", bearer, "OPENROUTER_API_KEY");
+	provider_is("{provider: groq, model: m}", "https://api.groq.com/openai/v1/chat/completions",
+	    bearer, "GROQ_API_KEY");
+	provider_is("{provider: deepseek, model: m}", "https://api.deepseek.com/chat/completions",
+	    bearer, "DEEPSEEK_API_KEY");
+	provider_is("{provider: mistral, model: m}", "https://api.mistral.ai/v1/chat/completions",
+	    bearer, "MISTRAL_API_KEY");
+	provider_is("{provider: together, model: m}", "https://api.together.ai/v1/chat/completions",
+	    bearer, "TOGETHER_API_KEY");
+	provider_is("{provider: gemini, model: m}",
+	    "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions", bearer,
+	    "GEMINI_API_KEY");
+	provider_is("{provider: azure, model: gpt-4o, base_url: \"https://r.openai.azure.com/\"}",
+	    "https://r.openai.azure.com/openai/deployments/gpt-4o/chat/completions"
+	    "?api-version=2024-10-21", "api-key: ", "AZURE_OPENAI_API_KEY");
+	provider_is("{provider: azure, model: m, base_url: \"https://r.openai.azure.com\", "
+	    "deployment: prod, api_version: 2025-01-01-preview}",
+	    "https://r.openai.azure.com/openai/deployments/prod/chat/completions"
+	    "?api-version=2025-01-01-preview", "api-key: ", "AZURE_OPENAI_API_KEY");
+	/* base_url overrides; a key variable the config names replaces the default */
+	provider_is("{provider: groq, model: m, base_url: \"http://127.0.0.1:9/g/v1/\"}",
+	    "http://127.0.0.1:9/g/v1/chat/completions", bearer, "GROQ_API_KEY");
+	provider_is("{provider: openai, model: m, base_url: \"http://h/v1\", api_key_env: MY_KEY}",
+	    "http://h/v1/chat/completions", bearer, "MY_KEY");
+	struct config *c = load_ok("background_agents:\n  a: {model_config: {provider: anthropic, "
+	    "model: m}}\n");
+	ck_assert_str_eq(spec_str(c, "a", "model_config.wire"), "anthropic");
+	ck_assert_str_eq(spec_str(c, "a", "model_config.headers.0"), "anthropic-version: 2023-06-01");
+	config_free(c);
+}
+END_TEST
+
+/* An agent's spec must fit the config message that carries it. */
+START_TEST(spec_bounds)
+{
+	struct buf b;
+	buf_init(&b);
+	const char *head = "background_agents:\n  a:\n    task_config:\n      x: ";
+	buf_append(&b, head, strlen(head));
+	for (int i = 0; i < 50; i++)
+		buf_append(&b, "[", 1);
+	for (int i = 0; i < 50; i++)
+		buf_append(&b, "]", 1);
+	buf_append(&b, "\n", 2);
+	/* spec 1, task_config 2, x's lists 3...: the 23rd list is level 25 */
+	only_error((const char *)b.data, "t.yaml:4:32: background_agents.a.task_config nests "
+	    "deeper than 24 levels (the bound on every value agentd passes on)");
+	/* the same through the task registry */
+	only_error("tasks:\n  t: {config: {a: [[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]}}\n"
+	    "background_agents: {}\n", "t.yaml:2:41: tasks.t.config nests deeper than 24 levels "
+	    "(the bound on every value agentd passes on)");
+	buf_reset(&b);
+	buf_append(&b, head, strlen(head));
+	buf_append(&b, "\"", 1);
+	for (int i = 0; i < (5 << 20) / 64; i++)
+		buf_append(&b, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", 64);
+	buf_append(&b, "\"\n", 3);
+	char *all = all_errors((const char *)b.data);
+	ck_assert_msg(strstr(all, "t.yaml:2:3: background_agents.a: the agent's spec is ") &&
+	    strstr(all, "bytes as sent to its worker, over the 1024 KiB bound"), "%s", all);
+	free(all);
+	buf_free(&b);
+	/* just within: accepted */
+	struct config *c = load_ok("background_agents:\n  a: {task_config: {a: [[[[[[[[[[[[[[[[[[[["
+	    "[[1]]]]]]]]]]]]]]]]]]]]]]}}\n");
+	config_free(c);
+}
+END_TEST
+
+/* Equal fingerprints: nothing the agent runs with changed -- its spec and
+ * every supervisor setting, normalized (5m and 300 are the same). */
+START_TEST(fingerprint_covers_everything)
+{
+	static const char *const same[] = {
+		"background_agents:\n  a: {interval: 5m, agent_config: {max_steps: 10}}\n",
+		"background_agents:\n  a: {interval: 5m, agent_config: {}}\n",
+	};
+	static const char *const differ[] = {
+		"background_agents:\n  a: {interval: 6m}\n",
+		"background_agents:\n  a: {interval: 5m, env: {A: b}}\n",
+		"background_agents:\n  a: {interval: 5m, limits: {memory: 64M}}\n",
+		"background_agents:\n  a: {interval: 5m, restart: never}\n",
+		"background_agents:\n  a: {interval: 5m, max_retries: 1}\n",
+		"background_agents:\n  a: {interval: 5m, agent_config: {max_steps: 9}}\n",
+	};
+	struct config *base = load_ok(same[0]);
+	const char *fp = config_find(base, "a")->fingerprint;
+	struct config *c = load_ok(same[1]);
+	ck_assert_str_eq(config_find(c, "a")->fingerprint, fp);
+	config_free(c);
+	for (size_t i = 0; i < sizeof(differ) / sizeof(differ[0]); i++) {
+		c = load_ok(differ[i]);
+		ck_assert_msg(strcmp(config_find(c, "a")->fingerprint, fp) != 0, "%s", differ[i]);
+		config_free(c);
+	}
+	config_free(base);
+}
+END_TEST
+
 static int64_t
 at(const char *local)
 {
@@ -479,6 +805,11 @@ main(void)
 	tcase_add_test(tc, alias_bounds);
 	tcase_add_test(tc, aliases);
 	tcase_add_test(tc, not_a_config_file);
+	tcase_add_test(tc, schema_mistakes);
+	tcase_add_test(tc, normalized_spec);
+	tcase_add_test(tc, providers);
+	tcase_add_test(tc, spec_bounds);
+	tcase_add_test(tc, fingerprint_covers_everything);
 	tcase_add_test(tc, cron_expressions);
 	tcase_add_test(tc, cron_across_dst);
 	suite_add_tcase(s, tc);

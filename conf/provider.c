@@ -1,0 +1,177 @@
+/*
+ * provider: see provider.h.  Each row cites the service's own page for its
+ * endpoint, auth header and key variable (read 2026-12; the pages move,
+ * the endpoints have not).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/buf.h"
+#include "common/util.h"
+#include "conf/provider.h"
+
+struct provider {
+	const char *name;
+	const char *wire;          /* request/reply format: openai | anthropic */
+	const char *base_url;      /* documented; NULL: the user's base_url is needed */
+	const char *path;          /* the endpoint under base_url ({deployment}, {api_version}) */
+	const char *auth;          /* the header the key goes in, up to the key */
+	const char *key_env;       /* where the key is read from by default */
+	const char *header;        /* one more header the API requires, or NULL */
+};
+
+#define BEARER "Authorization: Bearer "
+#define CHAT "/chat/completions"
+
+static const struct provider providers[] = {
+	/* platform.openai.com/docs/api-reference/chat/create:
+	 * POST https://api.openai.com/v1/chat/completions, Bearer $OPENAI_API_KEY */
+	{ "openai", "openai", "https://api.openai.com/v1", CHAT, BEARER, "OPENAI_API_KEY", NULL },
+	/* docs.anthropic.com/en/api/messages: POST https://api.anthropic.com/v1/messages,
+	 * x-api-key: $ANTHROPIC_API_KEY, anthropic-version: 2023-06-01 */
+	{ "anthropic", "anthropic", "https://api.anthropic.com", "/v1/messages", "x-api-key: ",
+	  "ANTHROPIC_API_KEY", "anthropic-version: 2023-06-01" },
+	/* docs.ollama.com/api/openai-compatibility: base_url http://localhost:11434/v1,
+	 * no key locally ("required but ignored"); OLLAMA_API_KEY for ollama.com */
+	{ "ollama", "openai", "http://localhost:11434/v1", CHAT, BEARER, "OLLAMA_API_KEY", NULL },
+	/* openrouter.ai/docs/quickstart: POST https://openrouter.ai/api/v1/chat/completions,
+	 * Bearer $OPENROUTER_API_KEY */
+	{ "openrouter", "openai", "https://openrouter.ai/api/v1", CHAT, BEARER,
+	  "OPENROUTER_API_KEY", NULL },
+	/* console.groq.com/docs/openai: base_url https://api.groq.com/openai/v1,
+	 * api_key GROQ_API_KEY */
+	{ "groq", "openai", "https://api.groq.com/openai/v1", CHAT, BEARER, "GROQ_API_KEY", NULL },
+	/* api-docs.deepseek.com: base_url https://api.deepseek.com ("/v1" also served),
+	 * POST /chat/completions, Bearer ${DEEPSEEK_API_KEY} */
+	{ "deepseek", "openai", "https://api.deepseek.com", CHAT, BEARER, "DEEPSEEK_API_KEY", NULL },
+	/* docs.mistral.ai/api: POST https://api.mistral.ai/v1/chat/completions,
+	 * Bearer $MISTRAL_API_KEY */
+	{ "mistral", "openai", "https://api.mistral.ai/v1", CHAT, BEARER, "MISTRAL_API_KEY", NULL },
+	/* docs.together.ai/docs/openai-api-compatibility: base_url
+	 * https://api.together.ai/v1, api_key TOGETHER_API_KEY */
+	{ "together", "openai", "https://api.together.ai/v1", CHAT, BEARER, "TOGETHER_API_KEY", NULL },
+	/* ai.google.dev/gemini-api/docs/openai: base_url
+	 * https://generativelanguage.googleapis.com/v1beta/openai/, Bearer $GEMINI_API_KEY */
+	{ "gemini", "openai", "https://generativelanguage.googleapis.com/v1beta/openai", CHAT,
+	  BEARER, "GEMINI_API_KEY", NULL },
+	/* learn.microsoft.com/azure/ai-services/openai/reference: POST {endpoint}/openai/
+	 * deployments/{deployment-id}/chat/completions?api-version=..., header api-key
+	 * (AZURE_OPENAI_API_KEY is the variable its SDKs read) */
+	{ "azure", "openai", NULL, "/openai/deployments/{deployment}/chat/completions"
+	  "?api-version={api_version}", "api-key: ", "AZURE_OPENAI_API_KEY", NULL },
+};
+
+#define AZURE_API_VERSION "2024-10-21"	/* the latest GA data-plane version */
+#define URL_SAFE "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
+static const struct provider *
+provider_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(providers); i++)
+		if (!strcmp(providers[i].name, name))
+			return &providers[i];
+	return NULL;
+}
+
+json_t *
+provider_conv(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	if (!want_scalar(w, n))
+		return NULL;
+	if (provider_find(n->value))
+		return json_string(n->value);
+	char list[256] = "";
+	for (size_t i = 0; i < ARRAY_LEN(providers); i++) {
+		strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
+		strncat(list, providers[i].name, sizeof(list) - strlen(list) - 1);
+	}
+	err_at(w->L, n, "%s: unknown provider \"%s\" (known: %s; any other OpenAI-compatible "
+	    "service is openai with its base_url)", w->path, n->value, list);
+	return NULL;
+}
+
+/* path with {deployment} and {api_version} filled from mc. */
+static char *
+endpoint(const char *base, const char *path, const json_t *mc)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_append(&b, base, strlen(base));
+	while (b.len > 0 && b.data[b.len - 1] == '/')
+		b.len--;
+	for (const char *p = path; *p; ) {
+		const char *close = *p == '{' ? strchr(p, '}') : NULL;
+		if (close == NULL) {
+			buf_append(&b, p++, 1);
+			continue;
+		}
+		char key[32];
+		snprintf(key, sizeof(key), "%.*s", (int)(close - p - 1), p + 1);
+		const char *v = json_string_value(json_object_get(mc, key));
+		buf_append(&b, v, strlen(v));
+		p = close + 1;
+	}
+	buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
+/* Where agentd reads the key from (agent.c, when the worker starts). */
+static void
+key_source(struct walk *w, const struct ynode *n, const struct provider *p, json_t *mc)
+{
+	if (json_object_get(mc, "api_key_env") && json_object_get(mc, "api_key_file"))
+		err_at(w->L, ymap_get(n, "api_key_file"), "%s: api_key_env and api_key_file "
+		    "both name a key; keep one", w->path);
+	else if (!json_object_get(mc, "api_key_file") && !json_object_get(mc, "api_key_env"))
+		json_object_set_new(mc, "api_key_env", json_string(p->key_env));
+}
+
+void
+provider_finish(struct walk *w, const struct ynode *n, json_t *mc)
+{
+	const char *name = json_string_value(json_object_get(mc, "provider"));
+	const struct provider *p = name ? provider_find(name) : NULL;
+	const char *base = json_string_value(json_object_get(mc, "base_url"));
+	bool azure = p && p->base_url == NULL;
+
+	if (p == NULL)
+		return;	/* reported */
+	static const char *const azure_keys[] = { "deployment", "api_version" };
+	for (size_t i = 0; i < ARRAY_LEN(azure_keys); i++)
+		if (!azure && ymap_get(n, azure_keys[i]))
+			err_at(w->L, ymap_get(n, azure_keys[i]), "%s.%s is for provider azure only",
+			    w->path, azure_keys[i]);
+	if (azure && base == NULL) {
+		err_at(w->L, n, "%s: provider azure needs base_url, the resource's endpoint "
+		    "(https://RESOURCE.openai.azure.com)", w->path);
+		return;
+	}
+	if (azure) {
+		if (!json_object_get(mc, "deployment"))
+			json_object_set(mc, "deployment", json_object_get(mc, "model"));
+		if (!json_object_get(mc, "api_version"))
+			json_object_set_new(mc, "api_version", json_string(AZURE_API_VERSION));
+		const char *dep = json_string_value(json_object_get(mc, "deployment"));
+		const char *ver = json_string_value(json_object_get(mc, "api_version"));
+		if (dep == NULL)
+			return;	/* the model was refused */
+		/* both go into the URL as they are */
+		if (strspn(dep, URL_SAFE) != strlen(dep) || strspn(ver, URL_SAFE) != strlen(ver)) {
+			err_at(w->L, ymap_get(n, strspn(dep, URL_SAFE) != strlen(dep) ?
+			    (ymap_get(n, "deployment") ? "deployment" : "model") : "api_version"),
+			    "%s: an azure deployment and api_version are A-Z a-z 0-9 . _ -", w->path);
+			return;
+		}
+	}
+	char *url = endpoint(base ? base : p->base_url, p->path, mc);
+	json_object_set_new(mc, "wire", json_string(p->wire));
+	json_object_set_new(mc, "url", json_string(url));
+	json_object_set_new(mc, "auth_header", json_string(p->auth));
+	json_object_set_new(mc, "headers", p->header ? json_pack("[s]", p->header) : json_array());
+	free(url);
+	key_source(w, n, p, mc);
+	/* What the worker uses is url: the parts it was made of are not sent. */
+	json_object_del(mc, "base_url");
+	json_object_del(mc, "deployment");
+	json_object_del(mc, "api_version");
+}
