@@ -10,8 +10,8 @@
  * type, bounds or choices and default, checked at load: an unknown key, a
  * wrong type, a value out of bounds, an unknown provider -- each is recorded as
  * "file:line:column: message" and loading goes on to report as many as it
- * can, then fails.  Warnings (a user this host does not have) do not fail
- * the load; --check-config prints them.
+ * can, then fails.  Warnings (an api_key_env not set here, a user this
+ * host does not have) do not fail the load; --check-config prints them.
  * The file must be a regular file of at most CONFIG_FILE_MAX bytes of
  * text; aliases expand within CONFIG_NODES_MAX nodes (common/limits.h).
  *
@@ -55,7 +55,7 @@
  *                           to, auth_header: the header up to the key
  *                           ("Authorization: Bearer "), headers: [str] more to
  *                           send, api_key_env: str or api_key_file: str (where
- *                           agentd reads the key),
+ *                           agentd reads the key), api_key_required: bool,
  *                           max_tokens: int, max_context_length: int (0: no
  *                           trim), request_timeout_ms: int > 0, temperature,
  *                           top_p: number (optional)}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "common/buf.h"
 #include "common/util.h"
 #include "conf/provider.h"
@@ -17,6 +18,7 @@ struct provider {
 	const char *path;          /* the endpoint under base_url ({deployment}, {api_version}) */
 	const char *auth;          /* the header the key goes in, up to the key */
 	const char *key_env;       /* where the key is read from by default */
+	bool key_required;         /* its own endpoint refuses a request without one */
 	const char *header;        /* one more header the API requires, or NULL */
 };
 
@@ -26,39 +28,45 @@ struct provider {
 static const struct provider providers[] = {
 	/* platform.openai.com/docs/api-reference/chat/create:
 	 * POST https://api.openai.com/v1/chat/completions, Bearer $OPENAI_API_KEY */
-	{ "openai", "openai", "https://api.openai.com/v1", CHAT, BEARER, "OPENAI_API_KEY", NULL },
+	{ "openai", "openai", "https://api.openai.com/v1", CHAT, BEARER, "OPENAI_API_KEY",
+	  true, NULL },
 	/* docs.anthropic.com/en/api/messages: POST https://api.anthropic.com/v1/messages,
 	 * x-api-key: $ANTHROPIC_API_KEY, anthropic-version: 2023-06-01 */
 	{ "anthropic", "anthropic", "https://api.anthropic.com", "/v1/messages", "x-api-key: ",
-	  "ANTHROPIC_API_KEY", "anthropic-version: 2023-06-01" },
+	  "ANTHROPIC_API_KEY", true, "anthropic-version: 2023-06-01" },
 	/* docs.ollama.com/api/openai-compatibility: base_url http://localhost:11434/v1,
 	 * no key locally ("required but ignored"); OLLAMA_API_KEY for ollama.com */
-	{ "ollama", "openai", "http://localhost:11434/v1", CHAT, BEARER, "OLLAMA_API_KEY", NULL },
+	{ "ollama", "openai", "http://localhost:11434/v1", CHAT, BEARER, "OLLAMA_API_KEY",
+	  false, NULL },
 	/* openrouter.ai/docs/quickstart: POST https://openrouter.ai/api/v1/chat/completions,
 	 * Bearer $OPENROUTER_API_KEY */
 	{ "openrouter", "openai", "https://openrouter.ai/api/v1", CHAT, BEARER,
-	  "OPENROUTER_API_KEY", NULL },
+	  "OPENROUTER_API_KEY", true, NULL },
 	/* console.groq.com/docs/openai: base_url https://api.groq.com/openai/v1,
 	 * api_key GROQ_API_KEY */
-	{ "groq", "openai", "https://api.groq.com/openai/v1", CHAT, BEARER, "GROQ_API_KEY", NULL },
+	{ "groq", "openai", "https://api.groq.com/openai/v1", CHAT, BEARER, "GROQ_API_KEY",
+	  true, NULL },
 	/* api-docs.deepseek.com: base_url https://api.deepseek.com ("/v1" also served),
 	 * POST /chat/completions, Bearer ${DEEPSEEK_API_KEY} */
-	{ "deepseek", "openai", "https://api.deepseek.com", CHAT, BEARER, "DEEPSEEK_API_KEY", NULL },
+	{ "deepseek", "openai", "https://api.deepseek.com", CHAT, BEARER, "DEEPSEEK_API_KEY",
+	  true, NULL },
 	/* docs.mistral.ai/api: POST https://api.mistral.ai/v1/chat/completions,
 	 * Bearer $MISTRAL_API_KEY */
-	{ "mistral", "openai", "https://api.mistral.ai/v1", CHAT, BEARER, "MISTRAL_API_KEY", NULL },
+	{ "mistral", "openai", "https://api.mistral.ai/v1", CHAT, BEARER, "MISTRAL_API_KEY",
+	  true, NULL },
 	/* docs.together.ai/docs/openai-api-compatibility: base_url
 	 * https://api.together.ai/v1, api_key TOGETHER_API_KEY */
-	{ "together", "openai", "https://api.together.ai/v1", CHAT, BEARER, "TOGETHER_API_KEY", NULL },
+	{ "together", "openai", "https://api.together.ai/v1", CHAT, BEARER, "TOGETHER_API_KEY",
+	  true, NULL },
 	/* ai.google.dev/gemini-api/docs/openai: base_url
 	 * https://generativelanguage.googleapis.com/v1beta/openai/, Bearer $GEMINI_API_KEY */
 	{ "gemini", "openai", "https://generativelanguage.googleapis.com/v1beta/openai", CHAT,
-	  BEARER, "GEMINI_API_KEY", NULL },
+	  BEARER, "GEMINI_API_KEY", true, NULL },
 	/* learn.microsoft.com/azure/ai-services/openai/reference: POST {endpoint}/openai/
 	 * deployments/{deployment-id}/chat/completions?api-version=..., header api-key
 	 * (AZURE_OPENAI_API_KEY is the variable its SDKs read) */
 	{ "azure", "openai", NULL, "/openai/deployments/{deployment}/chat/completions"
-	  "?api-version={api_version}", "api-key: ", "AZURE_OPENAI_API_KEY", NULL },
+	  "?api-version={api_version}", "api-key: ", "AZURE_OPENAI_API_KEY", true, NULL },
 };
 
 #define AZURE_API_VERSION "2024-10-21"	/* the latest GA data-plane version */
@@ -115,15 +123,34 @@ endpoint(const char *base, const char *path, const json_t *mc)
 	return (char *)b.data;
 }
 
-/* Where agentd reads the key from (agent.c, when the worker starts). */
+/* Where the key comes from, and whether a run can go without one.  The
+ * variable's value is not ours to read here (agentd reads it when the
+ * worker starts, agent.c), but --check-config says what it will find. */
 static void
 key_source(struct walk *w, const struct ynode *n, const struct provider *p, json_t *mc)
 {
-	if (json_object_get(mc, "api_key_env") && json_object_get(mc, "api_key_file"))
+	const char *env = json_string_value(json_object_get(mc, "api_key_env"));
+	const char *file = json_string_value(json_object_get(mc, "api_key_file"));
+	bool named = env || file;
+
+	if (env && file) {
 		err_at(w->L, ymap_get(n, "api_key_file"), "%s: api_key_env and api_key_file "
 		    "both name a key; keep one", w->path);
-	else if (!json_object_get(mc, "api_key_file") && !json_object_get(mc, "api_key_env"))
+		return;
+	}
+	if (!named)
 		json_object_set_new(mc, "api_key_env", json_string(p->key_env));
+	/* A base_url of the user's may be a server that takes no key. */
+	bool required = named || (p->key_required &&
+	    (p->base_url == NULL || !json_object_get(mc, "base_url")));
+	json_object_set_new(mc, "api_key_required", json_boolean(required));
+	if (required && file && access(file, R_OK) < 0)
+		warn_at(w->L, ymap_get(n, "api_key_file"), "%s.api_key_file: %s is not readable "
+		    "here; runs fail unless agentd can read it", w->path, file);
+	else if (required && !file && !*(getenv(env ? env : p->key_env) ?: ""))
+		warn_at(w->L, env ? ymap_get(n, "api_key_env") : n, "%s: %s is not set in this "
+		    "environment; runs fail unless agentd's has it", w->path,
+		    env ? env : p->key_env);
 }
 
 void

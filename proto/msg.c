@@ -38,7 +38,7 @@ struct msgdef { const char *name; struct field fields[10]; };
 
 static const struct msgdef catalogue[MSG__COUNT] = {
 	[MSG_CONFIG] = { "config", { { "name", F_STR, 1 }, { "agent", F_OBJ, 1 },
-	    { "secrets", F_OBJ, 0 }, { "state_dir", F_STR, 0 } } },
+	    { "secrets", F_OBJ, 0 }, { "state_dir", F_STR, 0 }, { "api_key_error", F_STR, 0 } } },
 	[MSG_READY] = { "ready", { { "tools", F_ARR, 1 }, { "pid", F_INT, 0 } } },
 	[MSG_RUN] = { "run", { { "run_id", F_INT, 1 }, { "attempt", F_INT, 1 },
 	    { "session_id", F_STR, 1 }, { "run_count", F_INT, 1 }, { "kwargs", F_OBJ, 1 } } },

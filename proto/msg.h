@@ -14,6 +14,7 @@
  *
  * Supervisor <-> worker (pipe):
  *   config    S->W  name:str agent:obj [secrets:obj] [state_dir:str]
+ *                   [api_key_error:str]
  *   ready     W->S  tools:arr [pid:int]
  *   run       S->W  run_id:int attempt:int session_id:str run_count:int kwargs:obj
  *   run_ack   W->S  run_id:int

@@ -202,7 +202,10 @@ send_msg(struct agent *a, enum msg_type t, json_t *fields)
 /* ---- secrets -------------------------------------------------------------- */
 
 /* The agent's model API key, read by agentd and handed to this worker
- * only; where it is read from is its model_config's (conf/provider.c). */
+ * only; where it is read from is its model_config's (conf/provider.c).  A
+ * key it needs and cannot have is said at every start: logged, shown in
+ * status (api_key_error) and given to the worker, whose model runs fail
+ * at once with it instead of with the provider's 401. */
 static json_t *
 agent_secrets(struct agent *a)
 {
@@ -210,23 +213,31 @@ agent_secrets(struct agent *a)
 	json_t *mc = json_object_get(a->conf->spec, "model_config");
 	const char *var = json_string_value(json_object_get(mc, "api_key_env"));
 	const char *file = json_string_value(json_object_get(mc, "api_key_file"));
+	char key[4096] = "", why[512] = "";
 
+	free(a->key_error);
+	a->key_error = NULL;
 	if (file) {
 		FILE *f = fopen(file, "re");
-		char key[4096];
-		if (f && fgets(key, sizeof(key), f)) {
+		if (f && fgets(key, sizeof(key), f))
 			key[strcspn(key, "\r\n")] = '\0';
-			json_object_set_new(secrets, "api_key", json_string(key));
-			explicit_bzero(key, sizeof(key));
-		} else
-			log_agent(LL_WARN, a->name, "cannot read api_key_file %s: %s",
-			    file, strerror(errno));
+		snprintf(why, sizeof(why), "model_config.api_key_file %s: %s", file,
+		    f == NULL ? strerror(errno) : "holds no key");
 		if (f)
 			fclose(f);
-		return secrets;
-	}
-	if (var && getenv(var))
+	} else if (var && getenv(var) && *getenv(var))
 		json_object_set_new(secrets, "api_key", json_string(getenv(var)));
+	else if (var)
+		snprintf(why, sizeof(why), "model_config.api_key_env: %s is not set in agentd's "
+		    "environment", var);
+	if (key[0])
+		json_object_set_new(secrets, "api_key", json_string(key));
+	explicit_bzero(key, sizeof(key));
+	if (!json_object_get(secrets, "api_key") && json_is_true(json_object_get(mc,
+	    "api_key_required"))) {
+		log_agent(LL_ERROR, a->name, "%s: its model runs will fail", why);
+		a->key_error = xstrdup(why);
+	}
 	return secrets;
 }
 
@@ -335,6 +346,8 @@ start_worker(struct agent *a)
 
 	json_t *cfg = json_pack("{s:s, s:O, s:o, s:s}", "name", a->name,
 	    "agent", a->conf->spec, "secrets", agent_secrets(a), "state_dir", a->dir);
+	if (a->key_error)
+		json_object_set_new(cfg, "api_key_error", json_string(a->key_error));
 	send_msg(a, MSG_CONFIG, cfg);
 	json_decref(cfg);
 	timer_in(&a->ack_timer, a->sup->cfg->g.ack_timeout_ms);
@@ -1359,6 +1372,7 @@ agent_free(struct agent *a)
 	free(a->cgroup);
 	free(a->fault);
 	free(a->last_error);
+	free(a->key_error);
 	free(a->dir);
 	free(a->name);
 	free(a);
@@ -1417,6 +1431,7 @@ agent_status_json(const struct agent *a)
 	json_object_set_new(o, "event_store", json_string(store_event_backend(st)));
 	json_object_set_new(o, "memory_store", json_string(store_memory_backend(st)));
 	json_object_set_new(o, "last_error", a->last_error ? json_string(a->last_error) : json_null());
+	json_object_set_new(o, "api_key_error", a->key_error ? json_string(a->key_error) : json_null());
 	json_object_set_new(o, "queued_runs", json_integer(a->queued));
 	if (a->cur) {
 		json_t *run = json_pack("{s:I, s:i}", "run_id", (json_int_t)a->cur->run_id,

@@ -97,6 +97,7 @@ struct agent {
 	json_t *mcp;                   /* server -> its last mcp_server_status */
 	char *last_error;
 	char skip_reason[200];         /* why the last requested run did not run */
+	char *key_error;               /* the model key it needs and cannot have, or NULL */
 	bool last_failed;              /* the last finished run failed */
 	bool unsaved;                  /* st changed since agent_save */
 

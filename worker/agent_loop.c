@@ -458,6 +458,8 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 	if (json_object_get(spec, "model_config") == NULL)
 		return fail(out, false, -1, "this agent has no model_config, and its "
 		    "task_config names no tool to run");
+	if (worker_api_key_error(w))
+		return fail(out, false, -1, "%s", worker_api_key_error(w));
 	if (model_cfg_parse(json_object_get(spec, "model_config"),
 	    json_string_value(json_object_get(worker_secrets(w), "api_key")), &cfg,
 	    err, sizeof(err)) < 0)

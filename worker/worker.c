@@ -53,6 +53,7 @@ struct worker {
 	bool configured;
 	json_t *spec;
 	json_t *secrets;
+	char *key_error;        /* agentd has no model key for us: why */
 	char *state_dir;
 	json_t *allowed;        /* NULL: every built-in; else {name: true} */
 	struct mcp *mcp;        /* the agent's MCP servers */
@@ -445,6 +446,8 @@ configure(struct worker *w, json_t *m)
 	}
 	w->spec = json_incref(json_object_get(m, "agent"));
 	w->secrets = secrets ? json_incref(secrets) : json_object();
+	if (json_object_get(m, "api_key_error"))
+		w->key_error = xstrdup(json_string_value(json_object_get(m, "api_key_error")));
 	w->state_dir = xstrdup(dir && *dir ? dir : ".");
 	if (json_is_true(json_object_get(w->spec, "debug")))
 		log_set_level(LL_DEBUG);
@@ -941,6 +944,7 @@ worker_free(struct worker *w)
 	json_decref(w->reply);
 	frame_reader_free(&w->rd);
 	buf_free(&w->out);
+	free(w->key_error);
 	free(w->state_dir);
 	free(w->name);
 	free(w);
@@ -961,4 +965,5 @@ worker_serve(int fd, const char *name)
 const char *worker_name(const struct worker *w) { return w->name; }
 const json_t *worker_spec(const struct worker *w) { return w->spec; }
 const json_t *worker_secrets(const struct worker *w) { return w->secrets; }
+const char *worker_api_key_error(const struct worker *w) { return w->key_error; }
 const char *worker_state_dir(const struct worker *w) { return w->state_dir; }

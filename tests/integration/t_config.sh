@@ -161,6 +161,17 @@ python3 -c 'print("background_agents:\n  a:\n    task_config: {blob: \"" + "x" *
 out=$("$B/agentd" --check-config -c "$T/big.yaml" 2>&1) && fail "a 5 MB task_config passed"
 echo "$out" | grep -qF "big.yaml:2:3: background_agents.a: the agent's spec is" || fail "big: $out"
 
+# A key variable that is not set here: a warning (the service's
+# environment may differ), not an error.
+cat > "$T/key.yaml" <<'Y'
+background_agents:
+  a:
+    model_config: {provider: openai, model: m, api_key_env: AGENTD_T_NO_KEY}
+Y
+out=$(env -u AGENTD_T_NO_KEY "$B/agentd" --check-config -c "$T/key.yaml" 2>&1) || fail "a missing key failed the check: $out"
+echo "$out" | grep -qF "key.yaml:3:61: warning: background_agents.a.model_config: AGENTD_T_NO_KEY is not set in this environment" || fail "no warning for the missing key: $out"
+echo "$out" | grep -q "ok, 1 agents" || fail "check output: $out"
+
 # An alias bomb: nine lists of nine aliases of the one before (~1.6e9
 # nodes expanded).  Refused, under a memory limit the expansion would
 # blow through, by --check-config and by a reload of a running agentd,

@@ -1,7 +1,9 @@
 # Provider names: each service's request goes to its endpoint's path under
 # base_url (pointed at the loopback stand-in) with its auth header and the
 # key from its own variable; azure builds its deployment URL with
-# api-version and sends api-key.
+# api-version and sends api-key.  A key the config names but agentd's
+# environment lacks: logged, shown in status, and the run fails at once
+# with that reason -- no request reaches the provider.
 . ./lib.sh
 
 cat > "$T/script.json" <<'JSON'
@@ -10,7 +12,8 @@ cat > "$T/script.json" <<'JSON'
  "ol": [{"body": {"openai_text": "ok"}}], "or": [{"body": {"openai_text": "ok"}}],
  "gq": [{"body": {"openai_text": "ok"}}], "ds": [{"body": {"openai_text": "ok"}}],
  "mi": [{"body": {"openai_text": "ok"}}], "to": [{"body": {"openai_text": "ok"}}],
- "ge": [{"body": {"openai_text": "ok"}}], "az": [{"body": {"openai_text": "ok"}}]
+ "ge": [{"body": {"openai_text": "ok"}}], "az": [{"body": {"openai_text": "ok"}}],
+ "nokey": [{"body": {"openai_text": "must not be asked"}}]
 }
 JSON
 start_fakemodel
@@ -32,18 +35,19 @@ YAML
   agent or openrouter /api/v1; agent gq groq /openai/v1; agent ds deepseek ""
   agent mi mistral /v1; agent to together /v1; agent ge gemini /v1beta/openai
   agent az azure "" ", deployment: dep1"
+  agent nokey openai /v1 ", api_key_env: AGENTD_T_NO_SUCH_KEY"
 } | write_config
 export OPENAI_API_KEY=k-oa ANTHROPIC_API_KEY=k-an OPENROUTER_API_KEY=k-or GROQ_API_KEY=k-gq
 export DEEPSEEK_API_KEY=k-ds MISTRAL_API_KEY=k-mi TOGETHER_API_KEY=k-to GEMINI_API_KEY=k-ge
 export AZURE_OPENAI_API_KEY=k-az
-unset OLLAMA_API_KEY
+unset OLLAMA_API_KEY AGENTD_T_NO_SUCH_KEY
 start_agentd
 wait_until 10 all_idle || fail "workers not idle"
 
 ALL="oa an ol or gq ds mi to ge az"
-for a in $ALL; do ctl run $a >/dev/null || fail "run $a"; done
+for a in $ALL nokey; do ctl run $a >/dev/null || fail "run $a"; done
 finished() { events_json "$1" | jget "any(e['type'] in ('background_task_completed', 'background_task_error') for e in d)" | grep -qx true; }
-for a in $ALL; do wait_until 20 finished $a || fail "$a did not finish"; done
+for a in $ALL nokey; do wait_until 20 finished $a || fail "$a did not finish"; done
 req() { # scenario: its first request
 	python3 -c "import json,sys; print(json.dumps([json.loads(l) for l in open('$T/requests.log') if json.loads(l)['scenario']=='$1'][0]))"
 }
@@ -77,5 +81,13 @@ header_is az authorization null
 # model_request events name the service
 events_json gq | jget "[e['payload']['provider'] for e in d if e['type']=='model_request'][0]" | grep -qx groq || fail "model_request does not name groq"
 
+# The missing key: a log line, a status field, a run failed at once, for
+# good, with the reason -- and nothing sent.
+grep -q "agent nokey: model_config.api_key_env: AGENTD_T_NO_SUCH_KEY is not set in agentd's environment" "$T/agentd.log" || fail "no log line for the missing key"
+field nokey api_key_error | grep -q "AGENTD_T_NO_SUCH_KEY is not set" || fail "status api_key_error: $(field nokey api_key_error)"
+[ "$(field oa api_key_error)" = null ] || fail "api_key_error on an agent with its key"
+err=$(events_json nokey | jget "[e['payload'] for e in d if e['type']=='background_task_error'][-1]")
+echo "$err" | jget "d['retryable']==False and 'AGENTD_T_NO_SUCH_KEY is not set' in d['error']" | grep -qx true || fail "nokey run: $err"
+grep -q '"scenario": "nokey"' "$T/requests.log" && fail "a run without its key reached the provider"
 grep -q "k-" "$T/agentd.log" && fail "a key reached agentd's log"
 exit 0

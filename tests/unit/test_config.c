@@ -596,7 +596,8 @@ START_TEST(normalized_spec)
 END_TEST
 
 static void
-provider_is(const char *mc, const char *url, const char *auth, const char *key_env)
+provider_is(const char *mc, const char *url, const char *auth, const char *key_env,
+    bool required)
 {
 	char yaml[512];
 	snprintf(yaml, sizeof(yaml), "background_agents:\n  a: {model_config: %s}\n", mc);
@@ -604,6 +605,7 @@ provider_is(const char *mc, const char *url, const char *auth, const char *key_e
 	ck_assert_str_eq(spec_str(c, "a", "model_config.url"), url);
 	ck_assert_str_eq(spec_str(c, "a", "model_config.auth_header"), auth);
 	ck_assert_str_eq(spec_str(c, "a", "model_config.api_key_env"), key_env);
+	ck_assert(json_is_true(spec_at(c, "a", "model_config.api_key_required")) == required);
 	ck_assert_ptr_null(spec_at(c, "a", "model_config.base_url"));
 	config_free(c);
 }
@@ -614,41 +616,79 @@ START_TEST(providers)
 {
 	const char *bearer = "Authorization: Bearer ";
 	provider_is("{provider: openai, model: m}", "https://api.openai.com/v1/chat/completions",
-	    bearer, "OPENAI_API_KEY");
+	    bearer, "OPENAI_API_KEY", true);
 	provider_is("{provider: anthropic, model: m}", "https://api.anthropic.com/v1/messages",
-	    "x-api-key: ", "ANTHROPIC_API_KEY");
+	    "x-api-key: ", "ANTHROPIC_API_KEY", true);
 	provider_is("{provider: ollama, model: m}", "http://localhost:11434/v1/chat/completions",
-	    bearer, "OLLAMA_API_KEY");
+	    bearer, "OLLAMA_API_KEY", false);
 	provider_is("{provider: openrouter, model: m}",
-	    "https://openrouter.ai/api/v1/chat/completions", bearer, "OPENROUTER_API_KEY");
+	    "https://openrouter.ai/api/v1/chat/completions", bearer, "OPENROUTER_API_KEY", true);
 	provider_is("{provider: groq, model: m}", "https://api.groq.com/openai/v1/chat/completions",
-	    bearer, "GROQ_API_KEY");
+	    bearer, "GROQ_API_KEY", true);
 	provider_is("{provider: deepseek, model: m}", "https://api.deepseek.com/chat/completions",
-	    bearer, "DEEPSEEK_API_KEY");
+	    bearer, "DEEPSEEK_API_KEY", true);
 	provider_is("{provider: mistral, model: m}", "https://api.mistral.ai/v1/chat/completions",
-	    bearer, "MISTRAL_API_KEY");
+	    bearer, "MISTRAL_API_KEY", true);
 	provider_is("{provider: together, model: m}", "https://api.together.ai/v1/chat/completions",
-	    bearer, "TOGETHER_API_KEY");
+	    bearer, "TOGETHER_API_KEY", true);
 	provider_is("{provider: gemini, model: m}",
 	    "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions", bearer,
-	    "GEMINI_API_KEY");
+	    "GEMINI_API_KEY", true);
 	provider_is("{provider: azure, model: gpt-4o, base_url: \"https://r.openai.azure.com/\"}",
 	    "https://r.openai.azure.com/openai/deployments/gpt-4o/chat/completions"
-	    "?api-version=2024-10-21", "api-key: ", "AZURE_OPENAI_API_KEY");
+	    "?api-version=2024-10-21", "api-key: ", "AZURE_OPENAI_API_KEY", true);
 	provider_is("{provider: azure, model: m, base_url: \"https://r.openai.azure.com\", "
 	    "deployment: prod, api_version: 2025-01-01-preview}",
 	    "https://r.openai.azure.com/openai/deployments/prod/chat/completions"
-	    "?api-version=2025-01-01-preview", "api-key: ", "AZURE_OPENAI_API_KEY");
-	/* base_url overrides; a key variable the config names replaces the default */
+	    "?api-version=2025-01-01-preview", "api-key: ", "AZURE_OPENAI_API_KEY", true);
+	/* base_url overrides; the default key then becomes optional (a local server
+	 * may take none), a key the config names never is */
 	provider_is("{provider: groq, model: m, base_url: \"http://127.0.0.1:9/g/v1/\"}",
-	    "http://127.0.0.1:9/g/v1/chat/completions", bearer, "GROQ_API_KEY");
+	    "http://127.0.0.1:9/g/v1/chat/completions", bearer, "GROQ_API_KEY", false);
 	provider_is("{provider: openai, model: m, base_url: \"http://h/v1\", api_key_env: MY_KEY}",
-	    "http://h/v1/chat/completions", bearer, "MY_KEY");
+	    "http://h/v1/chat/completions", bearer, "MY_KEY", true);
 	struct config *c = load_ok("background_agents:\n  a: {model_config: {provider: anthropic, "
 	    "model: m}}\n");
 	ck_assert_str_eq(spec_str(c, "a", "model_config.wire"), "anthropic");
 	ck_assert_str_eq(spec_str(c, "a", "model_config.headers.0"), "anthropic-version: 2023-06-01");
 	config_free(c);
+}
+END_TEST
+
+/* A key the config needs and this environment lacks: a warning (the
+ * service's environment may differ), never an error. */
+START_TEST(api_key_warnings)
+{
+	struct config *c = NULL;
+	struct conf_errors e;
+	unsetenv("AGENTD_T_KEY");
+	unsetenv("GROQ_API_KEY");
+	ck_assert_int_eq(config_load_string("t.yaml", "background_agents:\n"
+	    "  a: {model_config: {provider: openai, model: m, api_key_env: AGENTD_T_KEY}}\n"
+	    "  b: {model_config: {provider: groq, model: m}}\n"
+	    "  c: {model_config: {provider: ollama, model: m}}\n"
+	    "  d: {model_config: {provider: openai, model: m, api_key_file: /nonexistent/k}}\n",
+	    &c, &e), 0);
+	ck_assert_uint_eq(e.n, 0);
+	ck_assert_uint_eq(e.nwarnings, 3);
+	ck_assert_str_eq(e.warnings[0], "t.yaml:2:63: warning: background_agents.a.model_config: "
+	    "AGENTD_T_KEY is not set in this environment; runs fail unless agentd's has it");
+	ck_assert_str_eq(e.warnings[1], "t.yaml:3:21: warning: background_agents.b.model_config: "
+	    "GROQ_API_KEY is not set in this environment; runs fail unless agentd's has it");
+	ck_assert_str_eq(e.warnings[2], "t.yaml:5:64: warning: background_agents.d.model_config."
+	    "api_key_file: /nonexistent/k is not readable here; runs fail unless agentd can read it");
+	conf_errors_free(&e);
+	config_free(c);
+	setenv("AGENTD_T_KEY", "x", 1);
+	setenv("GROQ_API_KEY", "y", 1);
+	ck_assert_int_eq(config_load_string("t.yaml", "background_agents:\n"
+	    "  a: {model_config: {provider: openai, model: m, api_key_env: AGENTD_T_KEY}}\n"
+	    "  b: {model_config: {provider: groq, model: m}}\n", &c, &e), 0);
+	ck_assert_uint_eq(e.nwarnings, 0);
+	conf_errors_free(&e);
+	config_free(c);
+	unsetenv("AGENTD_T_KEY");
+	unsetenv("GROQ_API_KEY");
 }
 END_TEST
 
@@ -808,6 +848,7 @@ main(void)
 	tcase_add_test(tc, schema_mistakes);
 	tcase_add_test(tc, normalized_spec);
 	tcase_add_test(tc, providers);
+	tcase_add_test(tc, api_key_warnings);
 	tcase_add_test(tc, spec_bounds);
 	tcase_add_test(tc, fingerprint_covers_everything);
 	tcase_add_test(tc, cron_expressions);
