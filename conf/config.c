@@ -15,7 +15,8 @@
  * An agent's rows marked F_SPEC make its spec, the normalized JSON its
  * worker receives (see config.h for its shape): defaults filled in,
  * durations in milliseconds, choices canonical, the provider resolved to
- * an endpoint (conf/provider.c).  The spec is
+ * an endpoint (conf/provider.c), a command tool's inputSchema checked
+ * against what the worker enforces (conf/argschema.c).  The spec is
  * measured as it will be sent -- depth and size, the bounds of
  * common/limits.h -- so an agent that loads can always be configured.
  * The other rows go to struct agent_conf for the supervisor.
@@ -39,6 +40,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "conf/argschema.h"
 #include "conf/config.h"
 #include "conf/provider.h"
 #include "conf/schema.h"
@@ -310,14 +312,44 @@ conv_env(struct walk *w, const struct ynode *n, const struct field *f)
 	return out;
 }
 
+/* The node an argschema pointer ("/properties/x/pattern") names: the
+ * keyword's key where it can, the deepest node found on the way else. */
+static const struct ynode *
+ynode_locate(const struct ynode *n, const char *pointer)
+{
+	char seg[256];
+	const struct ynode *at = n;
+	for (const char *p = pointer; *p == '/'; ) {
+		size_t len = strcspn(p + 1, "/");
+		snprintf(seg, sizeof(seg), "%.*s", (int)len, p + 1);
+		p += len + 1;
+		const struct ynode *next = NULL;
+		for (size_t i = 0; n->kind == Y_MAP && i < n->n && next == NULL; i++)
+			if (!strcmp(n->keys[i]->value, seg)) {
+				next = n->vals[i];
+				at = *p ? next : n->keys[i];
+			}
+		if (next == NULL)
+			break;
+		n = next;
+	}
+	return at;
+}
+
 static json_t *
 conv_input_schema(struct walk *w, const struct ynode *n, const struct field *f)
 {
+	char err[512], at[256];
 	if (n->kind != Y_MAP) {
 		err_at(w->L, n, "%s must be a mapping (a JSON Schema)", w->path);
 		return NULL;
 	}
 	json_t *s = conv_any(w, n, w->level + 1);
+	if (s && argschema_check(s, err, sizeof(err), at, sizeof(at)) < 0) {
+		err_at(w->L, ynode_locate(n, at), "%s: %s", w->path, err);
+		json_decref(s);
+		return NULL;
+	}
 	if (s && !json_object_get(s, "type"))	/* arguments are an object, said to the model */
 		json_object_set_new(s, "type", json_string("object"));
 	return s;

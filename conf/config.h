@@ -8,7 +8,8 @@
  *
  * Every key of every block is a row of a table (conf/config.c) with its
  * type, bounds or choices and default, checked at load: an unknown key, a
- * wrong type, a value out of bounds, an unknown provider -- each is recorded as
+ * wrong type, a value out of bounds, an unknown provider, a command tool's
+ * schema keyword the worker does not enforce -- each is recorded as
  * "file:line:column: message" and loading goes on to report as many as it
  * can, then fails.  Warnings (an api_key_env not set here, a user this
  * host does not have) do not fail the load; --check-config prints them.
@@ -39,7 +40,7 @@
  *   local_tools             optional (absent: every built-in); a list of
  *                           built-in names (str) and command tools:
  *                           {name, description: str, inputSchema: object
- *                           (type object at least), command: [str]
+ *                           (checked by conf/argschema.h), command: [str]
  *                           (1+), timeout_ms: int > 0, output_max: int > 0,
  *                           cwd: str (optional, absolute), env: [str]}
  *   mcp_tools               [{name, transport_type: "stdio" |

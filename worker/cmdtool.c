@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "common/buf.h"
 #include "common/util.h"
+#include "conf/argschema.h"
 #include "worker/cmdtool.h"
 
 extern char **environ;
@@ -46,67 +47,6 @@ cmdtool_each(const json_t *spec, void (*fn)(const json_t *, void *), void *arg)
 	json_array_foreach(json_object_get(spec, "local_tools"), i, t)
 		if (json_is_object(t) && json_is_array(json_object_get(t, "command")))
 			fn(t, arg);
-}
-
-static bool
-type_ok(const char *type, const json_t *v)
-{
-	if (type == NULL)
-		return true;
-	if (!strcmp(type, "string")) return json_is_string(v);
-	if (!strcmp(type, "integer")) return json_is_integer(v);
-	if (!strcmp(type, "number")) return json_is_number(v);
-	if (!strcmp(type, "boolean")) return json_is_boolean(v);
-	if (!strcmp(type, "array")) return json_is_array(v);
-	if (!strcmp(type, "object")) return json_is_object(v);
-	if (!strcmp(type, "null")) return json_is_null(v);
-	return false;
-}
-
-/* The JSON Schema subset a command tool's arguments are held to. */
-static int
-validate(const json_t *schema, const json_t *args, char *err, size_t errlen)
-{
-	const json_t *props = json_object_get(schema, "properties");
-	const char *k;
-	json_t *v;
-	size_t i;
-
-	if (!json_is_object(args)) {
-		snprintf(err, errlen, "arguments must be an object");
-		return -1;
-	}
-	json_object_foreach((json_t *)args, k, v) {
-		const json_t *p = json_object_get(props, k);
-		if (p == NULL) {
-			if (json_is_false(json_object_get(schema, "additionalProperties"))) {
-				snprintf(err, errlen, "unknown argument \"%s\"", k);
-				return -1;
-			}
-			continue;
-		}
-		if (!type_ok(json_string_value(json_object_get(p, "type")), v)) {
-			snprintf(err, errlen, "argument \"%s\" must be of type %s", k,
-			    json_string_value(json_object_get(p, "type")));
-			return -1;
-		}
-		json_t *en = json_object_get(p, "enum"), *e;
-		if (json_is_array(en)) {
-			bool found = false;
-			json_array_foreach(en, i, e)
-				found |= json_equal(e, v);
-			if (!found) {
-				snprintf(err, errlen, "argument \"%s\" is not one of the allowed values", k);
-				return -1;
-			}
-		}
-	}
-	json_array_foreach(json_object_get(schema, "required"), i, v)
-		if (json_is_string(v) && json_object_get(args, json_string_value(v)) == NULL) {
-			snprintf(err, errlen, "missing argument \"%s\"", json_string_value(v));
-			return -1;
-		}
-	return 0;
 }
 
 /* One template element -> one argv element, {name} replaced. */
@@ -254,7 +194,7 @@ int
 cmdtool_run(const json_t *def, const struct tool_ctx *ctx, const json_t *args,
     json_t **out, char *err, size_t errlen)
 {
-	/* the loader's values: timeout_ms defaulted, output_max in bytes */
+	/* the loader's values: timeout_ms defaulted, the schema checked */
 	const json_t *tmpl = json_object_get(def, "command");
 	const char *cwd = json_string_value(json_object_get(def, "cwd"));
 	int64_t timeout = json_integer_value(json_object_get(def, "timeout_ms"));
@@ -263,7 +203,8 @@ cmdtool_run(const json_t *def, const struct tool_ctx *ctx, const json_t *args,
 	int p[2], status = 0;
 	json_t *v;
 
-	if (n == 0 || validate(json_object_get(def, "inputSchema"), args, err, errlen) < 0) {
+	if (n == 0 || argschema_validate(json_object_get(def, "inputSchema"), args, err,
+	    errlen) < 0) {
 		if (n == 0)
 			snprintf(err, errlen, "command is empty");
 		return -1;

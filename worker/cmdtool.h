@@ -13,11 +13,12 @@
  *       env: [LANG]           # variables passed on from the worker
  *
  * The entry reaches the worker normalized by the loader (conf/config.h:
- * timeout_ms, output_max in bytes).  No shell, ever:
+ * timeout_ms, output_max in bytes, the schema checked).  No shell, ever:
  * each template element becomes exactly one argv element, with {param}
  * replaced by the argument's value, so "; rm -rf /", "$(id)", backticks,
  * newlines and "--flag" arrive as literal text.  Arguments are checked
- * against inputSchema (types, enum, required, additionalProperties)
+ * against inputSchema (every keyword conf/argschema.h enforces: types,
+ * enum, pattern, lengths, bounds, required, additionalProperties, items)
  * before anything runs.
  *
  * The command runs in a process group of its own; the call is over when the

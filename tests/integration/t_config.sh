@@ -152,6 +152,16 @@ check "bad.yaml:1:24: agentd.memory_store must be one of memory, database, redis
 agentd: {memory_store: qdrant}
 background_agents: {}
 Y
+check "bad.yaml:7:43: background_agents.a.local_tools[0].inputSchema: keyword format is not enforced" <<'Y'
+background_agents:
+  a:
+    local_tools:
+      - name: mail
+        command: [/bin/echo, "{to}"]
+        inputSchema:
+          properties: {to: {type: string, format: email}}
+Y
+
 # An agent's spec that its worker could not be sent (50 levels deep, 5 MB)
 # is refused here, with the position, not found out at the worker's start.
 python3 -c 'print("background_agents:\n  a:\n    task_config:\n      x: " + "[" * 50 + "]" * 50)' > "$T/deep.yaml"
