@@ -278,14 +278,21 @@ conv_run_timeout(struct walk *w, const struct ynode *n, const struct field *f)
 	return walk_field(w, n, &timeout);
 }
 
-/* env: NAME: value, into the worker's environment (beside the allow-list
- * agentd passes on, supervisor/spawn.c). */
+/* env: NAME: value, or NAME: {value: ..., secret: true}.  Both kinds go
+ * into the worker's environment; a secret's value is also listed in
+ * secret_env, for the redaction of everything agentd writes. */
+static const struct field env_entry_fields[] = {
+	{ "value", V_STR, F_REQUIRED, .min = 0 },
+	{ "secret", V_BOOL, .dflt = "false" },
+	{ NULL },
+};
+static const struct table env_entry_table = { .fields = env_entry_fields };
+
 static json_t *
 conv_env(struct walk *w, const struct ynode *n, const struct field *f)
 {
-	static const struct field value = { "value", V_STR, .min = 0 };
 	struct agent_conf *a = w->base;
-	size_t nenv = 0;
+	size_t nenv = 0, nsecret = 0;
 	if (n->kind != Y_MAP) {
 		err_at(w->L, n, "%s must be a mapping", w->path);
 		return NULL;
@@ -293,21 +300,28 @@ conv_env(struct walk *w, const struct ynode *n, const struct field *f)
 	check_duplicates(w->L, n, w->path);
 	json_t *out = json_object();
 	a->env = xcalloc(n->n + 1, sizeof(char *));
+	a->secret_env = xcalloc(n->n + 1, sizeof(char *));
 	for (size_t i = 0; i < n->n; i++) {
 		const char *name = n->keys[i]->value;
+		const struct ynode *v = n->vals[i];
 		size_t mark = walk_push(w, name);
-		json_t *v = env_name_ok(name) ? walk_field(w, n->vals[i], &value) : NULL;
+		json_t *entry = !env_name_ok(name) ? NULL : v->kind == Y_MAP ?
+		    walk_table(w, v, &env_entry_table) : walk_field(w, v, env_entry_fields);
 		if (!env_name_ok(name))
 			err_at(w->L, n->keys[i], "%s: \"%s\" is not a valid variable name",
 			    w->path, name);
 		walk_pop(w, mark);
-		if (v && !json_object_get(out, name)) {
-			size_t len = strlen(name) + json_string_length(v) + 2;
+		const char *val = json_string_value(json_is_object(entry) ?
+		    json_object_get(entry, "value") : entry);
+		if (val && !json_object_get(out, name)) {
+			size_t len = strlen(name) + strlen(val) + 2;
 			a->env[nenv] = xmalloc(len);
-			snprintf(a->env[nenv++], len, "%s=%s", name, json_string_value(v));
-			json_object_set(out, name, v);
+			snprintf(a->env[nenv++], len, "%s=%s", name, val);
+			if (json_is_true(json_object_get(entry, "secret")))
+				a->secret_env[nsecret++] = xstrdup(val);
+			json_object_set(out, name, entry);
 		}
-		json_decref(v);
+		json_decref(entry);
 	}
 	return out;
 }
@@ -1095,6 +1109,10 @@ agent_conf_clear(struct agent_conf *a)
 	free(a->user);
 	free(a->group);
 	free_strv(a->env);
+	if (a->secret_env)
+		for (char **s = a->secret_env; *s; s++)
+			explicit_bzero(*s, strlen(*s));
+	free_strv(a->secret_env);
 	json_decref(a->spec);
 	free(a->fingerprint);
 }
@@ -1153,6 +1171,7 @@ agent_conf_dup(const struct agent_conf *a)
 	d->fingerprint = xstrdup(a->fingerprint);
 	d->spec = json_deep_copy(a->spec);
 	d->env = dup_strv(a->env);
+	d->secret_env = dup_strv(a->secret_env);
 	return d;
 }
 

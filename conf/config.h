@@ -116,6 +116,8 @@ struct agent_conf {
 	struct limits limits;
 	char *user, *group;         /* NULL: keep agentd's */
 	char **env;                 /* "KEY=VALUE", NULL-terminated; the agent's own variables */
+	char **secret_env;          /* the values of the env entries marked secret
+	                               ({value: ..., secret: true}), NULL-terminated */
 	bool debug;
 
 	json_t *spec;               /* what the worker runs, normalized (see above) */

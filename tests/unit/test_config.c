@@ -729,6 +729,35 @@ START_TEST(spec_bounds)
 }
 END_TEST
 
+/* env: a value, or {value, secret: true}; both reach the environment, the
+ * secret ones are listed for redaction. */
+START_TEST(env_secrets)
+{
+	struct config *c = load_ok("background_agents:\n  a:\n    env:\n      A: one\n"
+	    "      N: 2\n      TOKEN: {value: s3cret, secret: true}\n"
+	    "      PLAIN: {value: open}\n      E:\n");
+	const struct agent_conf *a = config_find(c, "a");
+	ck_assert_str_eq(a->env[0], "A=one");
+	ck_assert_str_eq(a->env[1], "N=2");
+	ck_assert_str_eq(a->env[2], "TOKEN=s3cret");
+	ck_assert_str_eq(a->env[3], "PLAIN=open");
+	ck_assert_str_eq(a->env[4], "E=");
+	ck_assert_ptr_null(a->env[5]);
+	ck_assert_str_eq(a->secret_env[0], "s3cret");
+	ck_assert_ptr_null(a->secret_env[1]);
+	struct agent_conf *d = agent_conf_dup(a);
+	ck_assert_str_eq(d->secret_env[0], "s3cret");
+	ck_assert_str_eq(d->env[2], "TOKEN=s3cret");
+	agent_conf_free(d);
+	ck_assert_ptr_null(json_object_get(a->spec, "env"));	/* not the worker's to see */
+	config_free(c);
+	only_error("background_agents:\n  a: {env: {T: {value: x, secret: maybe}}}\n",
+	    "t.yaml:2:35: background_agents.a.env.T.secret must be true or false, not \"maybe\"");
+	only_error("background_agents:\n  a: {env: {T: {secret: true}}}\n",
+	    "t.yaml:2:16: background_agents.a.env.T.value is required");
+}
+END_TEST
+
 /* Equal fingerprints: nothing the agent runs with changed -- its spec and
  * every supervisor setting, normalized (5m and 300 are the same). */
 START_TEST(fingerprint_covers_everything)
@@ -740,6 +769,7 @@ START_TEST(fingerprint_covers_everything)
 	static const char *const differ[] = {
 		"background_agents:\n  a: {interval: 6m}\n",
 		"background_agents:\n  a: {interval: 5m, env: {A: b}}\n",
+		"background_agents:\n  a: {interval: 5m, env: {A: {value: b, secret: true}}}\n",
 		"background_agents:\n  a: {interval: 5m, limits: {memory: 64M}}\n",
 		"background_agents:\n  a: {interval: 5m, restart: never}\n",
 		"background_agents:\n  a: {interval: 5m, max_retries: 1}\n",
@@ -753,6 +783,12 @@ START_TEST(fingerprint_covers_everything)
 	for (size_t i = 0; i < sizeof(differ) / sizeof(differ[0]); i++) {
 		c = load_ok(differ[i]);
 		ck_assert_msg(strcmp(config_find(c, "a")->fingerprint, fp) != 0, "%s", differ[i]);
+		if (i == 1) {
+			struct config *c2 = load_ok(differ[2]);
+			ck_assert_str_ne(config_find(c2, "a")->fingerprint,
+			    config_find(c, "a")->fingerprint);
+			config_free(c2);
+		}
 		config_free(c);
 	}
 	config_free(base);
@@ -850,6 +886,7 @@ main(void)
 	tcase_add_test(tc, providers);
 	tcase_add_test(tc, api_key_warnings);
 	tcase_add_test(tc, spec_bounds);
+	tcase_add_test(tc, env_secrets);
 	tcase_add_test(tc, fingerprint_covers_everything);
 	tcase_add_test(tc, cron_expressions);
 	tcase_add_test(tc, cron_across_dst);
