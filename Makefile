@@ -4,7 +4,8 @@
 #   make test       unit (Check) + integration tests, then again under ASan+UBSan
 #   make check      the same tests, once, in $(BUILD) (SAN=1 for sanitizers)
 #   make bench      benchmarks against supervisord and runit (scripts/bench)
-#   make fuzz       build and run the fuzzers (libFuzzer): frames/messages, MCP input
+#   make fuzz       build and run the fuzzers (libFuzzer): frames/messages, MCP input,
+#                   the config loader
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Sources are found by wildcard: common/ proto/ conf/ make libagentd.a;
@@ -123,13 +124,21 @@ fuzz:
 		-o $(BUILD)/fuzz/fuzz_mcp tests/fuzz/fuzz_mcp.c worker/mcp_http.c worker/tools.c \
 		worker/tool_system_info.c worker/tool_new_files.c worker/tool_read_file.c \
 		common/buf.c common/util.c common/log.c $(PKG_LIBS) -lm
-	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/corpus_mcp
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
+		-fsanitize=fuzzer,address,undefined \
+		-o $(BUILD)/fuzz/fuzz_config tests/fuzz/fuzz_config.c $(LIB_SRC) \
+		$(PKG_LIBS) -lm
+	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/corpus_mcp $(BUILD)/fuzz/corpus_config
 	$(BUILD)/fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-artifact_prefix=$(BUILD)/fuzz/ \
 		$(BUILD)/fuzz/corpus tests/fuzz/seeds
 	$(BUILD)/fuzz/fuzz_mcp -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-artifact_prefix=$(BUILD)/fuzz/ \
 		$(BUILD)/fuzz/corpus_mcp tests/fuzz/seeds_mcp
+	$(BUILD)/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-rss_limit_mb=512 -timeout=10 -dict=tests/fuzz/config.dict \
+		-artifact_prefix=$(BUILD)/fuzz/ \
+		$(BUILD)/fuzz/corpus_config tests/fuzz/seeds_config
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)/agentd
