@@ -699,6 +699,8 @@ static void
 global_finish(struct walk *w, const struct ynode *n, json_t *obj)
 {
 	struct global_conf *g = w->base;
+	if (g->state_dir == NULL)
+		return;	/* refused, and reported: nothing to derive a default from */
 	if (g->control_socket == NULL) {
 		size_t len = strlen(g->state_dir) + 16;
 		g->control_socket = xmalloc(len);

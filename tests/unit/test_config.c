@@ -492,6 +492,10 @@ START_TEST(schema_mistakes)
 	only_error("agentd: {memory_store: qdrant}\nbackground_agents: {}\n",
 	    "t.yaml:1:24: agentd.memory_store must be one of memory, database, redis, not "
 	    "\"qdrant\"");
+	/* found by fuzz_config: a refused state_dir left the socket's default
+	 * to be made from NULL */
+	only_error("agentd: {state_dir: \"\"}\nbackground_agents: {}\n",
+	    "t.yaml:1:21: agentd.state_dir must not be empty");
 	only_error("agentd: {database_url: \"mysql://x\"}\nbackground_agents: {}\n",
 	    "t.yaml:1:24: agentd.database_url must be a postgresql:// URL (the embedded "
 	    "SQLite store needs none)");
