@@ -135,6 +135,7 @@ fuzz:
 	$(BUILD)/fuzz/fuzz_mcp -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-artifact_prefix=$(BUILD)/fuzz/ \
 		$(BUILD)/fuzz/corpus_mcp tests/fuzz/seeds_mcp
+	ASAN_OPTIONS=quarantine_size_mb=32 \
 	$(BUILD)/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-rss_limit_mb=512 -timeout=10 -dict=tests/fuzz/config.dict \
 		-artifact_prefix=$(BUILD)/fuzz/ \
