@@ -36,6 +36,8 @@ conv_str(const char *p, size_t n, char *err, size_t errlen)
 {
 	json_t *s;
 
+	if (n == 0)	/* msgpack-c may give an empty str no bytes at all */
+		p = "";
 	if (memchr(p, '\0', n)) {
 		snprintf(err, errlen, "string contains NUL");
 		return NULL;
@@ -48,7 +50,7 @@ conv_str(const char *p, size_t n, char *err, size_t errlen)
 static int
 conv_key(json_t *obj, const msgpack_object *k, json_t *v, char *err, size_t errlen)
 {
-	const char *p = k->via.str.ptr;
+	const char *p = k->via.str.size ? k->via.str.ptr : "";
 	size_t n = k->via.str.size, before = json_object_size(obj);
 	char shown[48];
 

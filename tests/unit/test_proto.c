@@ -629,6 +629,26 @@ START_TEST(wire_variants_accepted)
 }
 END_TEST
 
+/* Empty strings and keys: msgpack-c may hand them over with no bytes
+ * behind them (a NULL pointer), which must read as "" (found by fuzz_frame
+ * under UBSan: memchr on NULL). */
+START_TEST(empty_strings_accepted)
+{
+	/* {"t":"log","level":"","msg":"","":""} */
+	const char *hex = "84 a1 74 a3 6c 6f 67 a5 6c 65 76 65 6c a0 a3 6d 73 67 a0 a0 a0";
+	uint8_t b[64];
+	size_t n = unhex(hex, b, sizeof(b));
+	char err[256];
+	enum msg_type t;
+	json_t *f;
+	ck_assert_msg(msg_unpack(b, n, &t, &f, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(t, MSG_LOG);
+	ck_assert_str_eq(json_string_value(json_object_get(f, "level")), "");
+	ck_assert_str_eq(json_string_value(json_object_get(f, "")), "");
+	json_decref(f);
+}
+END_TEST
+
 /* Ints must be integers: a real that happens to be whole is not one. */
 START_TEST(int_fields_take_only_integers)
 {
@@ -1071,6 +1091,7 @@ main(void)
 	tcase_add_test(tc, malformed_bytes);
 	tcase_add_test(tc, malformed_values);
 	tcase_add_test(tc, wire_variants_accepted);
+	tcase_add_test(tc, empty_strings_accepted);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("frames");
