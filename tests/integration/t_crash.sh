@@ -20,7 +20,7 @@ config() {
     interval: 300ms
   crasher:
     task_config: {tool: system_info}
-    restart: {policy: always, backoff: 100ms, max_backoff: 5s, max_restarts: 4, window: 60s}
+    restart: {policy: always, backoff: 100ms, max_backoff: 300ms, max_restarts: 4, window: 60s}
 YAML
 	crasher_env "$1"; } | write_config
 }
@@ -29,7 +29,7 @@ start_agentd
 wait_until 5 state_is victim idle || fail "victim not idle"
 wait_until 5 state_is bystander idle || fail "bystander not idle"
 
-# kill -9: back within milliseconds, the bystander untouched.
+# kill -9: back at once, the bystander untouched.
 old=$(field victim pid)
 by_pid=$(field bystander pid)
 by_runs=$(field bystander run_count)
@@ -38,7 +38,9 @@ kill -9 "$old"
 wait_until 5 sh -c "p=\$($B/agentctl -s $SOCK --json status victim | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"pid\"])'); [ \"\$p\" != None ] && [ \"\$p\" != $old ]" || fail "victim not restarted"
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 note "victim back with a new pid after ${ms} ms (polled through agentctl)"
-[ "$ms" -lt 1000 ] || fail "restart took ${ms} ms"
+# At once means no backoff (how fast is scripts/bench's to measure).
+events_json victim | jget "[e['payload']['delay_ms'] for e in d if e['type']=='worker_restarting']" |
+	grep -qx '\[0\]' || fail "a stable worker was restarted with a delay"
 wait_until 5 state_is victim idle || fail "victim not idle again"
 events_json victim | jget "[e['payload'] for e in d if e['type']=='worker_exited'][-1]" |
 	jget "d['signal']==9 and d['pid']==$old" | grep -qx true || fail "worker_exited lacks signal 9"
@@ -46,12 +48,12 @@ wait_until 5 sh -c "[ \$($B/agentctl -s $SOCK --json status bystander | python3 
 [ "$(field bystander pid)" = "$by_pid" ] || fail "bystander was restarted"
 [ "$(field bystander error_count)" = 0 ] || fail "bystander saw errors"
 
-# A worker that segfaults at every start: growing backoff, then fatal.
+# A worker that segfaults at every start: the backoff doubles from backoff
+# up to max_backoff, then the agent goes fatal.
 wait_until 20 state_is crasher fatal || fail "crasher never went fatal ($(field crasher state))"
 spawns=$(events_json crasher | jget "[e['payload']['delay_ms'] for e in d if e['type']=='worker_restarting']")
 note "crasher restart delays: $spawns"
-echo "$spawns" | jget "len(d)==4 and all(d[i] < d[i+1] for i in range(len(d)-1))" | grep -qx true ||
-	fail "backoff did not grow: $spawns"
+[ "$spawns" = "[100, 200, 300, 300]" ] || fail "backoff not doubled up to max_backoff (300 ms): $spawns"
 [ "$(count_events crasher worker_fatal)" = 1 ] || fail "no worker_fatal event"
 events_json crasher | jget "[e['payload'] for e in d if e['type']=='worker_exited'][-1]['signal']" |
 	grep -qx 11 || fail "crasher's exit was not SIGSEGV"
