@@ -2,8 +2,9 @@
  * Unit tests: the store (supervisor/store.c) on its SQLite and in-memory
  * backends: state round trips and persistence, event order, ids that never
  * repeat after retention, retention fair between agents, memory isolation
- * between agents, clean failures, pages of events cut by size that join up
- * without a gap or a repeat, a damaged db refused at open and left untouched.
+ * between agents, the outbox bound and its drop reports (summed until
+ * taken), clean failures, pages of events cut by size that join up without
+ * a gap or a repeat, a damaged db refused at open and left untouched.
  */
 #include <check.h>
 #include "tests/unit/check_main.h"
@@ -432,6 +433,37 @@ START_TEST(event_outbox_bound)
 }
 END_TEST
 
+/* Two drops before agentd takes them: one report per agent that adds them
+ * up, from the first drop's first seq to the second's last. */
+START_TEST(event_outbox_drops_add_up)
+{
+	g.event_store = "redis_stream";
+	g.event_retention = 5;
+	struct store *s = open_store();
+	for (int i = 1; i <= 30; i++)
+		append(s, i % 3 ? "a" : "b", i, "tick");
+	store_flush(s);	/* ids 1-10 dropped: b's seq 3, 6, 9; a's 1 ... 10 */
+	for (int i = 31; i <= 35; i++)
+		append(s, i % 3 ? "a" : "b", i, "tick");
+	store_flush(s);	/* ids 11-15: b's 12, 15; a's 11, 13, 14 */
+	ck_assert_int_eq(store_outbox_dropped(s), 15);
+	json_t *drops = store_take_drops(s), *a = NULL, *b = NULL, *d;
+	size_t i;
+	ck_assert_ptr_nonnull(drops);
+	ck_assert_uint_eq(json_array_size(drops), 2);	/* one report per agent */
+	json_array_foreach(drops, i, d)
+		*(strcmp(json_string_value(json_object_get(d, "agent")), "a") ? &b : &a) = d;
+	ck_assert_int_eq(json_integer_value(json_object_get(a, "dropped")), 10);
+	ck_assert_int_eq(json_integer_value(json_object_get(a, "first_seq")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(a, "last_seq")), 14);
+	ck_assert_int_eq(json_integer_value(json_object_get(b, "dropped")), 5);
+	ck_assert_int_eq(json_integer_value(json_object_get(b, "first_seq")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(b, "last_seq")), 15);
+	json_decref(drops);
+	store_close(s);
+}
+END_TEST
+
 /* memory_store redis: the SQLite table is the outbox.  Rows wait, in id
  * order, until shipped; retention prunes only shipped rows; the watermark
  * survives a reopen. */
@@ -747,6 +779,7 @@ main(void)
 	tcase_add_test(tc, memory_in_memory);
 	tcase_add_test(tc, memory_outbox);
 	tcase_add_test(tc, event_outbox_bound);
+	tcase_add_test(tc, event_outbox_drops_add_up);
 	tcase_add_test(tc, clean_failures);
 	tcase_add_test(tc, damaged_db_refused);
 	tcase_add_test(tc, failed_commit_kept_and_replayed);
