@@ -1,5 +1,7 @@
 # State survives a restart of agentd: counters, session_id, pause.  And a
-# SIGKILLed agentd leaves no worker behind (PR_SET_PDEATHSIG).
+# SIGKILLed agentd leaves no worker behind (PR_SET_PDEATHSIG), not even one
+# busy in a tool that never looks at its pipe (an idle worker would exit on
+# the pipe's EOF anyway).
 . ./lib.sh
 
 { header; cat <<YAML
@@ -7,6 +9,9 @@
     task_config: {tool: new_files, directories: ["$T"]}
   sleeper:
     task_config: {tool: new_files, directories: ["$T"]}
+  busy:
+    task_config: {tool: test_spin, args: {seconds: 60}}
+    env: {AGENTD_TEST_HOOKS: "1"}
 YAML
 } | write_config
 start_agentd
@@ -17,14 +22,16 @@ ctl pause sleeper >/dev/null
 sid=$(field counter session_id)
 seq=$(events_json counter | jget "d[-1]['seq']")
 
-# SIGKILL: the workers die with agentd.
-pids="$(field counter pid) $(field sleeper pid)"
+# SIGKILL: the workers die with agentd, the busy one mid-run.
+ctl run busy >/dev/null
+wait_until 10 sh -c "AGENTD_SOCKET=$SOCK $B/agentctl --json events -n 100 busy | grep -q tool_call_started" ||
+	fail "busy did not start its tool"
+pids="$(field counter pid) $(field sleeper pid) $(field busy pid)"
 kill_agentd
-sleep 1
 # A dead worker may linger as a zombie of whatever init adopted it.
+gone() { local st; st=$(ps -o stat= -p "$1"); [ -z "$st" ] || [ "${st#Z}" != "$st" ]; }
 for p in $pids; do
-	st=$(ps -o stat= -p "$p")
-	[ -n "$st" ] && [ "${st#Z}" = "$st" ] && fail "worker $p outlived a SIGKILLed agentd ($st)"
+	wait_until 10 gone "$p" || fail "worker $p outlived a SIGKILLed agentd ($(ps -o stat=,args= -p "$p"))"
 done
 
 start_agentd
