@@ -135,6 +135,19 @@ start_fakemodel() {
 # free_port: a free TCP port on the loopback.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# use_mcp_servers: the npm MCP servers scripts/bootstrap put in the cache
+# ($NPM, $M their @modelcontextprotocol dir), and the Node.js it put there
+# first on PATH (agentd's workers inherit it), whatever node the machine has.
+use_mcp_servers() {
+	NPM=${AGENTD_NPM_CACHE:-$HOME/.cache/agentd/npm}
+	M=$NPM/node_modules/@modelcontextprotocol
+	export PATH=$NPM/bin:$PATH
+	[ -f "$M/server-everything/dist/index.js" ] || fail "the MCP test servers are missing: run scripts/bootstrap"
+	node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a == 20 && b >= 18) ? 0 : 1)' ||
+		fail "$(command -v node) is $(node --version 2>&1); the MCP test servers need 20.18 or later: run scripts/bootstrap"
+	note "node $(node --version) from $(command -v node)"
+}
+
 # use_redis: a real redis-server for this test on a free loopback port
 # ($PORT), append-only and fsync'ed so a kill -9 loses nothing Redis
 # acknowledged; redis_start / redis_kill, and R for redis-cli.

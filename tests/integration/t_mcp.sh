@@ -9,8 +9,7 @@
 # and a dead server is restarted with backoff while the agent lives on.
 . ./lib.sh
 
-M=${AGENTD_NPM_CACHE:-$HOME/.cache/agentd/npm}/node_modules/@modelcontextprotocol
-[ -f "$M/server-everything/dist/index.js" ] || fail "the MCP test servers are missing: run scripts/bootstrap"
+use_mcp_servers
 EV="node $M/server-everything/dist/index.js stdio"
 ODD="python3 $PWD/../mcp/oddserver.py"
 probe() { "$B/agentd-worker" --mcp-probe "$@" 2>>"$T/probe.err"; }

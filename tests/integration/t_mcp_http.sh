@@ -16,9 +16,7 @@ elif ! ip link set lo up; then
 fi
 . ./lib.sh
 
-NPM=${AGENTD_NPM_CACHE:-$HOME/.cache/agentd/npm}
-M=$NPM/node_modules/@modelcontextprotocol
-[ -f "$M/server-everything/dist/index.js" ] || fail "the MCP test servers are missing: run scripts/bootstrap"
+use_mcp_servers
 has() { grep -qF -- "$2" <<<"$1" || fail "$3: expected \"$2\" in: $1"; }
 HPORT=$(free_port) SPORT=$(free_port)
 URL=http://127.0.0.1:$HPORT/mcp SSE_URL=http://127.0.0.1:$SPORT/sse
