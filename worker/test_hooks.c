@@ -14,13 +14,14 @@
 #include <unistd.h>
 #include "common/buf.h"
 #include "common/util.h"
+#include "proto/frame.h"
 #include "proto/msg.h"
 #include "worker/test_hooks.h"
 
 const char *const test_hook_tools[] = {
 	"test_sleep", "test_spin", "test_crash", "test_alloc", "test_fail",
 	"test_garbage", "test_oversize", "test_exit", "test_emit", "test_mem_forge",
-	"test_value", NULL,
+	"test_value", "test_mem_query", NULL,
 };
 
 bool
@@ -182,6 +183,22 @@ hook_emit(int fd, long count, double rate, json_t **out)
 	return 0;
 }
 
+/* Message m (taken) to agentd, past the worker's own sender; -1 with err. */
+static int
+send_forged(int fd, enum msg_type t, json_t *m, char *err, size_t errlen)
+{
+	struct buf b;
+	buf_init(&b);
+	int rc = m ? msg_pack(t, m, &b) : -1;
+	json_decref(m);
+	if (rc == 0)
+		rc = write_all(fd, buf_head(&b), buf_pending(&b));
+	buf_free(&b);
+	if (rc < 0)
+		snprintf(err, errlen, "cannot send a forged %s", msg_type_name(t));
+	return rc;
+}
+
 /* A memory write that names another agent every way it could: agentd must
  * file it under this worker's agent all the same. */
 static int
@@ -189,22 +206,73 @@ hook_mem_forge(int fd, const json_t *args, json_t **out, char *err, size_t errle
 {
 	const char *victim = json_string_value(json_object_get(args, "agent"));
 	const char *content = json_string_value(json_object_get(args, "content"));
-	struct buf b;
 	json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "memory_type", "episodic",
 	    "role", "user", "content", content ? content : "forged", "agent_id", victim ? victim : "",
 	    "agent", victim ? victim : "", "agent_name", victim ? victim : "",
 	    "metadata", "agent_id", victim ? victim : "");
-	buf_init(&b);
-	int rc = m ? msg_pack(MSG_MEM_STORE, m, &b) : -1;
-	json_decref(m);
-	if (rc == 0)
-		rc = write_all(fd, buf_head(&b), buf_pending(&b));
-	buf_free(&b);
-	if (rc < 0) {
-		snprintf(err, errlen, "test_mem_forge: cannot send");
+	if (send_forged(fd, MSG_MEM_STORE, m, err, errlen) < 0)
+		return -1;
+	*out = json_object();
+	return 0;
+}
+
+/* The next message from agentd (up to 10 s), as the worker's own reader
+ * would take it; -1 with err on EOF, silence or bytes that do not decode. */
+static int
+next_msg(int fd, enum msg_type *t, json_t **m, char *err, size_t errlen)
+{
+	struct frame_reader rd;
+	const uint8_t *p;
+	size_t len;
+	const char *why = NULL;
+	int rc;
+
+	frame_reader_init(&rd, FRAME_MAX_DEFAULT);
+	while ((rc = frame_reader_next(&rd, &p, &len, &why)) == 0) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 10000) <= 0 || frame_reader_fill(&rd, fd) <= 0) {
+			why = "no reply from agentd";
+			break;
+		}
+	}
+	if (rc == 1)
+		rc = msg_unpack(p, len, t, m, err, errlen);
+	else {
+		snprintf(err, errlen, "test_mem_query: %s", why ? why : "read failed");
+		rc = -1;
+	}
+	frame_reader_free(&rd);
+	return rc;
+}
+
+/* A memory query that names another agent every way a message could: agentd
+ * must answer from this worker's agent's memory all the same.  The result
+ * is what came back. */
+static int
+hook_mem_query(int fd, const json_t *args, json_t **out, char *err, size_t errlen)
+{
+	const char *victim = json_string_value(json_object_get(args, "agent"));
+	const char *type = json_string_value(json_object_get(args, "memory_type"));
+	const json_int_t req = 1000000007;	/* not one the worker's own queries reach */
+	enum msg_type t;
+	json_t *m;
+
+	victim = victim ? victim : "";
+	m = json_pack("{s:I, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "req_id", req,
+	    "memory_type", type ? type : "episodic", "limit", 100, "query", victim,
+	    "agent_id", victim, "agent", victim, "agent_name", victim,
+	    "namespace", victim, "metadata", "agent_id", victim);
+	if (send_forged(fd, MSG_MEM_QUERY, m, err, errlen) < 0 ||
+	    next_msg(fd, &t, &m, err, errlen) < 0)
+		return -1;
+	if (t != MSG_MEM_REPLY || json_integer_value(json_object_get(m, "req_id")) != req) {
+		snprintf(err, errlen, "test_mem_query: agentd sent a %s instead of the reply",
+		    msg_type_name(t));
+		json_decref(m);
 		return -1;
 	}
-	*out = json_object();
+	*out = json_pack("{s:O}", "items", json_object_get(m, "items"));
+	json_decref(m);
 	return 0;
 }
 
@@ -284,6 +352,8 @@ test_hook_run(const char *name, const json_t *args, int fd, json_t **out,
 		return hook_mem_forge(fd, args, out, err, errlen);
 	if (strcmp(name, "test_value") == 0)
 		return hook_value(fd, args, out, err, errlen);
+	if (strcmp(name, "test_mem_query") == 0)
+		return hook_mem_query(fd, args, out, err, errlen);
 	snprintf(err, errlen, "unknown test tool %s", name);
 	return -1;
 }

@@ -1,7 +1,9 @@
 # Memory is namespaced by agent, and agentd is the one that says which: a
 # worker that names another agent in a memory write (agent_id, agent,
 # agent_name, in the metadata) still writes its own agent's memory, locally
-# and in Redis; the other agent's memory is untouched.
+# and in Redis; the other agent's memory is untouched.  A memory query that
+# names another agent the same ways (and as its search text) is answered
+# from the asker's own memory.
 . ./lib.sh
 use_redis
 redis_start
@@ -11,6 +13,9 @@ redis_start
   thief:
     env: {AGENTD_TEST_HOOKS: '1'}
     task_config: {tool: test_mem_forge, agent: victim, content: "forged by thief"}
+  snoop:
+    env: {AGENTD_TEST_HOOKS: '1'}
+    task_config: {tool: test_mem_query, agent: victim}
 YAML
 } | write_config
 sed -i "s|^agentd:|agentd:\n  memory_store: redis\n  redis: {port: $PORT}|" "$T/agents.yaml"
@@ -30,4 +35,20 @@ ctl --json memory thief | jget "any(m.get('content')=='forged by thief' for m in
 R LRANGE 'agentd:{victim}:memory:episodic' 0 -1 | grep -q forged && fail "the forged row reached the victim's list in Redis"
 R LRANGE 'agentd:{thief}:memory:episodic' 0 -1 | grep -q '"agent_id":"thief"' || fail "the thief's row in Redis does not say thief"
 note "a forged memory write stayed the writer's own"
+
+# snoop asks for victim's memory twice: first it has none of its own, then
+# only the row its first run left.
+runs_are() { [ "$(field "$1" run_count)" = "$2" ]; }
+asked() { events_json snoop | jget "[e['payload']['result']['items'] for e in d if e['type']=='background_task_completed'][$1]"; }
+ctl --json memory victim | jget "len(d) > 0" | grep -qx true || fail "victim has no memory to steal"
+ctl run snoop >/dev/null
+wait_until 10 runs_are snoop 1 || fail "snoop did not run"
+wait_until 10 sh -c "[ \"\$(AGENTD_SOCKET=$SOCK $B/agentctl --json memory snoop)\" != '[]' ]" || fail "snoop's first run left no memory"
+ctl run snoop >/dev/null
+wait_until 10 runs_are snoop 2 || fail "snoop did not run twice"
+[ "$(field snoop error_count)" = 0 ] || fail "a memory query failed: $(field snoop last_error)"
+[ "$(asked 0)" = "[]" ] || fail "a query naming victim got memory: $(asked 0)"
+own=$(ctl --json memory snoop | jget "[m['content'] for m in d][:1]")
+[ "$(asked 1 | jget "[m['content'] for m in d]")" = "$own" ] || fail "snoop's second query did not get its own row ($own): $(asked 1)"
+note "a memory query naming another agent got the asker's memory only"
 exit 0
