@@ -1,7 +1,8 @@
 /*
  * relay_int: how the relay's parts meet.  relay.c owns the Redis
  * connection, the retry timer and the memory and state lanes; streams.c is
- * the event lane.  Only they include this.
+ * the event lane.  Only they include this (and test_sup_redis, which runs
+ * the event lane's script against a real Redis).
  */
 #ifndef AGENTD_RELAY_INT_H
 #define AGENTD_RELAY_INT_H
@@ -23,6 +24,8 @@ void streams_offer(struct streams *x, const struct event *ev, const char *payloa
 void streams_pump(struct streams *x);
 /* The connection is (again) up: load the script, then pump. */
 void streams_connected(struct streams *x);
+/* The Lua script a batch's call for one stream runs (see streams.c). */
+extern const char streams_script[];
 
 /* A lane's batch was refused or lost: why goes to the log and status, and
  * every lane waits out a growing backoff before relay_pump runs again. */

@@ -58,8 +58,9 @@
  * KEYS[1] the stream, KEYS[2] its cursors; ARGV: epoch, the id the stream
  * must have reached (0: none), maxlen, then eight per event (the store id
  * first, then the fields' values).  Returns how many were appended.
+ * (Not static: test_sup_redis runs it against a real Redis.)
  */
-static const char script[] =
+const char streams_script[] =
     "local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') "
     "if cur < tonumber(ARGV[2]) then "
     "  return redis.error_reply('ORDER ' .. KEYS[1] .. ' is at ' .. cur .. ', the batch expects ' .. ARGV[2]) "
@@ -497,7 +498,7 @@ on_script_loaded(struct rconn *rc, redisReply *reply, const char *err, void *pri
 void
 streams_connected(struct streams *x)
 {
-	const char *argv[] = { "SCRIPT", "LOAD", script };
+	const char *argv[] = { "SCRIPT", "LOAD", streams_script };
 	if (x == NULL)
 		return;
 	x->ready = false;

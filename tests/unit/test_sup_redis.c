@@ -2,7 +2,9 @@
  * Unit tests: the hiredis adapter (supervisor/redis.c) against a real
  * redis-server started on a free loopback port: pipelining, a server killed
  * with commands in flight, reconnection, reply timeouts (SIGSTOP), and a
- * stopped server never taken for up.
+ * stopped server never taken for up.  And the event lane's script
+ * (supervisor/streams.c): a batch whose predecessor did not land is refused
+ * and appends nothing; a resent batch appends only what is new.
  */
 #include <check.h>
 #include "tests/unit/check_main.h"
@@ -18,6 +20,7 @@
 #include "common/util.h"
 #include "supervisor/loop.h"
 #include "supervisor/redis.h"
+#include "supervisor/relay_int.h"
 
 static pid_t redis_pid;
 static int redis_port;
@@ -230,6 +233,97 @@ START_TEST(free_fails_pending)
 }
 END_TEST
 
+/* One command, run to its reply: the reply's integer, or -1 with a string
+ * reply in last_str or an error in last_err. */
+static long long last_int;
+static char last_str[320];
+static bool got_reply;
+static void
+on_one(struct rconn *r, redisReply *reply, const char *err, void *priv)
+{
+	got_reply = true;
+	last_int = -1;
+	if (reply && reply->type == REDIS_REPLY_INTEGER)
+		last_int = reply->integer;
+	else if (reply && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS))
+		snprintf(last_str, sizeof(last_str), "%s", reply->str);
+	else
+		snprintf(last_err, sizeof(last_err), "%s", reply ? reply->str : err);
+}
+
+static long long
+command(struct rconn *r, int argc, const char **argv)
+{
+	got_reply = false;
+	last_err[0] = last_str[0] = 0;
+	ck_assert_int_eq(rconn_command(r, on_one, NULL, argc, argv, NULL), 0);
+	RUN_UNTIL(got_reply, 5000);
+	ck_assert_msg(got_reply, "no reply to %s", argv[0]);
+	return last_int;
+}
+
+/* The script's call for the stream "s" (db epoch 7): events first..last
+ * (store ids), the stream expected to be at `expect`. */
+static long long
+ship(struct rconn *r, const char *sha, int first, int last, int expect)
+{
+	const char *argv[8 + 8 * 8];
+	char num[8][3][16], exp[16];
+	int argc = 8;
+	ck_assert_int_le(last - first + 1, 8);
+	snprintf(exp, sizeof(exp), "%d", expect);
+	const char *head[] = { "EVALSHA", sha, "2", "s", "{s}:cursors", "7", exp, "1000" };
+	memcpy(argv, head, sizeof(head));
+	for (int id = first; id <= last; id++) {
+		char (*n)[16] = num[id - first];
+		snprintf(n[0], 16, "%d", id);
+		snprintf(n[1], 16, "ev-%d", id);
+		snprintf(n[2], 16, "%d", id);	/* seq */
+		const char *ev[] = { n[0], n[1], "tick", "a", "2026-01-01T00:00:00.000Z", n[2],
+			"sess", "{}" };
+		for (int i = 0; i < 8; i++)
+			argv[argc++] = ev[i];
+	}
+	return command(r, argc, argv);
+}
+
+/* What the stream holds, as "ev-1 ev-2 ..." in last_str. */
+static const char *
+stream_ids(struct rconn *r)
+{
+	const char *argv[] = { "EVAL", "local o = {} for _, e in ipairs(redis.call('XRANGE', "
+	    "KEYS[1], '-', '+')) do o[#o + 1] = e[2][2] end return table.concat(o, ' ')",
+	    "1", "s" };
+	command(r, 4, argv);
+	return last_str;
+}
+
+START_TEST(stream_script_order)
+{
+	struct rconn *r = connect_test(2000);
+	const char *load[] = { "SCRIPT", "LOAD", streams_script };
+	char sha[41];
+	const char *cursor[] = { "HGET", "{s}:cursors", "7" };
+	command(r, 3, load);
+	ck_assert_int_eq(strlen(last_str), 40);
+	memcpy(sha, last_str, sizeof(sha));
+
+	ck_assert_int_eq(ship(r, sha, 1, 2, 0), 2);
+	/* Ids 3-4 never landed: the batch of 5-6 that follows them is refused. */
+	ck_assert_int_eq(ship(r, sha, 5, 6, 4), -1);
+	ck_assert_str_eq(last_err, "ORDER s is at 2, the batch expects 4");
+	ck_assert_str_eq(stream_ids(r), "ev-1 ev-2");
+	command(r, 3, cursor);
+	ck_assert_str_eq(last_str, "2");
+	/* Shipping again from what was acknowledged: 1-2 are not added twice. */
+	ck_assert_int_eq(ship(r, sha, 1, 4, 0), 2);
+	ck_assert_int_eq(ship(r, sha, 5, 6, 4), 2);
+	ck_assert_int_eq(ship(r, sha, 5, 6, 4), 0);	/* a reply lost, the batch resent */
+	ck_assert_str_eq(stream_ids(r), "ev-1 ev-2 ev-3 ev-4 ev-5 ev-6");
+	rconn_free(r);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -248,6 +342,11 @@ main(void)
 	tcase_add_test(tc, reply_timeout_on_stopped_server);
 	tcase_add_test(tc, stopped_server_is_never_up);
 	tcase_add_test(tc, free_fails_pending);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("streams");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, stream_script_order);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
