@@ -1,5 +1,6 @@
-# Runs: retries only for retryable failures, with growing delays; overlap
-# skip counted; pause and resume; queue.
+# Runs: retries only for retryable failures, retry_delay doubling per
+# attempt; overlap skip counted, the skipped run dropped; pause and resume;
+# queue.
 . ./lib.sh
 
 { header; cat <<YAML
@@ -24,25 +25,34 @@
 YAML
 } | write_config
 start_agentd
-wait_until 5 all_idle || true
+wait_until 10 all_idle || fail "workers not idle"
 
 ctl run flaky >/dev/null
 wait_until 10 sh -c "[ \$($B/agentctl -s $SOCK --json status flaky | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"error_count\"])') -ge 4 ]" || fail "flaky not retried 3 times"
 errs=$(events_json flaky | jget "[(e['payload']['attempt'], e['payload']['will_retry']) for e in d if e['type']=='background_task_error']")
 [ "$errs" = '[[1, true], [2, true], [3, true], [4, false]]' ] || fail "flaky attempts: $errs"
-gaps=$(events_json flaky | jget "[e['timestamp'] for e in d if e['type']=='background_task_error']")
-note "flaky error timestamps: $gaps"
+# retry_delay 100 ms doubling, with equal jitter: attempt k waits between
+# half and all of 100 ms * 2^(k-1), so the gaps between the errors are at
+# least 50, 100 and 200 ms (a delay that did not double stays under 100).
+gaps=$(events_json flaky | jget "(lambda t: [round((t[i+1]-t[i]).total_seconds()*1000) for i in range(len(t)-1)])([__import__('datetime').datetime.fromisoformat(e['timestamp'].replace('Z', '+00:00')) for e in d if e['type']=='background_task_error'])")
+note "flaky retry gaps (ms): $gaps"
+echo "$gaps" | jget "len(d) == 3 and d[0] >= 49 and d[1] >= 99 and d[2] >= 199" | grep -qx true ||
+	fail "the retry delay did not double: gaps $gaps ms"
 [ "$(field flaky run_count)" = 1 ] || fail "retries counted as runs"
 [ "$(field flaky status)" = error ] || fail "seed status after failure: $(field flaky status)"
 
 ctl run broken >/dev/null
-sleep 0.6
+wait_until 10 sh -c "[ \$($B/agentctl -s $SOCK --json status broken | python3 -c 'import json,sys; d=json.load(sys.stdin); print(int(d[\"error_count\"] > 0 and not d[\"is_running\"]))') = 1 ]" ||
+	fail "broken's run did not end"
 errs=$(events_json broken | jget "[(e['payload']['attempt'], e['payload']['retryable']) for e in d if e['type']=='background_task_error']")
 [ "$errs" = '[[1, false]]' ] || fail "a non-retryable failure was retried: $errs"
 
 # Overlap skip: a 1 s run every 200 ms.
 wait_until 5 sh -c "[ \$($B/agentctl -s $SOCK --json status slow | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"skipped_count\"])') -ge 2 ]" || fail "no skipped runs counted"
 [ "$(count_events slow background_task_skipped)" -ge 2 ] || fail "no skipped events"
+why=$(events_json slow | jget "sorted(set(e['payload']['reason'] for e in d if e['type']=='background_task_skipped'))")
+echo "$why" | jget "all(__import__('re').fullmatch(r'previous run \(\d+\) still in progress', r) for r in d)" |
+	grep -qx true || fail "skipped for another reason: $why"
 
 # Pause: no more runs, no next run; resume: runs again.
 ctl pause slow >/dev/null || fail "pause"
