@@ -1,9 +1,10 @@
 # The agent run with a model, end to end: agentctl run -> agentd -> worker
 # -> a loopback server speaking the OpenAI / Anthropic wire formats -> tool
 # calls -> the completed event and the agent's memory.  Then the error
-# classes: 429 with Retry-After, 529 (as a status and as a body after 200),
-# 401, insufficient_quota, malformed and non-JSON bodies, a server that
-# never answers, a 50 MB body, and max_steps.
+# classes: 429 with Retry-After (or retry-after-ms, which wins), 408 and
+# 409 retried, 529 (as a status and as a body after 200), 401,
+# insufficient_quota, malformed and non-JSON bodies, a server that never
+# answers, a 50 MB body, and max_steps.
 . ./lib.sh
 
 cat > "$T/script.json" <<'JSON'
@@ -12,6 +13,10 @@ cat > "$T/script.json" <<'JSON'
  "an_tool": [{"body": {"anthropic_calls": [["system_info", {"path": "/"}]]}}, {"body": {"anthropic_text": "All fine."}}],
  "oa_429": [{"status": 429, "headers": {"retry-after": "1"}, "body": {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}},
             {"body": {"openai_text": "ok after waiting"}}],
+ "oa_ms": [{"status": 429, "headers": {"retry-after-ms": "1500", "retry-after": "1"}, "body": {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}},
+           {"body": {"openai_text": "ok after 1500 ms"}}],
+ "oa_408": [{"status": 408, "body": {"error": {"message": "Request timed out", "type": "timeout"}}}, {"body": {"openai_text": "ok after 408"}}],
+ "oa_409": [{"status": 409, "body": {"error": {"message": "Conflict", "type": "conflict"}}}, {"body": {"openai_text": "ok after 409"}}],
  "an_529": [{"status": 529, "body": {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}}, {"body": {"anthropic_text": "ok"}}],
  "an_529b": [{"body": {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}}, {"body": {"anthropic_text": "ok"}}],
  "oa_401": [{"status": 401, "body": {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}}],
@@ -43,7 +48,8 @@ agent() { # name provider scenario [extra yaml]
 YAML
 }
 { header; agent oa_tool openai oa_tool; agent an_tool anthropic an_tool
-  agent oa_429 openai oa_429 1; agent an_529 anthropic an_529 1; agent an_529b anthropic an_529b 1
+  agent oa_429 openai oa_429 1; agent oa_ms openai oa_ms 1; agent oa_408 openai oa_408 1
+  agent oa_409 openai oa_409 1; agent an_529 anthropic an_529 1; agent an_529b anthropic an_529b 1
   agent oa_401 openai oa_401 3; agent oa_quota openai oa_quota 3; agent oa_bad openai oa_bad 3
   agent oa_html openai oa_html 3; agent oa_hang openai oa_hang; agent oa_huge openai oa_huge
   agent oa_len openai oa_len; agent oa_500 openai oa_500 2
@@ -62,7 +68,7 @@ wait_until 5 all_idle || fail "workers not idle"
 done_run() { # agent: the run finished (completed, or failed for good)
 	events_json "$1" | jget "any(e['type']=='background_task_completed' or (e['type']=='background_task_error' and not e['payload']['will_retry']) for e in d)" | grep -qx true
 }
-ALL="oa_tool an_tool oa_429 an_529 an_529b oa_401 oa_quota oa_bad oa_html oa_hang oa_huge oa_loop oa_par oa_len oa_500 oa_leak"
+ALL="oa_tool an_tool oa_429 oa_ms oa_408 oa_409 an_529 an_529b oa_401 oa_quota oa_bad oa_html oa_hang oa_huge oa_loop oa_par oa_len oa_500 oa_leak"
 for a in $ALL; do
 	ctl run $a >/dev/null || fail "run $a"
 done
@@ -84,6 +90,14 @@ reqs an_tool | jget "d[1]['body']['messages'][1]['content'][0]['type']=='tool_us
 # Retryable: 429 honours Retry-After (1 s), 529 both ways; then success.
 completed oa_429 | jget "d['answer']" | grep -qx "ok after waiting" || fail "oa_429 not retried to success"
 reqs oa_429 | jget "d[1]['t'] - d[0]['t'] >= 0.95" | grep -qx true || fail "Retry-After not honoured"
+completed oa_ms | jget "d['answer']" | grep -qx "ok after 1500 ms" || fail "oa_ms not retried to success"
+reqs oa_ms | jget "d[1]['t'] - d[0]['t'] >= 1.45" | grep -qx true || fail "retry-after-ms not honoured (nor preferred to retry-after)"
+# 408 and 409: retryable, once each, then success.
+for a in oa_408 oa_409; do
+	completed $a | jget "d['answer']" | grep -qx "ok after ${a#oa_}" || fail "$a not retried to success: $(last_error $a)"
+	last_error $a | jget "d['retryable']==True and d['attempt']==1" | grep -qx true || fail "$a: $(last_error $a)"
+	[ "$(reqs $a | jget 'len(d)')" = 2 ] || fail "$a: not exactly one retry"
+done
 for a in an_529 an_529b; do completed $a | jget "d['answer']" | grep -qx ok || fail "$a not retried"; done
 # Fatal: one request, no retry, the error names the cause.
 for a in oa_401:"HTTP 401" oa_quota:"quota" oa_bad:"not JSON" oa_html:"text/html"; do
