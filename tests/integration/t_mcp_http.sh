@@ -8,7 +8,9 @@ if [ -z "${AGENTD_IN_NETNS:-}" ]; then
 	unshare -n true 2>/dev/null && exec unshare -n env AGENTD_IN_NETNS=1 bash "$0" "$@"
 	unshare -rn true 2>/dev/null && exec unshare -rn env AGENTD_IN_NETNS=1 bash "$0" "$@"
 	# No namespaces here: the servers listen on every interface for the
-	# few seconds of the test; every connection still goes to 127.0.0.1.
+	# few seconds of the test; every connection still goes to 127.0.0.1,
+	# and every check still runs (start_servers makes sure the ports are
+	# held by the servers this test started, not by another test's).
 	echo "  - no network namespace available: running on the host's loopback"
 elif ! ip link set lo up; then
 	echo "FAIL: cannot bring up loopback in the namespace" >&2
@@ -26,11 +28,10 @@ start_servers() { # streamableHttp on HPORT, the legacy sse mode on SPORT
 	SRV=$!
 	PORT=$SPORT node "$M/server-everything/dist/index.js" sse >> "$T/sse.log" 2>&1 &
 	SSRV=$!
-	for p in $HPORT $SPORT; do
-		wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $p))" \
-			|| fail "server-everything did not listen on $p"
-	done
+	wait_until 10 listening $HPORT $SRV || fail "server-everything did not listen on $HPORT"
+	wait_until 10 listening $SPORT $SSRV || fail "server-everything (sse) did not listen on $SPORT"
 }
+listening() { ss -Hltnp "sport = :$1" | grep -q "pid=$2,"; }	# PORT PID
 at_exit 'kill $SRV $SSRV'
 start_servers
 
