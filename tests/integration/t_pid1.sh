@@ -25,11 +25,14 @@ AGENTD_PID=$(pgrep -P "$UNSHARE" -x agentd)
 grep -q "^NSpid:.*[[:space:]]1$" "/proc/$AGENTD_PID/status" || fail "agentd is not PID 1 in its namespace"
 wait_until 5 all_idle || fail "worker not idle"
 # Restart the worker a few times: each start leaves an orphan behind.
-for i in 1 2 3; do ctl restart parent >/dev/null; wait_until 5 all_idle; done
-sleep 0.8
+for i in 1 2 3; do
+	ctl restart parent >/dev/null
+	wait_until 10 all_idle || fail "worker not back after restart $i"
+done
+reaped() { [ "$(grep -c "reaped orphan" "$T/agentd.log")" -ge 4 ]; }
+wait_until 10 reaped || fail "$(grep -c "reaped orphan" "$T/agentd.log") of the 4 orphans reaped"
 zombies=$(ps -eo stat=,ppid= | awk -v p="$AGENTD_PID" '$1 ~ /^Z/ && $2 == p' | wc -l)
 [ "$zombies" = 0 ] || fail "$zombies zombies under agentd as PID 1"
-grep -q "reaped orphan" "$T/agentd.log" || fail "no orphan was reaped"
 kill -TERM "$AGENTD_PID"
 wait "$UNSHARE"; rc=$?
 AGENTD_PID=
