@@ -1,6 +1,7 @@
 # Crashes: kill -9 of a stable worker is repaired at once and nobody else
-# notices; a worker that dies on every start backs off, goes fatal, and
-# `agentctl restart` / a fixed config bring it back.
+# notices; restart: never leaves a killed worker down, on-failure restarts
+# it but not one that exited 0; a worker that dies on every start backs
+# off, goes fatal, and `agentctl restart` / a fixed config bring it back.
 . ./lib.sh
 
 crasher_env() {
@@ -18,6 +19,14 @@ config() {
   bystander:
     task_config: {tool: new_files, directories: ["$T"]}
     interval: 300ms
+  never:
+    task_config: {tool: system_info}
+    restart: never
+  onfail:
+    task_config: {tool: test_exit, args: {code: 0}}
+    restart: {policy: on-failure, stable_after: 0s}
+    max_retries: 0
+    env: {AGENTD_TEST_HOOKS: "1"}
   crasher:
     task_config: {tool: system_info}
     restart: {policy: always, backoff: 100ms, max_backoff: 300ms, max_restarts: 4, window: 60s}
@@ -47,6 +56,20 @@ events_json victim | jget "[e['payload'] for e in d if e['type']=='worker_exited
 wait_until 5 sh -c "[ \$($B/agentctl -s $SOCK --json status bystander | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"run_count\"])') -gt $((by_runs + 2)) ]" || fail "bystander stopped running"
 [ "$(field bystander pid)" = "$by_pid" ] || fail "bystander was restarted"
 [ "$(field bystander error_count)" = 0 ] || fail "bystander saw errors"
+
+# restart: never and on-failure.
+wait_until 10 state_is never idle || fail "never not idle"
+wait_until 10 state_is onfail idle || fail "onfail not idle"
+kill -9 "$(field never pid)"
+wait_until 5 state_is never stopped || fail "restart: never left $(field never state)"
+old=$(field onfail pid)
+kill -9 "$old"
+back() { [ "$(field "$1" pid)" != "$2" ] && state_is "$1" idle; }
+wait_until 5 back onfail "$old" || fail "on-failure did not restart a killed worker"
+ctl run onfail >/dev/null	# its worker exits 0
+wait_until 5 state_is onfail stopped || fail "on-failure restarted a worker that exited 0 ($(field onfail state))"
+[ "$(count_events never worker_restarting)" = 0 ] || fail "restart: never restarted"
+[ "$(count_events onfail worker_restarting)" = 1 ] || fail "on-failure: not one restart"
 
 # A worker that segfaults at every start: the backoff doubles from backoff
 # up to max_backoff, then the agent goes fatal.
