@@ -1,6 +1,6 @@
 # Runs: retries only for retryable failures, retry_delay doubling per
 # attempt; overlap skip counted, the skipped run dropped; pause and resume;
-# queue.
+# queue; cancel_previous.
 . ./lib.sh
 
 { header; cat <<YAML
@@ -21,6 +21,10 @@
   queued:
     task_config: {tool: test_sleep, args: {seconds: 0.3}}
     overlap: queue
+    env: {AGENTD_TEST_HOOKS: "1"}
+  newer:
+    task_config: {tool: test_sleep, args: {seconds: 60}}
+    overlap: cancel_previous
     env: {AGENTD_TEST_HOOKS: "1"}
 YAML
 } | write_config
@@ -69,4 +73,15 @@ wait_until 3 sh -c "[ \$($B/agentctl -s $SOCK --json status slow | python3 -c 'i
 for i in 1 2 3; do ctl run queued >/dev/null; done
 wait_until 5 sh -c "[ \$($B/agentctl -s $SOCK --json status queued | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"run_count\"])') -eq 3 ]" || fail "queued runs did not all run"
 [ "$(field queued skipped_count)" = 0 ] || fail "queue skipped runs"
+
+# cancel_previous: a run while one is in progress cancels it, then runs.
+started() { [ "$(count_events newer tool_call_started)" -ge "$1" ]; }
+ctl run newer >/dev/null
+wait_until 10 started 1 || fail "newer's first run did not start"
+ctl run newer >/dev/null
+wait_until 10 started 2 || fail "the newer run did not start"
+events_json newer | jget "[(e['payload']['error'], e['payload']['retryable']) for e in d if e['type']=='background_task_error']" |
+	grep -qxF '[["cancelled: cancelled by a newer run (overlap: cancel_previous)", false]]' ||
+	fail "the previous run was not cancelled: $(events_json newer | jget "[e['payload'] for e in d if e['type']=='background_task_error']")"
+[ "$(field newer run_count)" = 2 ] || fail "cancel_previous: run_count $(field newer run_count)"
 exit 0
