@@ -1,6 +1,8 @@
 # Limits: a worker that allocates past its memory limit, and a run that
 # spins past run_timeout, are stopped and reported; the other agent keeps
-# its schedule and its worker.
+# its schedule and its worker.  A worker's tools run under its limits
+# (open_files, processes, cpu_time), umask 077, no_new_privs, in its own
+# directory.
 . ./lib.sh
 
 { header; cat <<YAML
@@ -17,6 +19,12 @@
   steady:
     task_config: {tool: new_files, directories: ["$T"]}
     interval: 200ms
+  jailed:
+    local_tools:
+      - name: jail
+        command: ["/bin/bash", "-c", "ulimit -n; ulimit -u; ulimit -t; umask; pwd; grep ^NoNewPrivs: /proc/self/status"]
+    task_config: {tool: jail}
+    limits: {open_files: 64, processes: 4096, cpu_time: 1h}
 YAML
 } | write_config
 start_agentd
@@ -42,6 +50,13 @@ echo "$err" | grep -q "timeout" || fail "error does not say timeout: $err"
 wait_until 5 state_is spinner idle || fail "spinner not back"
 [ "$(field spinner pid)" != "$old" ] || fail "spinner's worker was not restarted"
 kill -0 "$old" 2>/dev/null && fail "old spinner still alive"
+
+ctl run jailed >/dev/null
+wait_until 10 sh -c "[ \"\$($B/agentctl -s $SOCK --json status jailed | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"last_success\"])')\" != None ]" ||
+	fail "jailed did not run: $(field jailed last_error)"
+got=$(events_json jailed | jget "[e['payload']['result']['output'] for e in d if e['type']=='background_task_completed'][-1]")
+want=$(printf '64\n4096\n3600\n0077\n%s\nNoNewPrivs:\t1' "$T/state/agents/jailed")
+[ "$got" = "$want" ] || fail "a tool's limits, umask, privileges or directory: got [$got] want [$want]"
 
 [ "$(field steady pid)" = "$steady_pid" ] || fail "steady was restarted"
 [ "$(field steady error_count)" = 0 ] || fail "steady saw errors"
