@@ -1,5 +1,7 @@
 # The basics: start, status, a manual run end to end, the seed's events and
-# fields, agentctl's exit codes, the socket's mode, a clean SIGTERM stop.
+# fields, agentctl's exit codes, the socket's mode, a clean SIGTERM stop;
+# an interval agent's first run one interval after start, or at once with
+# run_on_start.
 . ./lib.sh
 
 { header; cat <<YAML
@@ -11,6 +13,10 @@
   watcher:
     task_config: {tool: new_files, directories: ["$T"], file_types: [".txt"]}
     interval: 1h
+  eager:
+    task_config: {tool: new_files, directories: ["$T"]}
+    interval: 1h
+    run_on_start: true
 YAML
 } | write_config
 start_agentd
@@ -22,6 +28,9 @@ wait_until 5 all_idle || fail "workers not idle"
 [ "$(field watcher next_run)" != null ] || fail "interval agent has no next_run"
 sid=$(field health session_id)
 case "$sid" in background_health_id_*) ;; *) fail "session_id $sid" ;; esac
+wait_until 10 sh -c "[ \$($B/agentctl -s $SOCK --json status eager | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"run_count\"])') = 1 ]" ||
+	fail "run_on_start: no run at start"
+[ "$(field watcher run_count)" = 0 ] || fail "an interval agent ran at start"
 
 ctl run health >/dev/null || fail "run refused"
 wait_until 5 sh -c "[ \"\$($B/agentctl -s $SOCK --json status health | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"last_success\"])')\" != None ]" \
