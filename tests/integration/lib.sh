@@ -71,8 +71,10 @@ count_events() { events_json "$1" | jget "len([e for e in d if e['type']=='$2'])
 
 write_config() { cat > "$T/agents.yaml"; }
 
+# start_agentd [ARG...]: agentd on $T/agents.yaml, run through $AGENTD_WRAP
+# when a test sets it (a command that execs the rest, e.g. setpriv).
 start_agentd() {
-	"$B/agentd" -c "$T/agents.yaml" "$@" > "$T/agentd.log" 2>&1 &
+	${AGENTD_WRAP:-} "$B/agentd" -c "$T/agents.yaml" "$@" > "$T/agentd.log" 2>&1 &
 	AGENTD_PID=$!
 	wait_until 10 test -S "$SOCK" || fail "agentd did not create its socket"
 	wait_until 10 ctl status || fail "agentd does not answer"
