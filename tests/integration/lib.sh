@@ -84,6 +84,8 @@ start_agentd() {
 all_idle() { ctl --json status | jget "all(a['state']=='idle' for a in d['agents'])" | grep -qx true; }
 
 state_is() { [ "$(field "$1" state)" = "$2" ]; }
+# gone PID: no such process, or a zombie (dead, not yet reaped).
+gone() { local st; st=$(ps -o stat= -p "$1"); [ -z "$st" ] || [ "${st#Z}" != "$st" ]; }
 
 stop_agentd() {
 	kill -TERM "$AGENTD_PID"

@@ -1,5 +1,6 @@
 # The basics: start, status, a manual run end to end, the seed's events and
-# fields, agentctl's exit codes, the socket's mode, a clean SIGTERM stop;
+# fields, agentctl's exit codes, the socket's mode, a clean SIGTERM stop
+# (a worker busy in a tool that ignores it killed after stop_grace);
 # an interval agent's first run one interval after start, or at once with
 # run_on_start.
 . ./lib.sh
@@ -17,6 +18,9 @@
     task_config: {tool: new_files, directories: ["$T"]}
     interval: 1h
     run_on_start: true
+  busy:
+    task_config: {tool: test_spin, args: {seconds: 30}}
+    env: {AGENTD_TEST_HOOKS: "1"}
 YAML
 } | write_config
 start_agentd
@@ -65,9 +69,16 @@ ctl pause >/dev/null 2>&1; [ $? = 2 ] || fail "missing agent exit code"
 ctl list | grep -q watcher || fail "list"
 ctl status | head -1 | grep -q "AGENT *STATE *PID *UPTIME *RUNS *ERRORS *LAST RUN *NEXT RUN *RESTARTS" || fail "table header"
 
-pids="$(field health pid) $(field watcher pid)"
-stop_agentd || fail "agentd exit code $?"
-sleep 0.1
+ctl run busy >/dev/null
+wait_until 10 sh -c "AGENTD_SOCKET=$SOCK $B/agentctl --json events -n 100 busy | grep -q tool_call_started" ||
+	fail "busy did not start its tool"
+pids="$(field health pid) $(field watcher pid) $(field busy pid)"
+kill -TERM "$AGENTD_PID"
+wait_until 10 gone "$AGENTD_PID" || fail "agentd did not stop with a worker busy past stop_grace"
+wait "$AGENTD_PID" || fail "agentd exit code $?"
+AGENTD_PID=
+grep -q "agent busy: worker [0-9]* did not exit within 1000 ms; SIGKILL" "$T/agentd.log" ||
+	fail "the busy worker was not killed after stop_grace"
 for p in $pids; do kill -0 "$p" 2>/dev/null && fail "worker $p still alive after stop"; done
 [ -S "$SOCK" ] && fail "socket left behind"
 grep -q "agentd stopped" "$T/agentd.log" || fail "no stop line"

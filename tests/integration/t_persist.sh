@@ -29,7 +29,6 @@ wait_until 10 sh -c "AGENTD_SOCKET=$SOCK $B/agentctl --json events -n 100 busy |
 pids="$(field counter pid) $(field sleeper pid) $(field busy pid)"
 kill_agentd
 # A dead worker may linger as a zombie of whatever init adopted it.
-gone() { local st; st=$(ps -o stat= -p "$1"); [ -z "$st" ] || [ "${st#Z}" != "$st" ]; }
 for p in $pids; do
 	wait_until 10 gone "$p" || fail "worker $p outlived a SIGKILLed agentd ($(ps -o stat=,args= -p "$p"))"
 done
