@@ -21,7 +21,7 @@
 const char *const test_hook_tools[] = {
 	"test_sleep", "test_spin", "test_crash", "test_alloc", "test_fail",
 	"test_garbage", "test_oversize", "test_exit", "test_emit", "test_mem_forge",
-	"test_value", "test_mem_query", NULL,
+	"test_value", "test_mem_query", "test_send", NULL,
 };
 
 bool
@@ -216,6 +216,25 @@ hook_mem_forge(int fd, const json_t *args, json_t **out, char *err, size_t errle
 	return 0;
 }
 
+/* Any message agentd could be sent: type (a catalogue name) and its fields,
+ * whatever the worker may or may not say. */
+static int
+hook_send(int fd, const json_t *args, json_t **out, char *err, size_t errlen)
+{
+	const char *name = json_string_value(json_object_get(args, "type"));
+	json_t *fields = json_object_get(args, "fields");
+	int t = msg_type_lookup(name);
+	if (t < 0) {
+		snprintf(err, errlen, "test_send: no message type \"%s\"", name ? name : "");
+		return -1;
+	}
+	if (send_forged(fd, (enum msg_type)t, json_is_object(fields) ? json_incref(fields) :
+	    json_object(), err, errlen) < 0)
+		return -1;
+	*out = json_object();
+	return 0;
+}
+
 /* The next message from agentd (up to 10 s), as the worker's own reader
  * would take it; -1 with err on EOF, silence or bytes that do not decode. */
 static int
@@ -354,6 +373,8 @@ test_hook_run(const char *name, const json_t *args, int fd, json_t **out,
 		return hook_value(fd, args, out, err, errlen);
 	if (strcmp(name, "test_mem_query") == 0)
 		return hook_mem_query(fd, args, out, err, errlen);
+	if (strcmp(name, "test_send") == 0)
+		return hook_send(fd, args, out, err, errlen);
 	snprintf(err, errlen, "unknown test tool %s", name);
 	return -1;
 }
