@@ -323,19 +323,10 @@ hook_value(int fd, const json_t *args, json_t **out, char *err, size_t errlen)
 		m = json_pack("{s:I, s:b, s:o}", "run_id", (json_int_t)num_arg(args, "run_id", 1),
 		    "ok", 1, "result", v);
 	free(pad);
-	struct buf b;
-	buf_init(&b);
 	enum msg_type t = strcmp(send, "event") == 0 ? MSG_EVENT :
 	    strcmp(send, "mem_store") == 0 ? MSG_MEM_STORE : MSG_RESULT;
-	int rc = m ? msg_pack(t, m, &b) : -1;
-	json_decref(m);
-	if (rc == 0)
-		rc = write_all(fd, buf_head(&b), buf_pending(&b));
-	buf_free(&b);
-	if (rc < 0) {
-		snprintf(err, errlen, "test_value: cannot send");
+	if (send_forged(fd, t, m, err, errlen) < 0)
 		return -1;
-	}
 	*out = json_object();
 	return 0;
 }
