@@ -236,8 +236,11 @@ cmdtool_run(const json_t *def, const struct tool_ctx *ctx, const json_t *args,
 		dup2(devnull, 0);
 		dup2(p[1], 1);
 		dup2(p[1], 2);
-		if (chdir(cwd ? cwd : (ctx && ctx->state_dir ? ctx->state_dir : ".")) < 0)
+		const char *dir = cwd ? cwd : (ctx && ctx->state_dir ? ctx->state_dir : ".");
+		if (chdir(dir) < 0) {
+			dprintf(2, "cannot enter %s: %s\n", dir, strerror(errno));
 			_exit(126);
+		}
 		environ = env;
 		execvp(argv[0], argv);
 		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));

@@ -54,7 +54,8 @@ struct worker {
 	json_t *spec;
 	json_t *secrets;
 	char *key_error;        /* agentd has no model key for us: why */
-	char *state_dir;
+	char *state_dir;        /* "." : the worker's cwd is its directory */
+	char *state_path;       /* the same, as agentd named it (for messages) */
 	json_t *allowed;        /* NULL: every built-in; else {name: true} */
 	struct mcp *mcp;        /* the agent's MCP servers */
 	json_t *staged;         /* tools' state held back (worker_stage_state) */
@@ -448,7 +449,12 @@ configure(struct worker *w, json_t *m)
 	w->secrets = secrets ? json_incref(secrets) : json_object();
 	if (json_object_get(m, "api_key_error"))
 		w->key_error = xstrdup(json_string_value(json_object_get(m, "api_key_error")));
-	w->state_dir = xstrdup(dir && *dir ? dir : ".");
+	/* agentd starts the worker in its directory, before dropping to the
+	 * agent's user: "." reaches it whatever the path's parents allow (the
+	 * state_dir is 0700, so the absolute path may not be traversable as
+	 * the agent's user).  The path is for messages only. */
+	w->state_dir = xstrdup(".");
+	w->state_path = xstrdup(dir && *dir ? dir : ".");
 	if (json_is_true(json_object_get(w->spec, "debug")))
 		log_set_level(LL_DEBUG);
 	if (parse_local_tools(w, err, sizeof(err)) < 0 || start_mcp(w, err, sizeof(err)) < 0) {
@@ -461,7 +467,7 @@ configure(struct worker *w, json_t *m)
 	json_t *ready = json_pack("{s:O, s:I}", "tools", tools,
 	    "pid", (json_int_t)getpid());
 	char *list = json_dumps(tools, JSON_COMPACT);
-	log_debug("configured; tools %s; state in %s", list, w->state_dir);
+	log_debug("configured; tools %s; state in %s", list, w->state_path);
 	free(list);
 	json_decref(tools);
 	send_msg(w, MSG_READY, ready);
@@ -946,6 +952,7 @@ worker_free(struct worker *w)
 	buf_free(&w->out);
 	free(w->key_error);
 	free(w->state_dir);
+	free(w->state_path);
 	free(w->name);
 	free(w);
 }
