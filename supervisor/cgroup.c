@@ -155,48 +155,85 @@ mkgroup(const char *base, const char *name, char *out, size_t len)
 	return 0;
 }
 
-static void
+static int
 set_num(const char *dir, const char *file, int64_t v)
 {
 	char s[32];
 	snprintf(s, sizeof(s), "%lld", (long long)v);
-	if (write_str(dir, file, s) < 0)
-		log_warn("cgroup %s/%s = %s: %s", dir, file, s, strerror(errno));
+	return write_str(dir, file, s);
 }
 
-char *
-cgroup_prepare(int mode, const char *name, const struct limits *l)
+/* One limit the worker's cgroup must have: -1 with errno and *what when it
+ * could not be made or written. */
+static int
+must(int rc, const char **what, const char *file)
+{
+	if (rc < 0 && *what == NULL)
+		*what = file;
+	return rc;
+}
+
+/*
+ * A limit the cgroup cannot carry is a failed start, never a worker that
+ * runs without it: the limits are a promise to bind the worker's children
+ * too.  Only cpu.max is best effort (the cpu controller may not be
+ * delegated; cpu_quota says so in the README).  A failure for want of
+ * descriptors or memory leaves errno at its cause, so the caller can wait
+ * and try again rather than give up.
+ */
+int
+cgroup_prepare(int mode, const char *name, const struct limits *l, char **out,
+    char *err, size_t errlen)
 {
 	char p[PATH_MAX];
+	const char *what = NULL;
+	int rc = 0;
 
+	*out = NULL;
 	if (mode == 0 || (l->memory == 0 && l->nproc == 0 && l->cpu_quota == 0))
-		return NULL;
+		return 0;
 	if (mode == 2) {
-		if (mkgroup(base_v2, name, p, sizeof(p)) < 0)
-			return NULL;
-		set_num(p, "memory.max", l->memory ? l->memory : INT64_MAX / 2);
-		if (l->memory)
-			(void)write_str(p, "memory.swap.max", "0");
-		if (l->nproc)
-			set_num(p, "pids.max", l->nproc);
-		if (l->cpu_quota > 0) {
-			char s[64];
-			snprintf(s, sizeof(s), "%lld 100000", (long long)(l->cpu_quota * 100000));
-			(void)write_str(p, "cpu.max", s);
+		if (must(mkgroup(base_v2, name, p, sizeof(p)), &what, "mkdir") == 0) {
+			rc |= must(set_num(p, "memory.max", l->memory ? l->memory :
+			    INT64_MAX / 2), &what, "memory.max");
+			if (l->memory)
+				rc |= must(write_str(p, "memory.swap.max", "0"), &what,
+				    "memory.swap.max");
+			if (l->nproc)
+				rc |= must(set_num(p, "pids.max", l->nproc), &what, "pids.max");
+			if (l->cpu_quota > 0) {
+				char s[64];
+				snprintf(s, sizeof(s), "%lld 100000",
+				    (long long)(l->cpu_quota * 100000));
+				(void)write_str(p, "cpu.max", s);
+			}
+		} else
+			rc = -1;
+	} else {
+		/* cgroup_enter joins both: the memory group also tells an OOM kill */
+		if (must(mkgroup(base_mem, name, p, sizeof(p)), &what, "mkdir") < 0 ||
+		    (l->memory && must(set_num(p, "memory.limit_in_bytes", l->memory), &what,
+		    "memory.limit_in_bytes") < 0))
+			rc = -1;
+		else if (l->memory)
+			(void)write_str(p, "memory.memsw.limit_in_bytes", "-1");
+		if (rc == 0 && (must(mkgroup(base_pids, name, p, sizeof(p)), &what, "mkdir") < 0 ||
+		    (l->nproc && must(set_num(p, "pids.max", l->nproc), &what, "pids.max") < 0)))
+			rc = -1;
+		if (rc == 0 && l->cpu_quota > 0 && mkgroup(base_cpu, name, p, sizeof(p)) == 0) {
+			(void)set_num(p, "cpu.cfs_period_us", 100000);
+			(void)set_num(p, "cpu.cfs_quota_us", (int64_t)(l->cpu_quota * 100000));
 		}
-		return xstrdup(name);
 	}
-	if (mkgroup(base_mem, name, p, sizeof(p)) == 0 && l->memory) {
-		set_num(p, "memory.limit_in_bytes", l->memory);
-		(void)write_str(p, "memory.memsw.limit_in_bytes", "-1");
+	if (rc < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cgroup %s: %s: %s", name, what ? what : "?", strerror(e));
+		cgroup_release(mode, name);
+		errno = e;
+		return -1;
 	}
-	if (mkgroup(base_pids, name, p, sizeof(p)) == 0 && l->nproc)
-		set_num(p, "pids.max", l->nproc);
-	if (l->cpu_quota > 0 && mkgroup(base_cpu, name, p, sizeof(p)) == 0) {
-		set_num(p, "cpu.cfs_period_us", 100000);
-		set_num(p, "cpu.cfs_quota_us", (int64_t)(l->cpu_quota * 100000));
-	}
-	return xstrdup(name);
+	*out = xstrdup(name);
+	return 0;
 }
 
 /* Runs in the forked child: only async-signal-safe calls. */

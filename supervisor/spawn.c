@@ -16,6 +16,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +254,12 @@ worker_spawn(struct agent *a, int *sockfd, int *errfd, char *err, size_t errlen)
 		return -1;
 	if (ids.set && chown(a->dir, ids.uid, ids.gid) < 0)
 		return parent_failed(err, errlen, "chown", a->dir);
+	free(a->cgroup);
+	char cgname[128];
+	snprintf(cgname, sizeof(cgname), "agent-%s", a->name);
+	if (cgroup_prepare(a->sup->cgroup_mode, cgname, &a->conf->limits, &a->cgroup,
+	    err, errlen) < 0)
+		return -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return parent_failed(err, errlen, "socketpair", NULL);
 	if (pipe2(ep, O_CLOEXEC) < 0) {
@@ -260,10 +267,6 @@ worker_spawn(struct agent *a, int *sockfd, int *errfd, char *err, size_t errlen)
 		close_pair(sv);
 		return -1;
 	}
-	free(a->cgroup);
-	char cgname[128];
-	snprintf(cgname, sizeof(cgname), "agent-%s", a->name);
-	a->cgroup = cgroup_prepare(a->sup->cgroup_mode, cgname, &a->conf->limits);
 	env = build_env(a->conf);
 
 	pid = fork();

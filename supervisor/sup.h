@@ -183,7 +183,10 @@ int state_dir_claim(const char *dir, char *err, size_t errlen);
 
 /* cgroup.c */
 int cgroup_detect(void);                      /* 0 none, 1 v1, 2 v2 */
-char *cgroup_prepare(int mode, const char *name, const struct limits *l);
+/* The worker's cgroup with its limits: 0 and *out (NULL when none applies),
+ * or -1 with err and errno at the cause. */
+int cgroup_prepare(int mode, const char *name, const struct limits *l, char **out,
+    char *err, size_t errlen);
 int cgroup_enter(int mode, const char *cg);   /* from the child, before exec */
 void cgroup_release(int mode, const char *cg);/* kill leftovers and remove */
 bool cgroup_oom_killed(int mode, const char *cg);

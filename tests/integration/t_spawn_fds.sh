@@ -2,13 +2,17 @@
 # socketpair or pipe fails with EMFILE -- is not a crash: the agent waits
 # (state `waiting`, the reason in status, a worker_start_failed event per
 # attempt), tries again with the restart backoff, spends nothing of its
-# crash budget, and starts once descriptors are free.
+# crash budget, and starts once descriptors are free.  With just enough
+# descriptors for the start itself, the worker's cgroup still gets its
+# limits (they were written after the pipes, and silently left out when
+# those took the last descriptors).
 . ./lib.sh
 
 { header; cat <<YAML
   victim:
     task_config: {tool: system_info}
     restart: {policy: always, max_restarts: 1, window: 60s, backoff: 100ms, max_backoff: 300ms, stable_after: 0s}
+    limits: {processes: 256}
 YAML
 } | write_config
 start_agentd
@@ -54,4 +58,24 @@ wait_until 20 state_is victim idle || fail "victim did not start once descriptor
 [ "$(field victim last_error)" = null ] || fail "the reason outlived the wait: $(field victim last_error)"
 ctl run victim >/dev/null || fail "run after the wait"
 wait_until 10 sh -c "[ \$($B/agentctl -s $SOCK --json status victim | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"run_count\"])') = 1 ]" || fail "no run after the wait"
+
+# Exactly the four descriptors a start takes (socketpair, pipe) once the
+# old worker's two are closed (two free now, enough for the control
+# connection asking for the restart): the cgroup's limit files are written
+# before the pipes take them, so the worker is limited.
+if ! grep -q "cgroups: v[12]" "$T/agentd.log"; then
+	note "no cgroups here: the cgroup half is not checked"
+	exit 0
+fi
+old_pid=$(field victim pid)
+limit_fds "$AGENTD_PID" 2 >/dev/null || fail "cannot lower agentd's descriptor limit"
+ctl restart victim >/dev/null || fail "restart refused"
+wait_until 20 sh -c "[ \"\$($B/agentctl -s $SOCK --json status victim | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"state\"], d[\"pid\"])')\" != \"idle $old_pid\" ] && $B/agentctl -s $SOCK --json status victim | grep -q '\"state\": \"idle\"'" ||
+	fail "victim did not come back ($(field victim state): $(field victim last_error))"
+prlimit --pid "$AGENTD_PID" --nofile="$orig": || fail "cannot restore the limit"
+pid=$(field victim pid)
+cg=$(awk -F: '$2 ~ /pids/ {print $3}' "/proc/$pid/cgroup")
+[ -n "$cg" ] || cg=$(awk -F: '$1 == 0 {print $3}' "/proc/$pid/cgroup")
+max=$(cat "/sys/fs/cgroup/pids$cg/pids.max" 2>/dev/null || cat "/sys/fs/cgroup$cg/pids.max")
+[ "$max" = 256 ] || fail "the worker's cgroup ($cg) has pids.max $max, not 256"
 exit 0
