@@ -119,6 +119,62 @@ child_limits(const struct limits *l)
 	}
 }
 
+/* May agentd raise a hard limit (CAP_SYS_RESOURCE in its effective set)? */
+static bool
+can_raise_limits(void)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	return (eff >> 24) & 1;	/* CAP_SYS_RESOURCE */
+}
+
+/*
+ * A limit above the hard limit agentd itself runs under can only be set
+ * with CAP_SYS_RESOURCE; without it every start would fail in the child
+ * ("setrlimit: Operation not permitted") and the agent crash-loop to fatal.
+ * Said here, once, with the numbers and what to change.  errno EPERM: a
+ * start that waiting cannot fix.
+ */
+static int
+limits_allowed(const struct limits *l, char *err, size_t errlen)
+{
+	static const struct { int res; const char *key; size_t off; bool secs; } rows[] = {
+		{ RLIMIT_NOFILE, "open_files", offsetof(struct limits, nofile), false },
+		{ RLIMIT_NPROC, "processes", offsetof(struct limits, nproc), false },
+		{ RLIMIT_CPU, "cpu_time", offsetof(struct limits, cpu_ms), true },
+#if !defined(__SANITIZE_ADDRESS__)
+		{ RLIMIT_AS, "memory", offsetof(struct limits, memory), false },
+#endif
+	};
+	struct rlimit rl;
+
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+		int64_t v = *(const int64_t *)((const char *)l + rows[i].off);
+		if (v <= 0)
+			continue;	/* not set */
+		if (rows[i].secs)
+			v = (v + 999) / 1000 + 5;	/* the hard limit child_limits sets */
+		if (getrlimit(rows[i].res, &rl) < 0 || rl.rlim_max == RLIM_INFINITY ||
+		    (rlim_t)v <= rl.rlim_max || can_raise_limits())
+			continue;
+		snprintf(err, errlen, "limits.%s (%lld%s) is above the hard limit agentd runs "
+		    "under (%llu%s) and agentd may not raise it (no CAP_SYS_RESOURCE): lower it, "
+		    "or raise agentd's own limit (systemd's Limit*=, ulimit -H)", rows[i].key,
+		    (long long)v, rows[i].secs ? " s" : "", (unsigned long long)rl.rlim_max,
+		    rows[i].secs ? " s" : "");
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
 struct ids { bool set; uid_t uid; gid_t gid; };
 
 /* getpwnam/getgrnam gave nothing: no such name (errno 0 or one of the
@@ -250,7 +306,8 @@ worker_spawn(struct agent *a, int *sockfd, int *errfd, char *err, size_t errlen)
 
 	if (mkdir_p(a->dir, 0700) < 0)
 		return parent_failed(err, errlen, "cannot create", a->dir);
-	if (resolve_ids(a->conf, &ids, err, errlen) < 0)
+	if (resolve_ids(a->conf, &ids, err, errlen) < 0 ||
+	    limits_allowed(&a->conf->limits, err, errlen) < 0)
 		return -1;
 	if (ids.set && chown(a->dir, ids.uid, ids.gid) < 0)
 		return parent_failed(err, errlen, "chown", a->dir);
