@@ -60,10 +60,8 @@ has "$out" 'the server speaks protocol version 1999-01-01' "version mismatch"
 note "oddserver: pages, server requests, JSON-RPC errors, banner, bad tools, version"
 
 # Servers that fail: never answers initialize, exits at once, garbage, killed mid-call.
-t0=$(date +%s)
 out=$(probe -t 1000 -- sleep 60) && fail "a silent server connected"
 has "$out" 'initialize: no response to initialize in 1000 ms' "silent server"
-[ $(( $(date +%s) - t0 )) -le 5 ] || fail "a silent server held the client for too long"
 out=$(probe -- sh -c 'echo "config file missing" >&2; exit 3') && fail "a dead server connected"
 has "$out" 'its last stderr line: config file missing (the server exited with status 3)' "exits at once"
 out=$(probe -- sh -c 'while :; do echo garbage; done') && fail "a garbage server connected"
