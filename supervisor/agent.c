@@ -561,7 +561,7 @@ agent_on_exit(struct agent *a, int status)
 	if (a->io.fd >= 0)
 		agent_on_readable(a);
 	drain_stderr(a);
-	kill(-pid, SIGKILL);	/* its MCP servers and tools go with it */
+	worker_kill_session(pid);	/* its MCP servers and tools go with it */
 	bool oom = cgroup_oom_killed(a->sup->cgroup_mode, a->cgroup);
 	cgroup_release(a->sup->cgroup_mode, a->cgroup);
 	close_worker_fds(a);

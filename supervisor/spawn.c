@@ -11,6 +11,7 @@
  * the caller can tell a host short of descriptors, processes or memory
  * (worth trying again) from a start that cannot work as configured.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -349,3 +350,48 @@ worker_spawn(struct agent *a, int *sockfd, int *errfd, char *err, size_t errlen)
 	*errfd = ep[0];
 	return 0;
 }
+
+/*
+ * What a worker leaves behind: its process group (MCP servers), and the
+ * processes of its session outside that group -- a command tool runs in a
+ * group of its own so its children die with it, which also puts them out
+ * of reach of kill(-worker).  They keep the worker's session (the worker
+ * is its leader: setsid in child()), so the session id finds them.  A
+ * process that made a session of its own has left on purpose; only the
+ * agent's cgroup, where there is one, still holds it.
+ */
+void
+worker_kill_session(pid_t sid)
+{
+	DIR *d;
+	struct dirent *de;
+	char path[64], buf[512];
+
+	if (sid <= 1)
+		return;
+	kill(-sid, SIGKILL);
+	if ((d = opendir("/proc")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+		if (pid <= 1 || pid == sid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		/* pid (comm) state ppid pgrp session: comm may hold spaces and ')' */
+		const char *p = strrchr(buf, ')');
+		int ppid, pgrp, session;
+		if (p && sscanf(p + 1, " %*c %d %d %d", &ppid, &pgrp, &session) == 3 &&
+		    session == sid)
+			kill(pid, SIGKILL);
+	}
+	closedir(d);
+}
+

@@ -176,6 +176,8 @@ void events_followers_publish(struct sup *s, const struct event *ev);
 
 /* spawn.c */
 int worker_spawn(struct agent *a, int *sockfd, int *errfd, char *err, size_t errlen);
+/* SIGKILL every process of a dead worker's session, its group included. */
+void worker_kill_session(pid_t sid);
 
 /* statedir.c: lock state_dir for agentd's life (a second agentd on it is
  * refused, naming the holder); the lock's descriptor, or -1 with err. */

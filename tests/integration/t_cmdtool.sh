@@ -2,7 +2,9 @@
 # schema violations are refused before anything runs; a command past its
 # timeout is killed (with what it printed in the error) and the worker
 # lives on; a command that leaves a child running returns when it exits,
-# with its output, and the child is killed.
+# with its output, and the child is killed; a worker killed mid-tool takes
+# the tool's children with it (they are in a group of their own, out of
+# reach of a kill of the worker's group).
 . ./lib.sh
 
 { header; cat <<YAML
@@ -33,6 +35,13 @@
         command: ["sh", "-c", "echo started; sleep 300 & echo done"]
         timeout: 60s
     task_config: {tool: spawn}
+    max_retries: 0
+  orphan:
+    local_tools:
+      - name: hang
+        command: ["sh", "-c", "sleep 301 & sleep 302"]
+        timeout: 60s
+    task_config: {tool: hang}
     max_retries: 0
   capped:
     local_tools:
@@ -111,6 +120,14 @@ wait_until 20 bg_done || fail "bg run did not finish"
 [ "$(result bg | jget "d['output']")" = "$(printf 'started\ndone')" ] || fail "bg output: $(result bg)"
 wait_until 10 none_left "sleep 300" || fail "the command's background child survived: $(ours "sleep 300")"
 
+
+# The worker SIGKILLed while its tool runs: agentd kills what is left of
+# its session, the tool's own group included.
+ctl run orphan >/dev/null
+wait_until 10 sh -c "[ -n \"\$(pgrep -f 'sleep 301')\" ]" || fail "the orphan tool did not start"
+kill -9 "$(field orphan pid)"
+wait_until 10 none_left "sleep 301" || fail "the tool's background child outlived its worker: $(ours "sleep 301")"
+wait_until 10 none_left "sleep 302" || fail "the tool outlived its worker: $(ours "sleep 302")"
 
 # agent_config.tool_call_timeout bounds a tool that has no timeout of its own.
 ctl run capped >/dev/null
