@@ -76,6 +76,11 @@
 #define CTL_CLIENTS_MAX 64
 #define CTL_IDLE_MS 10000
 
+/* A filter's text in a request (an event type, a session id, a memory
+ * type): longer than any name agentd makes, so a longer one matches
+ * nothing and is refused as what it is. */
+#define FILTER_MAX 512
+
 /* What agentd holds in memory while its state db takes no writes (a full
  * disk, an I/O error): at most this many events (and never more than
  * event_retention, what the log would keep of them) and this many bytes of

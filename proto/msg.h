@@ -33,14 +33,18 @@
  *   response  S->C  ok:bool [error:str] [code:int] [data:any] [cursor:int]
  *   record    S->C  event:obj   (one stored event, for `events -f`)
  *
- * `events` args: [limit:int] [after:int] [follow:bool].  Without `after`,
- * the newest `limit` (default 20) events; with it, those with a larger id
- * (at most `limit`, default all).  The answer is cut to a page that fits a
- * frame; a page cut short has `cursor`, the id to ask `after` next (a
- * client that does not know cursor just reads the first page).  `follow`
- * takes effect with the page that has no cursor: record frames follow
- * from the next event on.  `run` args: [kwargs:obj], at most
- * VALUE_DEPTH_MAX deep and KWARGS_MAX bytes (common/limits.h).
+ * A response's `code` (when not ok) is one of enum resp_code below.  The
+ * commands and their args are proto/cmd.h's catalogue.
+ *
+ * `events` args: [limit:int] [after:int] [follow:bool] [session_id:str]
+ * [type:str] (the last two: only events of that session, of that type).
+ * Without `after`, the newest `limit` (default 20) events; with it, those
+ * with a larger id (at most `limit`, default all).  The answer is cut to a
+ * page that fits a frame; a page cut short has `cursor`, the id to ask
+ * `after` next (a client that does not know cursor just reads the first
+ * page).  `follow` takes effect with the page that has no cursor: record
+ * frames follow from the next event on.  `run` args: [kwargs:obj], at
+ * most VALUE_DEPTH_MAX deep and KWARGS_MAX bytes (common/limits.h).
  */
 #ifndef AGENTD_MSG_H
 #define AGENTD_MSG_H
@@ -66,6 +70,20 @@ enum msg_type {
 	MSG_RESPONSE,
 	MSG_RECORD,
 	MSG__COUNT
+};
+
+/* A response's code: one list for agentd and agentctl, and, through
+ * their tables, agentctl's exit codes and the HTTP API's statuses.  A new
+ * code goes at the end; a client that does not know it takes it for
+ * RESP_REFUSED. */
+enum resp_code {
+	RESP_OK = 0,
+	RESP_REFUSED = 1,        /* a valid request not done, said why: a skipped run, a
+	                          * reload the file refuses, a peer agentd does not serve */
+	RESP_BAD_REQUEST = 2,    /* malformed, an unknown command, args out of bounds */
+	RESP_UNKNOWN_AGENT = 3,
+	RESP_UNAVAILABLE = 4,    /* agentd cannot answer it now: a store query failed */
+	RESP__COUNT
 };
 
 const char *msg_type_name(enum msg_type t);

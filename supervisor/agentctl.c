@@ -4,7 +4,10 @@
  * --json); `events` asks for page after page until it has its N events,
  * and with -f then prints `record` frames until agentd closes the
  * connection (an exit code that says so, not 0).  All knowledge of agents
- * lives in agentd; this only formats.
+ * lives in agentd; this only formats.  The commands, whether each takes an
+ * agent, and the args it takes are proto/cmd.h's catalogue, which agentd
+ * checks requests against; the tables here say which option fills which
+ * arg, how each answer is printed, and what each response code exits with.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,12 +23,19 @@
 #include "common/buf.h"
 #include "common/jsonmp.h"
 #include "common/util.h"
+#include "proto/cmd.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
 
 #define DEFAULT_SOCKET "/var/lib/agentd/agentd.sock"
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNKNOWN = 3,
 	EXIT_UNREACHABLE = 4, EXIT_PROTO = 5 };
+
+/* A response's code as an exit code; one this does not know is a refusal. */
+static const int code_exits[RESP__COUNT] = {
+	[RESP_OK] = EXIT_OK, [RESP_REFUSED] = EXIT_REFUSED, [RESP_BAD_REQUEST] = EXIT_USAGE,
+	[RESP_UNKNOWN_AGENT] = EXIT_UNKNOWN, [RESP_UNAVAILABLE] = EXIT_REFUSED,
+};
 
 static bool json_out;
 
@@ -184,48 +194,79 @@ print_event(json_t *ev)
 }
 
 static void
-print_data(const char *cmd, json_t *data)
+print_json(json_t *data)
 {
-	if (json_out) {
-		char *s = json_dumps_short(data, JSON_INDENT(2));
-		printf("%s\n", s ? s : "null");
-		free(s);
-		return;
+	char *s = json_dumps_short(data, JSON_INDENT(2));
+	printf("%s\n", s ? s : "null");
+	free(s);
+}
+
+static void
+print_status(json_t *data)
+{
+	if (json_object_get(data, "agents")) {
+		print_status_table(json_object_get(data, "agents"));
+		print_store(json_object_get(data, "store"));
+	} else
+		print_kv(data);
+}
+
+static void
+print_list(json_t *data)
+{
+	size_t i;
+	json_t *a;
+	printf("%-24s %-24s %-20s %s\n", "NAME", "AGENT_ID", "SCHEDULE", "STATE");
+	json_array_foreach(data, i, a)
+		printf("%-24s %-24s %-20s %s%s\n", str(a, "name"), str(a, "agent_id"),
+		    str(a, "schedule"), str(a, "state"),
+		    json_is_true(json_object_get(a, "paused")) ? ",paused" : "");
+}
+
+static void
+print_memory(json_t *data)
+{
+	size_t i;
+	json_t *m;
+	json_array_foreach(data, i, m) {
+		char ts[64];
+		fmt_time(str(m, "timestamp"), ts, sizeof(ts));
+		printf("%s %-10s %-9s %s\n", ts, str(m, "memory_type") ? str(m, "memory_type") : "-",
+		    str(m, "role") ? str(m, "role") : "-", str(m, "content") ? str(m, "content") : "");
 	}
-	if (!strcmp(cmd, "status")) {
-		if (json_object_get(data, "agents")) {
-			print_status_table(json_object_get(data, "agents"));
-			print_store(json_object_get(data, "store"));
-		} else
-			print_kv(data);
-	} else if (!strcmp(cmd, "list")) {
-		size_t i;
-		json_t *a;
-		printf("%-24s %-24s %-20s %s\n", "NAME", "AGENT_ID", "SCHEDULE", "STATE");
-		json_array_foreach(data, i, a)
-			printf("%-24s %-24s %-20s %s%s\n", str(a, "name"), str(a, "agent_id"),
-			    str(a, "schedule"), str(a, "state"),
-			    json_is_true(json_object_get(a, "paused")) ? ",paused" : "");
-	} else if (!strcmp(cmd, "memory")) {
-		size_t i;
-		json_t *m;
-		json_array_foreach(data, i, m) {
-			char ts[64];
-			fmt_time(str(m, "timestamp"), ts, sizeof(ts));
-			printf("%s %-10s %-9s %s\n", ts, str(m, "memory_type") ? str(m, "memory_type") : "-",
-			    str(m, "role") ? str(m, "role") : "-", str(m, "content") ? str(m, "content") : "");
-		}
-	} else if (!strcmp(cmd, "reload")) {
-		char *s = json_dumps_short(data, JSON_COMPACT);
-		printf("reloaded: %s\n", s ? s : "");
-		free(s);
-	} else if (str(data, "message")) {
+}
+
+static void
+print_reload(json_t *data)
+{
+	char *s = json_dumps_short(data, JSON_COMPACT);
+	printf("reloaded: %s\n", s ? s : "");
+	free(s);
+}
+
+/* A message when the answer has one (what pause, run ... did), else JSON. */
+static void
+print_message(json_t *data)
+{
+	if (str(data, "message"))
 		printf("%s\n", str(data, "message"));
-	} else {
-		char *s = json_dumps_short(data, JSON_INDENT(2));
-		printf("%s\n", s ? s : "");
-		free(s);
-	}
+	else
+		print_json(data);
+}
+
+/* How each command's answer is shown to people (--json: as it came). */
+static void (*const printers[CMD__COUNT])(json_t *) = {
+	[CMD_STATUS] = print_status, [CMD_LIST] = print_list, [CMD_MEMORY] = print_memory,
+	[CMD_RELOAD] = print_reload,
+};
+
+static void
+print_data(int cmd, json_t *data)
+{
+	if (json_out)
+		print_json(data);
+	else
+		(printers[cmd] ? printers[cmd] : print_message)(data);
 }
 
 static int
@@ -336,7 +377,7 @@ exchange(struct conn *c, const char *cmd, const char *agent, json_t *args, json_
 		json_int_t code = json_integer_value(json_object_get(m, "code"));
 		fprintf(stderr, "agentctl: %s\n", str(m, "error") ? str(m, "error") : "failed");
 		json_decref(m);
-		return code == 3 ? EXIT_UNKNOWN : code == 2 ? EXIT_USAGE : EXIT_REFUSED;
+		return code > RESP_OK && code < RESP__COUNT ? code_exits[code] : EXIT_REFUSED;
 	}
 	*resp = m;
 	return EXIT_OK;
@@ -401,7 +442,7 @@ list_events(struct conn *c, const char *agent, long limit, bool follow_flag)
 	long got = 0, printed = 0;
 	int code;
 
-	while ((code = exchange(c, "events", agent, args, &m)) == EXIT_OK) {
+	while ((code = exchange(c, cmd_defs[CMD_EVENTS].name, agent, args, &m)) == EXIT_OK) {
 		json_t *page = json_object_get(m, "data");
 		got += (long)json_array_size(page);
 		print_page(page, &printed);
@@ -426,7 +467,7 @@ list_events(struct conn *c, const char *agent, long limit, bool follow_flag)
 }
 
 static int
-run_command(const char *sock, const char *cmd, const char *agent, json_t *args)
+run_command(const char *sock, int cmd, const char *agent, json_t *args)
 {
 	struct conn c;
 	json_t *m = NULL;
@@ -435,10 +476,10 @@ run_command(const char *sock, const char *cmd, const char *agent, json_t *args)
 	if ((c.fd = connect_socket(sock)) < 0)
 		return EXIT_UNREACHABLE;
 	frame_reader_init(&c.rd, FRAME_MAX_DEFAULT);
-	if (!strcmp(cmd, "events"))
+	if (cmd == CMD_EVENTS)
 		code = list_events(&c, agent, (long)json_integer_value(json_object_get(args, "limit")),
 		    json_is_true(json_object_get(args, "follow")));
-	else if ((code = exchange(&c, cmd, agent, args, &m)) == EXIT_OK)
+	else if ((code = exchange(&c, cmd_defs[cmd].name, agent, args, &m)) == EXIT_OK)
 		print_data(cmd, json_object_get(m, "data"));
 	json_decref(m);
 	frame_reader_free(&c.rd);
@@ -446,24 +487,42 @@ run_command(const char *sock, const char *cmd, const char *agent, json_t *args)
 	return code;
 }
 
-static bool
-needs_agent(const char *cmd)
+/*
+ * The options that fill a command's args: each goes to the commands whose
+ * catalogue row has an arg of its name (-n is events' and memory's limit),
+ * and is ignored by the others, as it always was.  One with a default is
+ * always sent to a command that takes it.
+ */
+struct opt_arg {
+	const char *arg;
+	json_t *value;            /* NULL: not given, nor defaulted */
+};
+enum { OPT_LIMIT, OPT_FOLLOW, OPT_TYPE, OPT__COUNT };
+
+static json_t *
+request_args(int cmd, struct opt_arg *opts)
 {
-	static const char *cmds[] = { "pause", "resume", "restart", "run", "memory" };
-	for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
-		if (!strcmp(cmd, cmds[i]))
-			return true;
-	return false;
+	json_t *args = NULL;
+	for (int i = 0; i < OPT__COUNT; i++) {
+		if (opts[i].value == NULL || cmd_arg(&cmd_defs[cmd], opts[i].arg) == NULL)
+			continue;
+		if (args == NULL)
+			args = json_object();
+		json_object_set(args, opts[i].arg, opts[i].value);
+	}
+	return args;
 }
 
+/* The command's positional words fit what its row says it takes. */
 static bool
-known(const char *cmd)
+usage_ok(int cmd, int npos)
 {
-	static const char *cmds[] = { "status", "list", "pause", "resume", "restart", "run",
-		"reload", "events", "tasks", "stop", "memory" };
-	for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
-		if (!strcmp(cmd, cmds[i]))
-			return true;
+	switch (cmd_defs[cmd].agent) {
+	case CA_NONE: return npos == 1;
+	case CA_ONE: return npos == 2;
+	case CA_MAYBE:
+	case CA_FILTER: return npos <= 2;
+	}
 	return false;
 }
 
@@ -477,10 +536,12 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
 	};
 	const char *sock = getenv("AGENTD_SOCKET") ? getenv("AGENTD_SOCKET") : DEFAULT_SOCKET;
-	bool follow_flag = false;
-	const char *mem_type = NULL;
-	long limit = 20;
-	int c;
+	struct opt_arg oa[OPT__COUNT] = {
+		[OPT_LIMIT] = { "limit", json_integer(20) },
+		[OPT_FOLLOW] = { "follow", json_false() },
+		[OPT_TYPE] = { "memory_type", NULL },
+	};
+	int c, cmd, rc = EXIT_USAGE;
 	char *pos[4];
 	int npos = 0;
 
@@ -490,47 +551,50 @@ main(int argc, char **argv)
 		if ((c = getopt_long(argc, argv, "+s:jfn:t:hV", opts, NULL)) == -1) {
 			if (npos == 4) {
 				usage();
-				return EXIT_USAGE;
+				goto out;
 			}
 			pos[npos++] = argv[optind++];
 			continue;
 		}
 		switch (c) {
 		case 's': sock = optarg; break;
-		case 't': mem_type = optarg; break;
+		case 't':
+			json_decref(oa[OPT_TYPE].value);
+			oa[OPT_TYPE].value = json_string(optarg);
+			break;
 		case 'j': json_out = true; break;
-		case 'f': follow_flag = true; break;
+		case 'f':
+			json_decref(oa[OPT_FOLLOW].value);
+			oa[OPT_FOLLOW].value = json_true();
+			break;
 		case 'n': {
 			char *end;
-			limit = strtol(optarg, &end, 10);
+			long limit = strtol(optarg, &end, 10);
 			if (*end || limit <= 0) {
 				fprintf(stderr, "agentctl: -n takes a positive number\n");
-				return EXIT_USAGE;
+				goto out;
 			}
+			json_decref(oa[OPT_LIMIT].value);
+			oa[OPT_LIMIT].value = json_integer(limit);
 			break;
 		}
-		case 'h': usage(); return EXIT_OK;
-		case 'V': printf("agentctl %s\n", AGENTD_VERSION); return EXIT_OK;
-		default: usage(); return EXIT_USAGE;
+		case 'h': usage(); rc = EXIT_OK; goto out;
+		case 'V': printf("agentctl %s\n", AGENTD_VERSION); rc = EXIT_OK; goto out;
+		default: usage(); goto out;
 		}
 	}
-	if (npos == 0 || !known(pos[0]) || npos > 2 || (needs_agent(pos[0]) && npos != 2) ||
-	    (npos == 2 && (!strcmp(pos[0], "list") || !strcmp(pos[0], "reload") ||
-	    !strcmp(pos[0], "tasks") || !strcmp(pos[0], "stop")))) {
-		if (npos > 0 && !known(pos[0]))
+	cmd = npos > 0 ? cmd_lookup(pos[0]) : -1;
+	if (cmd < 0 || !usage_ok(cmd, npos)) {
+		if (npos > 0 && cmd < 0)
 			fprintf(stderr, "agentctl: unknown command \"%s\"\n", pos[0]);
 		usage();
-		return EXIT_USAGE;
+		goto out;
 	}
-	json_t *args = NULL;
-	if (!strcmp(pos[0], "events"))
-		args = json_pack("{s:b, s:I}", "follow", follow_flag, "limit", (json_int_t)limit);
-	else if (!strcmp(pos[0], "memory")) {
-		args = json_pack("{s:I}", "limit", (json_int_t)limit);
-		if (mem_type)
-			json_object_set_new(args, "memory_type", json_string(mem_type));
-	}
-	int rc = run_command(sock, pos[0], npos == 2 ? pos[1] : NULL, args);
+	json_t *args = request_args(cmd, oa);
+	rc = run_command(sock, cmd, npos == 2 ? pos[1] : NULL, args);
 	json_decref(args);
+out:
+	for (int i = 0; i < OPT__COUNT; i++)
+		json_decref(oa[i].value);
 	return rc;
 }

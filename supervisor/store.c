@@ -48,8 +48,7 @@
 
 #define SCHEMA_VERSION 1
 
-enum { ST_STATE_GET, ST_STATE_PUT, ST_STATE_DEL, ST_EV_PUT, ST_EV_ALL, ST_EV_AGENT,
-	ST_EV_TAIL, ST_EV_TAIL_AGENT, ST_EV_OUTBOX, ST_EV_TRIM, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST_MEM_PRUNE, ST_MEM_PENDING, ST__N };
+enum { ST_STATE_GET, ST_STATE_PUT, ST_STATE_DEL, ST_EV_PUT, ST_EV_OUTBOX, ST_EV_TRIM, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST_MEM_PRUNE, ST_MEM_PENDING, ST__N };
 
 static const char *sql[ST__N] = {
 	[ST_STATE_GET] = "SELECT run_count, error_count, skipped_count, restart_count, "
@@ -64,16 +63,6 @@ static const char *sql[ST__N] = {
 	[ST_STATE_DEL] = "DELETE FROM agent_state WHERE agent = ?1",
 	[ST_EV_PUT] = "INSERT INTO events (id, event_id, type, agent_name, seq, timestamp, "
 	    "payload) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-	[ST_EV_ALL] = "SELECT id, event_id, type, agent_name, seq, timestamp, payload "
-	    "FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
-	[ST_EV_AGENT] = "SELECT id, event_id, type, agent_name, seq, timestamp, payload "
-	    "FROM events WHERE id > ?1 AND agent_name = ?3 ORDER BY id LIMIT ?2",
-	/* Where the newest ?2 start: the id before the ?2-th newest, found
-	 * through the keys alone (sorting the rows themselves would hold every
-	 * payload of a long tail in memory). */
-	[ST_EV_TAIL] = "SELECT id - 1 FROM events ORDER BY id DESC LIMIT 1 OFFSET ?2 - 1",
-	[ST_EV_TAIL_AGENT] = "SELECT id - 1 FROM events WHERE agent_name = ?3 "
-	    "ORDER BY id DESC LIMIT 1 OFFSET ?2 - 1",
 	[ST_EV_OUTBOX] = "SELECT id, event_id, type, agent_name, seq, timestamp, payload, "
 	    "json_extract(payload, '$.session_id') FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
 	/* An agent's oldest ?2 events up to id ?3, through the (agent_name,
@@ -103,11 +92,25 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, event_id TEXT, type TEXT, "
     "agent_name TEXT, seq INTEGER, timestamp INTEGER, payload TEXT);"
     "CREATE INDEX IF NOT EXISTS events_agent ON events (agent_name, id);"
+    /* The listing's other filters (store_events_page): by session, the
+     * expression the query names, so rows stored before it are covered. */
+    "CREATE INDEX IF NOT EXISTS events_session ON events "
+    "(json_extract(payload, '$.session_id'), id);"
+    "CREATE INDEX IF NOT EXISTS events_type ON events (type, id);"
     "CREATE TABLE IF NOT EXISTS memory (id INTEGER PRIMARY KEY, agent TEXT, "
     "session_id TEXT, memory_type TEXT, role TEXT, content TEXT, metadata TEXT, "
     "timestamp INTEGER);"
     "CREATE INDEX IF NOT EXISTS memory_agent ON memory (agent, memory_type, id);"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);";
+
+/*
+ * The listing's queries, one per set of filters (agent, session, type),
+ * each on the index of its first filter, prepared when first asked for.
+ * Binds: ?1 after, ?2 limit, ?3 agent, ?4 session, ?5 type, ?6 the last id.
+ */
+enum { EVF_AGENT = 1, EVF_SESSION = 2, EVF_TYPE = 4, EVF__N = 8 };
+static const char *const ev_where[] = { " AND agent_name = ?3",
+	" AND json_extract(payload, '$.session_id') = ?4", " AND type = ?5" };
 
 /* The memory backend's log: slots in id order; agent NULL is a hole left
  * by retention, squeezed out when the slots run out. */
@@ -145,6 +148,7 @@ struct prune_fx {
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__N];
+	sqlite3_stmt *ev_page[EVF__N], *ev_tail[EVF__N];   /* by filter mask */
 	bool in_tx;
 	bool events_in_db, memory_in_db;
 	const char *event_backend, *memory_backend;
@@ -467,6 +471,10 @@ store_close(struct store *s)
 			    s->pend_mem, s->err);
 		for (int i = 0; i < ST__N; i++)
 			sqlite3_finalize(s->st[i]);
+		for (int i = 0; i < EVF__N; i++) {
+			sqlite3_finalize(s->ev_page[i]);
+			sqlite3_finalize(s->ev_tail[i]);
+		}
 		sqlite3_close(s->db);
 	}
 	if (s->ring)
@@ -1285,6 +1293,7 @@ store_event_append(struct store *s, struct event *ev)
 		count_event(s, ev->agent_name, 1);
 		if (s->rows > s->retention)
 			ring_evict(s);
+		s->ev_committed = ev->id;	/* nothing to commit: it is as kept as it will be */
 		return 0;
 	}
 	char *payload = ev->payload_json ? xstrdup(ev->payload_json) :
@@ -1358,25 +1367,46 @@ page_add(struct events_page *pg, const struct event *ev, size_t payload_len)
 	return true;
 }
 
+bool
+event_filter_match(const struct event_filter *f, const struct event *ev)
+{
+	if (f == NULL)
+		return true;
+	if (f->agent && strcmp(f->agent, ev->agent_name))
+		return false;
+	if (f->type && strcmp(f->type, ev->type))
+		return false;
+	if (f->session_id) {
+		const char *sid = json_string_value(json_object_get(ev->payload, "session_id"));
+		return sid && strcmp(sid, f->session_id) == 0;
+	}
+	return true;
+}
+
+static bool
+ring_wanted(const struct ring_event *r, const struct event_filter *f, int64_t upto)
+{
+	return r->agent && r->ev.id <= upto && event_filter_match(f, &r->ev);
+}
+
 static int
-ring_query(struct store *s, const char *agent, int64_t after, int limit,
+ring_query(struct store *s, const struct event_filter *f, int64_t after, int limit,
     struct events_page *pg)
 {
+	int64_t upto = pg->upto > 0 ? pg->upto : INT64_MAX;
 	size_t start = 0, n = 0;
 	/* Newest-N: walk back from the end to find where to start. */
 	if (after < 0) {
 		size_t seen = 0;
 		start = s->ring_len;
 		while (start > 0 && seen < (size_t)limit) {
-			struct ring_event *r = &s->ring[start - 1];
-			if (r->agent && (agent == NULL || strcmp(agent, r->agent) == 0))
-				seen++;
+			seen += ring_wanted(&s->ring[start - 1], f, upto);
 			start--;
 		}
 	}
 	for (size_t i = start; i < s->ring_len && n < (size_t)limit; i++) {
 		struct ring_event *r = &s->ring[i];
-		if (r->agent == NULL || r->ev.id <= after || (agent && strcmp(agent, r->agent)))
+		if (r->ev.id <= after || !ring_wanted(r, f, upto))
 			continue;
 		if (!page_add(pg, &r->ev, json_compact_size(r->ev.payload)))
 			break;
@@ -1385,14 +1415,61 @@ ring_query(struct store *s, const char *agent, int64_t after, int limit,
 	return 0;
 }
 
-/* The id the newest `limit` events (of agent, or all) come after. */
-static int
-tail_start(struct store *s, const char *agent, int limit, int64_t *after)
+static unsigned
+filter_mask(const struct event_filter *f)
 {
-	sqlite3_stmt *q = stmt(s, agent ? ST_EV_TAIL_AGENT : ST_EV_TAIL);
+	return f == NULL ? 0 : (f->agent ? EVF_AGENT : 0) | (f->session_id ? EVF_SESSION : 0) |
+	    (f->type ? EVF_TYPE : 0);
+}
+
+/* The listing's statement for f, its filters bound. */
+static sqlite3_stmt *
+ev_stmt(struct store *s, const struct event_filter *f, bool tail)
+{
+	unsigned m = filter_mask(f);
+	sqlite3_stmt **slot = tail ? &s->ev_tail[m] : &s->ev_page[m];
+	if (*slot == NULL) {
+		/* Where the newest ?2 start (tail): the id before the ?2-th
+		 * newest, found through the keys alone (sorting the rows
+		 * themselves would hold every payload of a long tail in memory). */
+		char q[512];
+		size_t n = (size_t)snprintf(q, sizeof(q), "%s", tail ?
+		    "SELECT id - 1 FROM events WHERE id <= ?6" :
+		    "SELECT id, event_id, type, agent_name, seq, timestamp, payload FROM events "
+		    "WHERE id > ?1 AND id <= ?6");
+		for (unsigned i = 0; i < ARRAY_LEN(ev_where); i++)
+			if (m & (1u << i))
+				n += (size_t)snprintf(q + n, sizeof(q) - n, "%s", ev_where[i]);
+		snprintf(q + n, sizeof(q) - n, "%s", tail ?
+		    " ORDER BY id DESC LIMIT 1 OFFSET ?2 - 1" : " ORDER BY id LIMIT ?2");
+		int rc = sqlite3_prepare_v3(s->db, q, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+		if (rc != SQLITE_OK) {
+			db_fail(s, "preparing an event query");
+			return NULL;
+		}
+	}
+	sqlite3_stmt *st = *slot;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (f && f->agent)
+		sqlite3_bind_text(st, 3, f->agent, -1, SQLITE_STATIC);
+	if (f && f->session_id)
+		sqlite3_bind_text(st, 4, f->session_id, -1, SQLITE_STATIC);
+	if (f && f->type)
+		sqlite3_bind_text(st, 5, f->type, -1, SQLITE_STATIC);
+	return st;
+}
+
+/* The id the newest `limit` events (of f) come after. */
+static int
+tail_start(struct store *s, const struct event_filter *f, int limit, int64_t upto,
+    int64_t *after)
+{
+	sqlite3_stmt *q = ev_stmt(s, f, true);
+	if (q == NULL)
+		return -1;
 	sqlite3_bind_int(q, 2, limit);
-	if (agent)
-		sqlite3_bind_text(q, 3, agent, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, upto);
 	int rc = sqlite3_step(q);
 	*after = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;	/* fewer: all */
 	sqlite3_reset(q);
@@ -1400,21 +1477,23 @@ tail_start(struct store *s, const char *agent, int limit, int64_t *after)
 }
 
 int
-store_events_page(struct store *s, const char *agent, int64_t after_id, int limit,
+store_events_page(struct store *s, const struct event_filter *f, int64_t after_id, int limit,
     struct events_page *pg)
 {
+	int64_t upto = pg->upto > 0 ? pg->upto : INT64_MAX;
 	pg->out = json_array();
 	pg->bytes = 0;
 	pg->cut = false;
 	if (!s->events_in_db)
-		return ring_query(s, agent, after_id, limit, pg);
-	if (after_id < 0 && tail_start(s, agent, limit, &after_id) < 0)
+		return ring_query(s, f, after_id, limit, pg);
+	if (after_id < 0 && tail_start(s, f, limit, upto, &after_id) < 0)
 		return -1;
-	sqlite3_stmt *q = stmt(s, agent ? ST_EV_AGENT : ST_EV_ALL);
+	sqlite3_stmt *q = ev_stmt(s, f, false);
+	if (q == NULL)
+		return -1;
 	sqlite3_bind_int64(q, 1, after_id);
 	sqlite3_bind_int(q, 2, limit);
-	if (agent)
-		sqlite3_bind_text(q, 3, agent, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, upto);
 	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct event ev;
@@ -1436,7 +1515,8 @@ store_events_query(struct store *s, const char *agent, int64_t after_id, int lim
     json_t **out)
 {
 	struct events_page pg = { .max_bytes = SIZE_MAX };
-	int rc = store_events_page(s, agent, after_id, limit, &pg);
+	struct event_filter f = { .agent = agent };
+	int rc = store_events_page(s, &f, after_id, limit, &pg);
 	*out = pg.out;
 	return rc;
 }

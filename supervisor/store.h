@@ -85,17 +85,25 @@ int store_event_append(struct store *s, struct event *ev);
  * after_id < 0, the newest `limit` events (still oldest first). */
 int store_events_query(struct store *s, const char *agent, int64_t after_id,
     int limit, json_t **out);
-/* The same as one page of an answer: the array stops before an event that
+/* Which events: of one agent, of one session (the payload's session_id),
+ * of one type; NULL for any. */
+struct event_filter {
+	const char *agent, *session_id, *type;
+};
+bool event_filter_match(const struct event_filter *f, const struct event *ev);
+/* The same as one page of an answer, of the events f lets through (f may
+ * be NULL), each filter on an index: the array stops before an event that
  * would take it past max_bytes of compact JSON (the first is always in),
  * and cut says that it stopped so, with events left within limit. */
 struct events_page {
 	size_t max_bytes;      /* in */
+	int64_t upto;          /* in: only ids up to this one (0: any) */
 	json_t *out;           /* out: the array (a new reference, even on error) */
 	size_t bytes;          /* out: its size, as counted */
 	bool cut;              /* out */
 };
-int store_events_page(struct store *s, const char *agent, int64_t after_id, int limit,
-    struct events_page *pg);
+int store_events_page(struct store *s, const struct event_filter *f, int64_t after_id,
+    int limit, struct events_page *pg);
 /* The outbox as stored, for the relay: events with id > after_id, oldest
  * first, at most limit, each with payload_json set (payload NULL) and its
  * session id ("" for none).  The strings live until fn returns. */

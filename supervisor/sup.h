@@ -197,6 +197,16 @@ void cgroup_cleanup(int mode);                /* at exit: remove our base */
 /* ctl.c */
 int ctl_listen(struct sup *s);
 void ctl_close(struct sup *s);
+/* A unix socket listening at path, mode 0600 (a stale socket file from a
+ * dead agentd replaced, a live one refused): its fd, or -1 logged, what
+ * naming the socket. */
+int unix_listen(const char *what, const char *path);
+/* The peer of a unix socket connection (SO_PEERCRED into *cr): 1 when it
+ * may use agentd's sockets (agentd's own uid, or root), 0 when not, -1
+ * when it cannot be told. */
+struct ucred;
+int peer_allowed_uid(int fd, struct ucred *cr);
+
 
 /* sup.c */
 struct agent *sup_find(struct sup *s, const char *name);

@@ -166,7 +166,8 @@ pages_behave(void)
 		int left = asks[k].limit, pages = 0;
 		for (;;) {
 			struct events_page pg = { .max_bytes = 64 << 10 };
-			ck_assert_int_eq(store_events_page(s, asks[k].agent, after, left, &pg), 0);
+			struct event_filter f = { .agent = asks[k].agent };
+			ck_assert_int_eq(store_events_page(s, &f, after, left, &pg), 0);
 			ck_assert_uint_ge(json_array_size(pg.out), 1);
 			ck_assert_uint_le(pg.bytes, 64 << 10);
 			ck_assert_uint_ge(pg.bytes, json_compact_size(pg.out));	/* counted high, never low */
@@ -194,6 +195,73 @@ pages_behave(void)
 	json_decref(pg.out);
 	store_close(s);
 }
+
+/* Filters by session and type, alone and together with the agent, newest-N
+ * and after an id, and the last id a listing may reach (upto): each answer
+ * is exactly the events that match, in id order. */
+static void
+filters_behave(void)
+{
+	struct store *s = open_store();
+	static const char *const types[] = { "tick", "tock", "tick" };
+	for (int i = 1; i <= 30; i++) {
+		struct event ev = { .type = types[i % 3], .agent_name = i % 2 ? "odd" : "even",
+			.seq = i, .timestamp = wall_ms() };
+		uuid4(ev.event_id);
+		ev.payload = json_pack("{s:i, s:s}", "n", i, "session_id", i <= 20 ? "s1" : "s2");
+		ck_assert_int_eq(store_event_append(s, &ev), 0);
+		json_decref(ev.payload);
+	}
+	store_flush(s);
+	static const struct {
+		struct event_filter f; int64_t after, upto; int limit;
+		int n, first, last;    /* how many match, the first and last n */
+	} asks[] = {
+		{ { .session_id = "s2" }, 0, 0, 100, 10, 21, 30 },
+		{ { .session_id = "s1", .agent = "even" }, 0, 0, 100, 10, 2, 20 },
+		{ { .type = "tock" }, 0, 0, 100, 10, 1, 28 },
+		{ { .type = "tock", .session_id = "s2", .agent = "odd" }, 0, 0, 100, 1, 25, 25 },
+		{ { .type = "tick" }, -1, 0, 3, 3, 27, 30 },             /* newest 3 */
+		{ { .session_id = "s1" }, 5, 12, 100, 7, 6, 12 },        /* after 5, up to 12 */
+		{ { .session_id = "s1" }, -1, 12, 2, 2, 11, 12 },        /* newest 2 up to 12 */
+		{ { .session_id = "nope" }, 0, 0, 100, 0, 0, 0 },
+	};
+	for (size_t k = 0; k < sizeof(asks) / sizeof(asks[0]); k++) {
+		struct events_page pg = { .max_bytes = SIZE_MAX, .upto = asks[k].upto };
+		ck_assert_int_eq(store_events_page(s, &asks[k].f, asks[k].after, asks[k].limit,
+		    &pg), 0);
+		size_t i;
+		json_t *e;
+		json_array_foreach(pg.out, i, e) {
+			struct event ev = { .type = json_string_value(json_object_get(e, "type")),
+				.agent_name = json_string_value(json_object_get(e, "agent_name")),
+				.payload = json_object_get(e, "payload") };
+			ck_assert_msg(event_filter_match(&asks[k].f, &ev), "ask %zu: event %zu", k, i);
+		}
+		int n = (int)json_array_size(pg.out);
+		int first = n ? (int)json_integer_value(json_object_get(json_object_get(
+		    json_array_get(pg.out, 0), "payload"), "n")) : 0;
+		int last = n ? (int)json_integer_value(json_object_get(json_object_get(
+		    json_array_get(pg.out, n - 1), "payload"), "n")) : 0;
+		ck_assert_msg(n == asks[k].n && first == asks[k].first && last == asks[k].last,
+		    "ask %zu: %d events, %d..%d", k, n, first, last);
+		json_decref(pg.out);
+	}
+	store_close(s);
+}
+
+START_TEST(filters_sqlite)
+{
+	filters_behave();
+}
+END_TEST
+
+START_TEST(filters_memory)
+{
+	g.event_store = "memory";
+	filters_behave();
+}
+END_TEST
 
 START_TEST(pages_sqlite)
 {
@@ -770,6 +838,8 @@ main(void)
 	tcase_add_test(tc, events_sqlite);
 	tcase_add_test(tc, events_memory);
 	tcase_add_test(tc, pages_sqlite);
+	tcase_add_test(tc, filters_sqlite);
+	tcase_add_test(tc, filters_memory);
 	tcase_add_test(tc, pages_memory);
 	tcase_add_test(tc, retention_sqlite);
 	tcase_add_test(tc, retention_memory);

@@ -1,0 +1,244 @@
+/*
+ * commands: the handlers of proto/cmd.h's catalogue, one per command, and
+ * the checks every request passes before its handler runs, in this order:
+ * the agent the command takes (none, one, or an optional one, cmd_agent),
+ * the args against their rows, then that the agent is configured.  A
+ * handler answers {code, error, data} and knows nothing of the transport.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "common/limits.h"
+#include "common/util.h"
+#include "proto/msg.h"
+#include "supervisor/commands.h"
+#include "supervisor/pgship.h"
+#include "supervisor/relay.h"
+#include "supervisor/sup.h"
+
+struct cmd_call {
+	struct sup *sup;
+	struct agent *a;          /* the agent named, when the command takes one */
+	const char *agent;        /* its name as given (CA_FILTER: maybe no agent's) */
+	json_t *args;
+};
+
+static void
+answer(struct cmd_result *r, json_t *data)
+{
+	r->code = RESP_OK;
+	r->data = data;
+}
+
+static void __attribute__((format(printf, 3, 4)))
+refuse(struct cmd_result *r, int code, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	r->code = code;
+	free(r->error);
+	r->error = xstrdup(why);
+}
+
+/* {"agent", "message"}: what a command that acts on an agent did. */
+static void
+said(struct cmd_result *r, const struct agent *a, const char *what)
+{
+	char m[256];
+	snprintf(m, sizeof(m), "%s%s", a->name, what);
+	answer(r, json_pack("{s:s, s:s}", "agent", a->name, "message", m));
+}
+
+static json_t *
+manager_status(struct sup *s)
+{
+	json_t *agents = json_array();
+	int running = 0, paused = 0;
+	for (size_t i = 0; i < s->nagents; i++) {
+		struct agent *a = s->agents[i];
+		running += a->pid > 0;
+		paused += a->st.paused;
+		json_array_append_new(agents, agent_status_json(a));
+	}
+	json_t *o = json_pack("{s:I, s:i, s:i, s:o, s:I, s:s, s:I}", "total_agents",
+	    (json_int_t)s->nagents, "running_agents", running, "paused_agents", paused,
+	    "agents", agents, "pid", (json_int_t)getpid(), "event_store",
+	    store_event_backend(s->store), "events_dropped",
+	    (json_int_t)store_events_dropped(s->store));
+	json_object_set_new(o, "store", store_status(s->store));
+	if (s->relay)
+		json_object_set_new(o, "outbox", relay_status(s->relay));
+	if (s->pgship)
+		json_object_set_new(o, "postgresql", pgship_status(s->pgship));
+	return o;
+}
+
+static void
+cmd_status(struct cmd_call *c, struct cmd_result *r)
+{
+	answer(r, c->a ? agent_status_json(c->a) : manager_status(c->sup));
+}
+
+static void
+cmd_list(struct cmd_call *c, struct cmd_result *r)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < c->sup->nagents; i++) {
+		struct agent *a = c->sup->agents[i];
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:b}",
+		    "name", a->name, "agent_id", a->conf->agent_id, "schedule",
+		    a->conf->schedule_text ? a->conf->schedule_text : "manual",
+		    "state", wstate_name(a->state), "paused", a->st.paused));
+	}
+	answer(r, arr);
+}
+
+static void
+cmd_pause(struct cmd_call *c, struct cmd_result *r)
+{
+	said(r, c->a, agent_pause(c->a) < 0 ? " was already paused" : " paused");
+}
+
+static void
+cmd_resume(struct cmd_call *c, struct cmd_result *r)
+{
+	said(r, c->a, agent_resume(c->a) < 0 ? " was not paused" : " resumed");
+}
+
+static void
+cmd_restart(struct cmd_call *c, struct cmd_result *r)
+{
+	agent_restart_cmd(c->a);
+	said(r, c->a, " restarting");
+}
+
+static void
+cmd_run(struct cmd_call *c, struct cmd_result *r)
+{
+	static const char *const outcomes[] = {
+		[RUN_STARTED] = ": run started", [RUN_QUEUED] = ": run queued",
+		[RUN_RETRY_NOW] = ": the waiting retry of the current run goes now",
+	};
+	enum run_outcome o = agent_request_run(c->a, true, json_object_get(c->args, "kwargs"));
+	if (o == RUN_SKIPPED)
+		refuse(r, RESP_REFUSED, "run skipped: %s", c->a->skip_reason);
+	else
+		said(r, c->a, outcomes[o]);
+}
+
+static void
+cmd_reload(struct cmd_call *c, struct cmd_result *r)
+{
+	json_t *report = NULL;
+	char *errtext = NULL;
+	if (sup_reload(c->sup, &report, &errtext) < 0) {
+		r->code = RESP_REFUSED;
+		r->error = errtext;
+	} else
+		answer(r, report);
+}
+
+/* One page of events (msg.h): the page that reaches the end of what was
+ * asked for lets the transport subscribe a follower, in the same loop
+ * pass, so it misses nothing and sees nothing twice. */
+static void
+cmd_events(struct cmd_call *c, struct cmd_result *r)
+{
+	json_t *after = json_object_get(c->args, "after"), *lim = json_object_get(c->args, "limit");
+	json_int_t limit = lim ? json_integer_value(lim) : after ? INT_MAX : 20;
+	struct event_filter f = { .agent = c->agent,
+		.session_id = json_string_value(json_object_get(c->args, "session_id")),
+		.type = json_string_value(json_object_get(c->args, "type")) };
+	struct events_page pg = { .max_bytes = EVENTS_PAGE_MAX };
+
+	if (store_events_page(c->sup->store, &f, after ? json_integer_value(after) : -1,
+	    (int)(limit < INT_MAX ? limit : INT_MAX), &pg) < 0) {
+		json_decref(pg.out);
+		refuse(r, RESP_UNAVAILABLE, "event store query failed");
+		return;
+	}
+	answer(r, pg.out);
+	if (pg.cut)
+		r->cursor = json_incref(json_object_get(json_array_get(pg.out,
+		    json_array_size(pg.out) - 1), "id"));
+	r->follow = !pg.cut && json_is_true(json_object_get(c->args, "follow"));
+}
+
+static void
+cmd_memory(struct cmd_call *c, struct cmd_result *r)
+{
+	const char *type = json_string_value(json_object_get(c->args, "memory_type"));
+	json_int_t limit = json_integer_value(json_object_get(c->args, "limit"));
+	json_t *items = NULL;
+
+	if (type == NULL)
+		type = "episodic";
+	if (limit == 0)
+		limit = 20;
+	if (!memory_type_valid(type)) {
+		r->bad_arg = "memory_type";
+		refuse(r, RESP_BAD_REQUEST, "memory type must be working, episodic, long_term "
+		    "or procedural");
+	} else if (store_mem_context(c->sup->store, c->a->name, type, (int)limit, &items) < 0)
+		refuse(r, RESP_UNAVAILABLE, "memory store query failed");
+	else
+		answer(r, items);
+}
+
+static void
+cmd_tasks(struct cmd_call *c, struct cmd_result *r)
+{
+	answer(r, json_deep_copy(c->sup->cfg->tasks));
+}
+
+static void
+cmd_stop(struct cmd_call *c, struct cmd_result *r)
+{
+	answer(r, json_pack("{s:s}", "message", "agentd stopping"));
+	sup_begin_stop(c->sup, "agentctl stop");
+}
+
+static void (*const handlers[CMD__COUNT])(struct cmd_call *, struct cmd_result *) = {
+	[CMD_STATUS] = cmd_status, [CMD_LIST] = cmd_list, [CMD_PAUSE] = cmd_pause,
+	[CMD_RESUME] = cmd_resume, [CMD_RESTART] = cmd_restart, [CMD_RUN] = cmd_run,
+	[CMD_RELOAD] = cmd_reload, [CMD_EVENTS] = cmd_events, [CMD_MEMORY] = cmd_memory,
+	[CMD_TASKS] = cmd_tasks, [CMD_STOP] = cmd_stop,
+};
+
+void
+commands_run(struct sup *s, enum cmd_id id, const char *agent, json_t *args,
+    struct cmd_result *r)
+{
+	const struct cmd_def *d = &cmd_defs[id];
+	const struct cmd_arg *bad = NULL;
+	struct cmd_call c = { .sup = s, .agent = agent, .args = args };
+	char err[256];
+
+	memset(r, 0, sizeof(*r));
+	if (d->agent == CA_ONE && agent == NULL)
+		refuse(r, RESP_BAD_REQUEST, "this command needs an agent name");
+	else if (d->agent == CA_NONE && agent)
+		refuse(r, RESP_BAD_REQUEST, "%s takes no agent", d->name);
+	else if (cmd_check_args(d, args, &bad, err, sizeof(err)) < 0) {
+		r->bad_arg = bad->name;
+		refuse(r, RESP_BAD_REQUEST, "%s", err);
+	} else if (agent && d->agent != CA_FILTER && (c.a = sup_find(s, agent)) == NULL)
+		refuse(r, RESP_UNKNOWN_AGENT, "unknown agent \"%s\"", agent);
+	else
+		handlers[id](&c, r);
+}
+
+void
+cmd_result_clear(struct cmd_result *r)
+{
+	free(r->error);
+	json_decref(r->data);
+	json_decref(r->cursor);
+	memset(r, 0, sizeof(*r));
+}
