@@ -5,7 +5,7 @@
 #   make check      the same tests, once, in $(BUILD) (SAN=1 for sanitizers)
 #   make bench      benchmarks against supervisord and runit (scripts/bench)
 #   make fuzz       build and run the fuzzers (libFuzzer): frames/messages, MCP input,
-#                   the config loader
+#                   the config loader, the HTTP API's routes, parameters and bodies
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Sources are found by wildcard: common/ proto/ conf/ make libagentd.a;
@@ -22,7 +22,7 @@ BUILD ?= build
 CC ?= cc
 VERSION := 0.1.0
 
-PKGS := libcurl msgpack yaml-0.1 jansson sqlite3 hiredis libpq
+PKGS := libcurl msgpack yaml-0.1 jansson sqlite3 hiredis libpq libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 BSD_LIBS := $(shell pkg-config --libs libbsd)
@@ -110,6 +110,7 @@ bench: all
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_overhead $(BENCH_ARGS)
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_mcp $(BENCH_ARGS)
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_relay $(BENCH_ARGS)
+	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_http $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -128,7 +129,12 @@ fuzz:
 		-fsanitize=fuzzer,address,undefined \
 		-o $(BUILD)/fuzz/fuzz_config tests/fuzz/fuzz_config.c $(LIB_SRC) \
 		$(PKG_LIBS) -lm
-	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/corpus_mcp $(BUILD)/fuzz/corpus_config
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DAGENTD_VERSION='"fuzz"' -I. $(PKG_CFLAGS) \
+		-fsanitize=fuzzer,address,undefined \
+		-o $(BUILD)/fuzz/fuzz_http tests/fuzz/fuzz_http.c $(LIB_SRC) $(SUP_SRC) \
+		$(PKG_LIBS) $(BSD_LIBS) -lm
+	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/corpus_mcp $(BUILD)/fuzz/corpus_config \
+		$(BUILD)/fuzz/corpus_http
 	$(BUILD)/fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-artifact_prefix=$(BUILD)/fuzz/ \
 		$(BUILD)/fuzz/corpus tests/fuzz/seeds
@@ -140,6 +146,9 @@ fuzz:
 		-rss_limit_mb=512 -timeout=10 -dict=tests/fuzz/config.dict \
 		-artifact_prefix=$(BUILD)/fuzz/ \
 		$(BUILD)/fuzz/corpus_config tests/fuzz/seeds_config
+	$(BUILD)/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-artifact_prefix=$(BUILD)/fuzz/ \
+		$(BUILD)/fuzz/corpus_http tests/fuzz/seeds_http
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)/agentd

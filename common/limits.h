@@ -1,7 +1,7 @@
 /*
  * limits: the one set of bounds on what enters agentd, shared by every
  * program and every entry point (the config file, the control socket, a
- * worker's pipe, later the HTTP API).
+ * worker's pipe, the HTTP API).
  *
  * The rule: a bound is checked where input enters, against these numbers,
  * so that nothing accepted can fail later.  That only holds if the bounds
@@ -81,6 +81,24 @@
  * nothing and is refused as what it is. */
 #define FILTER_MAX 512
 
+/*
+ * The HTTP listener.  A request's body holds at most an agent's spec
+ * (SPEC_MAX compact, and room for a person's indentation) or a run's
+ * kwargs; its request line and headers fit the memory each connection is
+ * given (MHD's pool: what is left of it buffers the body as it arrives and
+ * the headers of the answer).  At most HTTP_CLIENTS_MAX connections per
+ * listener, streams included (one more is closed at once); one that does
+ * nothing for HTTP_IDLE_MS is closed -- a stream waiting for events is not
+ * idle.  A bearer token is at most HTTP_TOKEN_MAX bytes, and at least
+ * HTTP_TOKEN_MIN, so that it cannot be guessed.
+ */
+#define HTTP_BODY_MAX (2 * SPEC_MAX)
+#define HTTP_CONN_MEMORY (64u << 10)
+#define HTTP_CLIENTS_MAX 64
+#define HTTP_IDLE_MS 10000
+#define HTTP_TOKEN_MIN 16
+#define HTTP_TOKEN_MAX 4096
+
 /* What agentd holds in memory while its state db takes no writes (a full
  * disk, an I/O error): at most this many events (and never more than
  * event_retention, what the log would keep of them) and this many bytes of
@@ -99,6 +117,8 @@ _Static_assert(WIRE_BYTES(EVENT_MAX > EVENTS_PAGE_MAX ? EVENT_MAX : EVENTS_PAGE_
 _Static_assert(2 * MEMORY_CONTENT_MAX + (64u << 10) <= MEMORY_REPLY_MAX &&
     WIRE_BYTES(MEMORY_REPLY_MAX) + (64u << 10) <= FRAME_MAX,
     "an answer must hold the largest memory item, and fit a frame");
+_Static_assert(KWARGS_MAX <= HTTP_BODY_MAX && SPEC_MAX <= HTTP_BODY_MAX,
+    "a request body must hold the largest kwargs and the largest spec");
 _Static_assert(KWARGS_MAX + (64u << 10) <= CTL_REQUEST_MAX,
     "a request frame must hold the largest kwargs");
 _Static_assert(STORE_PENDING_BYTES >= 8 * (EVENT_MAX + MEMORY_CONTENT_MAX),

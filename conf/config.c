@@ -694,7 +694,100 @@ static const struct field redis_fields[] = {
 };
 static const struct table redis_table = { .fields = redis_fields };
 
-/* The control socket's default, and a path bind() can take. */
+int
+listen_addr_parse(const char *spec, struct listen_addr *a, char *err, size_t errlen)
+{
+	const char *colon;
+	char *end;
+
+	memset(a, 0, sizeof(*a));
+	if (!strncmp(spec, "unix:", 5)) {
+		a->is_unix = true;
+		if (!spec[5] || strlen(spec + 5) >= sizeof(a->path)) {
+			snprintf(err, errlen, "a unix socket path of 1 to %zu bytes", sizeof(a->path) - 1);
+			return -1;
+		}
+		strcpy(a->path, spec + 5);
+		return 0;
+	}
+	/* HOST:PORT, the host a name or an address ([...] around an IPv6 one) */
+	const char *host = spec;
+	size_t hl = (colon = strrchr(spec, ':')) ? (size_t)(colon - spec) : 0;
+	bool bracketed = hl >= 2 && host[0] == '[' && host[hl - 1] == ']';
+	if (bracketed) {
+		host++;
+		hl -= 2;
+	}
+	long port = colon ? strtol(colon + 1, &end, 10) : 0;
+	if (hl == 0 || hl >= sizeof(a->host) || memchr(host, '[', hl) || memchr(host, ']', hl) ||
+	    (!bracketed && memchr(host, ':', hl))) {
+		snprintf(err, errlen, "unix:PATH, or HOST:PORT ([ADDRESS]:PORT for IPv6)");
+		return -1;
+	}
+	if (!isdigit((unsigned char)colon[1]) || *end || port < 1 || port > 65535) {
+		snprintf(err, errlen, "a port from 1 to 65535 after the host");
+		return -1;
+	}
+	memcpy(a->host, host, hl);
+	snprintf(a->port, sizeof(a->port), "%ld", port);
+	return 0;
+}
+
+static json_t *
+check_listen(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	struct listen_addr a;
+	char why[128];
+	if (listen_addr_parse(n->value, &a, why, sizeof(why)) == 0)
+		return json_string(n->value);
+	err_at(w->L, n, "%s: \"%s\" is not an address to listen on: %s", w->path, n->value, why);
+	return NULL;
+}
+
+/* The listeners as given (the default is state_dir's, global_finish), and
+ * a token for any on TCP: agentd refuses to start without one, and the
+ * environment of --check-config may not be the service's. */
+static void
+http_finish(struct walk *w, const struct ynode *n, json_t *obj)
+{
+	struct global_conf *g = w->base;
+	json_t *listen = json_object_get(obj, "listen"), *v;
+	struct listen_addr a;
+	char why[128];
+	size_t i;
+
+	if (g == NULL || listen == NULL)
+		return;
+	g->http_listen = xcalloc(json_array_size(listen) + 1, sizeof(char *));
+	json_array_foreach(listen, i, v) {
+		g->http_listen[i] = xstrdup(json_string_value(v));
+		if (listen_addr_parse(g->http_listen[i], &a, why, sizeof(why)) == 0 && !a.is_unix &&
+		    g->http_token_file == NULL && !getenv("AGENTD_HTTP_TOKEN"))
+			warn_at(w->L, ymap_get(n, "listen")->vals[i], "agentd.http.listen: %s is on TCP, "
+			    "which needs a bearer token: agentd.http.token_file, or AGENTD_HTTP_TOKEN "
+			    "(not set here); agentd does not start without one", g->http_listen[i]);
+	}
+}
+
+static const struct field http_listen_item = { "listen", V_STR, .min = 1, .conv = check_listen };
+static const struct field http_fields[] = {
+	{ "listen", V_LIST, .max = 16, .item = &http_listen_item },
+	{ "token_file", V_STR, .min = 1, .ctype = C_STR, GC(http_token_file) },
+	{ NULL },
+};
+static const struct table http_table = { .fields = http_fields, .finish = http_finish };
+
+/* A unix socket path bind() can take, or the error at the key that made it. */
+static void
+check_sun_path(struct walk *w, const struct ynode *at, const char *key, const char *path)
+{
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		err_at(w->L, at, "agentd.%s: %s is longer than a unix socket path can be (%zu)",
+		    key, path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+}
+
+/* The sockets' defaults (the control socket's, the HTTP API's), and paths
+ * bind() can take. */
 static void
 global_finish(struct walk *w, const struct ynode *n, json_t *obj)
 {
@@ -706,10 +799,15 @@ global_finish(struct walk *w, const struct ynode *n, json_t *obj)
 		g->control_socket = xmalloc(len);
 		snprintf(g->control_socket, len, "%s/agentd.sock", g->state_dir);
 	}
-	if (strlen(g->control_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		err_at(w->L, ymap_get(n, "control_socket") ?: ymap_get(n, "state_dir") ?: n,
-		    "agentd.control_socket: %s is longer than a unix socket path can be (%zu)",
-		    g->control_socket, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	if (g->http_listen == NULL) {
+		size_t len = strlen(g->state_dir) + 16;
+		g->http_listen = xcalloc(2, sizeof(char *));
+		g->http_listen[0] = xmalloc(len);
+		snprintf(g->http_listen[0], len, "unix:%s/http.sock", g->state_dir);
+		check_sun_path(w, ymap_get(n, "state_dir") ?: n, "http.listen", g->http_listen[0] + 5);
+	}
+	check_sun_path(w, ymap_get(n, "control_socket") ?: ymap_get(n, "state_dir") ?: n,
+	    "control_socket", g->control_socket);
 }
 
 static const struct field global_fields[] = {
@@ -737,6 +835,7 @@ static const struct field global_fields[] = {
 	  .ctype = C_I64, GC(ack_timeout_ms) },
 	{ "worker_path", V_STR, .min = 1, .ctype = C_STR, GC(worker_path) },
 	{ "redis", V_MAP, .sub = &redis_table, .dflt = "{}", .ctype = C_STRUCT },
+	{ "http", V_MAP, .sub = &http_table, .dflt = "{}", .ctype = C_STRUCT },
 	{ NULL },
 };
 static const struct table global_table = { .fields = global_fields, .finish = global_finish };
@@ -1140,6 +1239,8 @@ config_free(struct config *c)
 	free(g->redis_socket);
 	free(g->redis_stream_key);
 	free(g->worker_path);
+	free_strv(g->http_listen);
+	free(g->http_token_file);
 	json_decref(c->tasks);
 	free(c->path);
 	free(c);

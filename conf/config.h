@@ -148,7 +148,20 @@ struct global_conf {
 	char *redis_stream_key;     /* default background_agent_events */
 	int64_t redis_stream_maxlen;/* default 100000 */
 	char *worker_path;          /* agentd-worker binary; default: beside agentd */
+	char **http_listen;         /* "unix:PATH" | "HOST:PORT", NULL-terminated;
+	                               default unix:<state_dir>/http.sock; none: off */
+	char *http_token_file;      /* the bearer token TCP listeners require */
 };
+
+/* Where a listener listens (agentd.http.listen). */
+struct listen_addr {
+	bool is_unix;
+	char path[108];             /* unix: sun_path's size */
+	char host[256], port[8];    /* TCP: a name or an address, a port 1-65535 */
+};
+/* "unix:PATH" or "HOST:PORT" ("[ADDRESS]:PORT" for IPv6): 0, or -1 with
+ * what was expected in err. */
+int listen_addr_parse(const char *spec, struct listen_addr *a, char *err, size_t errlen);
 
 struct config {
 	char *path;

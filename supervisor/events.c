@@ -7,7 +7,8 @@
  * wall-clock timestamp.  It is then appended to the event store (inside the
  * loop pass's transaction) and pushed to every `agentctl events -f`
  * follower, in that order, so a follower never sees an event the store
- * does not have.
+ * does not have; the HTTP API's event streams read it from the store once
+ * it is committed (sse.c).
  */
 #include <stdlib.h>
 #include "common/jsonmp.h"
@@ -45,5 +46,6 @@ event_emit(struct agent *a, const char *type, json_t *payload)
 	free(pj);
 	agent_save_later(a);	/* the seq, in this pass's commit */
 	events_followers_publish(a->sup, &ev);
+	http_events_published(a->sup, &ev);
 	json_decref(payload);
 }

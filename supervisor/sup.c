@@ -155,14 +155,26 @@ join_errors(const struct conf_errors *e)
 	return (char *)b.data;
 }
 
+static bool
+strv_differ(char *const *a, char *const *b)
+{
+	for (; a && b && *a && *b; a++, b++)
+		if (strcmp(*a, *b))
+			return true;
+	return (a && *a) != (b && *b);
+}
+
 static void
 warn_global_changes(const struct global_conf *old, const struct global_conf *new)
 {
 	if (strcmp(old->state_dir, new->state_dir) ||
 	    strcmp(old->control_socket, new->control_socket) ||
 	    strcmp(old->event_store, new->event_store) ||
-	    strcmp(old->memory_store, new->memory_store))
-		log_warn("reload: state_dir, control_socket and store settings take "
+	    strcmp(old->memory_store, new->memory_store) ||
+	    strv_differ(old->http_listen, new->http_listen) ||
+	    !old->http_token_file != !new->http_token_file ||
+	    (old->http_token_file && strcmp(old->http_token_file, new->http_token_file)))
+		log_warn("reload: state_dir, control_socket, store and http settings take "
 		    "effect at the next start of agentd; keeping the running ones");
 }
 
@@ -395,7 +407,8 @@ sup_run(struct sup *s)
 			free_agents(s);
 			return 1;
 		}
-	if (ctl_listen(s) < 0) {
+	if (ctl_listen(s) < 0 || http_open(s) < 0) {
+		ctl_close(s);
 		free_agents(s);
 		return 1;
 	}
@@ -419,11 +432,13 @@ sup_run(struct sup *s)
 		}
 		store_flush(s->store);
 		report_drops(s);
+		http_pump(s);
 		relay_pump(s->relay);
 		pgship_pump(s->pgship);
 		arm_log_timer(s);
 	}
 	log_limited_flush(INT64_MAX);
+	http_close(s);
 	ctl_close(s);
 	free_agents(s);
 	store_flush(s->store);

@@ -140,6 +140,7 @@ struct sup {
 	struct ctl_client *clients;
 	size_t nclients;
 	struct timer log_timer;    /* tells the counts of rate-limited log lines */
+	struct http *http;         /* the HTTP API (http.c), NULL when it has no listener */
 
 	bool stopping;             /* graceful stop in progress */
 	struct timer stop_timer;   /* grace for the whole shutdown */
@@ -207,6 +208,13 @@ int unix_listen(const char *what, const char *path);
 struct ucred;
 int peer_allowed_uid(int fd, struct ucred *cr);
 
+/* http.c: the HTTP API's listeners (agentd.http.listen) on the loop. */
+int http_open(struct sup *s);
+void http_close(struct sup *s);
+/* An event was stored: the streams that want it read it once committed. */
+void http_events_published(struct sup *s, const struct event *ev);
+/* After a commit: the streams with news to send go on. */
+void http_pump(struct sup *s);
 
 /* sup.c */
 struct agent *sup_find(struct sup *s, const char *name);

@@ -696,6 +696,58 @@ START_TEST(api_key_warnings)
 }
 END_TEST
 
+/* agentd.http: the listeners' default from state_dir, [] for none, each
+ * address checked with its position, a TCP one without a token warned of. */
+START_TEST(http_block)
+{
+	struct config *c = load_ok("agentd: {state_dir: /s}\nbackground_agents: {a: {}}\n");
+	ck_assert_str_eq(c->g.http_listen[0], "unix:/s/http.sock");
+	ck_assert_ptr_null(c->g.http_listen[1]);
+	config_free(c);
+	c = load_ok("agentd: {http: {listen: []}}\nbackground_agents: {a: {}}\n");
+	ck_assert_ptr_null(c->g.http_listen[0]);
+	config_free(c);
+	c = load_ok("agentd: {http: {listen: ['unix:/x.sock', '127.0.0.1:8080', '[::1]:9', "
+	    "'localhost:1'], token_file: /t}}\nbackground_agents: {a: {}}\n");
+	ck_assert_str_eq(c->g.http_listen[1], "127.0.0.1:8080");
+	ck_assert_str_eq(c->g.http_listen[3], "localhost:1");
+	ck_assert_str_eq(c->g.http_token_file, "/t");
+	struct listen_addr a;
+	char why[128];
+	ck_assert_int_eq(listen_addr_parse(c->g.http_listen[2], &a, why, sizeof(why)), 0);
+	ck_assert(!a.is_unix);
+	ck_assert_str_eq(a.host, "::1");
+	ck_assert_str_eq(a.port, "9");
+	config_free(c);
+	static const struct { const char *yaml, *want; } bad[] = {
+		{ "agentd: {http: {listen: ['8080']}}\n", "t.yaml:1:26: agentd.http.listen[0]: "
+		  "\"8080\" is not an address to listen on: unix:PATH, or HOST:PORT" },
+		{ "agentd: {http: {listen: ['h:0']}}\n", "agentd.http.listen[0]: \"h:0\" is not an "
+		  "address to listen on: a port from 1 to 65535 after the host" },
+		{ "agentd: {http: {listen: ['h:65536']}}\n", "a port from 1 to 65535" },
+		{ "agentd: {http: {listen: ['::1:80']}}\n", "([ADDRESS]:PORT for IPv6)" },
+		{ "agentd: {http: {listen: ['unix:']}}\n", "a unix socket path of 1 to 107 bytes" },
+		{ "agentd: {http: {listen: 'unix:/x'}}\n", "agentd.http.listen must be a list" },
+		{ "agentd: {http: {lisen: []}}\n", "unknown key \"lisen\" in agentd.http (did you "
+		  "mean listen?)" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char yaml[256];
+		snprintf(yaml, sizeof(yaml), "%sbackground_agents: {a: {}}\n", bad[i].yaml);
+		load_err(yaml, bad[i].want);
+	}
+	struct conf_errors e;
+	unsetenv("AGENTD_HTTP_TOKEN");
+	ck_assert_int_eq(config_load_string("t.yaml", "agentd: {http: {listen: ['127.0.0.1:80']}}\n"
+	    "background_agents: {a: {}}\n", &c, &e), 0);
+	ck_assert_uint_eq(e.nwarnings, 1);
+	ck_assert_ptr_nonnull(strstr(e.warnings[0], "t.yaml:1:26: warning: agentd.http.listen: "
+	    "127.0.0.1:80 is on TCP, which needs a bearer token"));
+	conf_errors_free(&e);
+	config_free(c);
+}
+END_TEST
+
 /* An agent's spec must fit the config message that carries it. */
 START_TEST(spec_bounds)
 {
@@ -890,6 +942,7 @@ main(void)
 	tcase_add_test(tc, providers);
 	tcase_add_test(tc, api_key_warnings);
 	tcase_add_test(tc, spec_bounds);
+	tcase_add_test(tc, http_block);
 	tcase_add_test(tc, env_secrets);
 	tcase_add_test(tc, fingerprint_covers_everything);
 	tcase_add_test(tc, cron_expressions);

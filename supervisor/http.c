@@ -1,0 +1,550 @@
+/*
+ * http: the HTTP API's listeners, on agentd's own loop.
+ *
+ * libmicrohttpd in its external-epoll mode: one MHD daemon per address of
+ * agentd.http.listen, started without a thread of its own (MHD_USE_EPOLL);
+ * its epoll fd is a watch in agentd's set, MHD_run runs when it is
+ * readable, and a timer is armed from MHD_get_timeout after every run, so
+ * nothing wakes agentd while no client does anything.  Every callback runs
+ * inside MHD_run, in agentd's one thread, like any other handler.
+ *
+ * Who may ask: a unix listener (mode 0600) checks each connection's peer
+ * uid as the control socket does (SO_PEERCRED: agentd's uid or root; 403
+ * otherwise); a TCP listener wants `Authorization: Bearer TOKEN` on every
+ * request but the public routes (/healthz), compared in constant time, the
+ * token from agentd.http.token_file or AGENTD_HTTP_TOKEN, never logged nor
+ * said back.  What may be asked is bounded where it enters: the request
+ * line and headers by the memory each connection gets (HTTP_CONN_MEMORY),
+ * a body by HTTP_BODY_MAX (refused by its Content-Length before it is
+ * read, or as it grows), connections by HTTP_CLIENTS_MAX per listener, a
+ * client that stalls by HTTP_IDLE_MS (MHD's connection timeout), so a slow
+ * client holds neither the loop nor a slot for long.
+ *
+ * A request: its headers are checked (peer, route, token, length) before
+ * its body is read; then api.c decodes its parameters and body into a
+ * command's args, and the command table (commands.c) answers it as it
+ * answers the control socket, or the route's own handler does (sse.c for
+ * the event stream).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "common/buf.h"
+#include "common/jsonmp.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "supervisor/http_int.h"
+#include "supervisor/sup.h"
+
+/* One request, from its headers to its answer (MHD's per-request pointer). */
+struct call {
+	struct listener *l;
+	const struct route *route;
+	char *agent;
+	struct buf body;
+	bool too_large;
+	bool answered;            /* refused at its headers: the body is not wanted */
+};
+
+/* ---- answers ------------------------------------------------------------- */
+
+static int
+reply_text(struct MHD_Connection *conn, int status, char *text, size_t len,
+    const char *type, const char *allow)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (allow && *allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+int
+http_reply_json(struct MHD_Connection *conn, int status, json_t *body)
+{
+	char *text = json_dumps_short(body, JSON_COMPACT);
+	json_decref(body);
+	if (text == NULL) {
+		log_limited(LL_ERROR, "http: an answer could not be encoded as JSON");
+		return MHD_NO;
+	}
+	size_t len = strlen(text);
+	text[len] = '\n';	/* the NUL's byte: a line, for people with curl */
+	return reply_text(conn, status, text, len + 1, "application/json", NULL);
+}
+
+int
+http_reply_error(struct MHD_Connection *conn, const struct api_error *err)
+{
+	json_t *e = api_error_json(err);
+	char *text = json_dumps_short(e, JSON_COMPACT);
+	json_decref(e);
+	if (text == NULL)
+		return MHD_NO;
+	size_t len = strlen(text);
+	text[len] = '\n';
+	return reply_text(conn, err->status, text, len + 1, "application/json", err->allow);
+}
+
+static int __attribute__((format(printf, 4, 5)))
+refuse(struct MHD_Connection *conn, int status, const char *code, const char *fmt, ...)
+{
+	struct api_error e = { .status = status, .code = code };
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof(e.message), fmt, ap);
+	va_end(ap);
+	return http_reply_error(conn, &e);
+}
+
+int
+http_healthz(struct api_req *req)
+{
+	return reply_text(req->conn, 200, xstrdup("ok\n"), 3, "text/plain", NULL);
+}
+
+/* events: the page, where it ends (the id to go on after) and whether there
+ * is more to ask for: the page was cut, or it is as long as was asked. */
+json_t *
+http_events_shape(const struct api_req *req, const struct cmd_result *r)
+{
+	json_t *after = json_object_get(req->args, "after"), *lim = json_object_get(req->args, "limit");
+	size_t n = json_array_size(r->data);
+	json_t *last = json_object_get(json_array_get(r->data, n - 1), "id");
+	bool more = r->cursor || (after && lim && (json_int_t)n == json_integer_value(lim));
+	return json_pack("{s:O, s:I, s:b}", "events", r->data, "cursor",
+	    last ? json_integer_value(last) : after ? json_integer_value(after) : 0, "more", more);
+}
+
+/* A route served by its command: the command table's answer. */
+static int
+command(struct api_req *req)
+{
+	struct cmd_result r;
+	struct api_error err;
+	int rc;
+
+	commands_run(req->sup, (enum cmd_id)req->route->cmd, req->agent, req->args, &r);
+	if (r.code != 0) {
+		api_cmd_error(req->route, &r, &err);
+		rc = http_reply_error(req->conn, &err);
+	} else
+		rc = http_reply_json(req->conn, 200, req->route->shape ?
+		    req->route->shape(req, &r) : json_incref(r.data));
+	cmd_result_clear(&r);
+	return rc;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+/* The token, in time that does not depend on where it differs (nor, past
+ * its length, on what was sent). */
+static bool
+token_ok(const struct http *h, struct MHD_Connection *conn)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	char given[HTTP_TOKEN_MAX] = { 0 }, want[HTTP_TOKEN_MAX] = { 0 };
+
+	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0 || h->token == NULL)
+		return false;
+	v += 7 + strspn(v + 7, " ");
+	size_t n = strlen(v);
+	memcpy(given, v, n < sizeof(given) ? n : sizeof(given));
+	memcpy(want, h->token, h->token_len);
+	unsigned char d = 0;
+	for (size_t i = 0; i < sizeof(want); i++)	/* every byte, whatever differs first */
+		d |= (unsigned char)(given[i] ^ want[i]);
+	explicit_bzero(want, sizeof(want));
+	return d == 0 && n == h->token_len;
+}
+
+static bool
+peer_ok(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+	    MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct ucred cr;
+	int rc = ci ? peer_allowed_uid(ci->connect_fd, &cr) : -1;
+	if (rc == 0)
+		log_limited(LL_WARN, "http socket: refused uid %d (pid %d)", (int)cr.uid, (int)cr.pid);
+	return rc == 1;
+}
+
+/* What can be said of a request before its body: who asks, for what, and
+ * how much it will send. */
+static int
+headers(struct call *c, struct MHD_Connection *conn, const char *url, const char *method)
+{
+	struct api_error err;
+	const char *cl;
+	char *end;
+
+	c->answered = true;
+	if (!c->l->tcp && !peer_ok(conn))
+		return refuse(conn, MHD_HTTP_FORBIDDEN, "forbidden", "this uid may not use agentd's "
+		    "HTTP socket");
+	c->route = api_route(method, url, &c->agent, &err);
+	if (c->l->tcp && !(c->route && (c->route->flags & R_PUBLIC)) && !token_ok(c->l->h, conn))
+		return refuse(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized", "this listener needs "
+		    "Authorization: Bearer with agentd's token");
+	if (c->route == NULL)
+		return http_reply_error(conn, &err);
+	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && (strtoull(cl, &end, 10) > HTTP_BODY_MAX || *end))
+		return refuse(conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "a request body may "
+		    "hold at most %u bytes", HTTP_BODY_MAX);
+	c->answered = false;
+	return MHD_YES;
+}
+
+struct params {
+	struct api_param *p;
+	size_t n, cap;
+};
+
+static enum MHD_Result
+add_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct params *ps = cls;
+	(void)kind;
+	if (ps->n == ps->cap) {
+		ps->cap = ps->cap ? ps->cap * 2 : 8;
+		ps->p = xrealloc(ps->p, ps->cap * sizeof(*ps->p));
+	}
+	ps->p[ps->n++] = (struct api_param){ key, value };
+	return MHD_YES;
+}
+
+/* The whole request is in: decode it and answer. */
+static int
+answer(struct call *c, struct MHD_Connection *conn)
+{
+	struct params ps = { 0 };
+	struct api_error err;
+	struct api_req req = { .sup = c->l->h->sup, .conn = conn, .listener = c->l,
+		.route = c->route, .agent = c->agent };
+	int rc;
+
+	c->answered = true;
+	if (c->too_large)
+		return refuse(conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "a request body may "
+		    "hold at most %u bytes", HTTP_BODY_MAX);
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_param, &ps);
+	if (api_args(c->route, ps.p, ps.n, (const char *)buf_head(&c->body),
+	    buf_pending(&c->body), &req.agent, &req.args, &err) < 0)
+		rc = http_reply_error(conn, &err);
+	else
+		rc = (c->route->fn ? c->route->fn : command)(&req);
+	c->agent = req.agent;	/* the parameter's, when the path has none */
+	json_decref(req.args);
+	free(ps.p);
+	return rc;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+    const char *version, const char *data, size_t *size, void **con_cls)
+{
+	struct call *c = *con_cls;
+	(void)version;
+
+	if (c == NULL) {
+		c = *con_cls = xcalloc(1, sizeof(*c));
+		c->l = cls;
+		buf_init(&c->body);
+		return headers(c, conn, url, method);
+	}
+	if (c->answered) {	/* refused already: what else comes is not read */
+		*size = 0;
+		return MHD_YES;
+	}
+	if (*size == 0)
+		return answer(c, conn);
+	if (buf_pending(&c->body) + *size > HTTP_BODY_MAX)
+		c->too_large = true;	/* said once it is all in: a client reads no answer mid-send */
+	else
+		buf_append(&c->body, data, *size);
+	*size = 0;
+	return MHD_YES;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode why)
+{
+	struct call *c = *con_cls;
+	(void)cls, (void)conn, (void)why;
+	if (c == NULL)
+		return;
+	buf_free(&c->body);
+	free(c->agent);
+	free(c);
+	*con_cls = NULL;
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[256];
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	log_limited(LL_DEBUG, "http: %s", line);	/* a peer's doing, mostly: one that went away */
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+/* MHD's next deadline, from now: none when it has nothing that times out. */
+static void
+arm(struct listener *l)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+	if (MHD_get_timeout(l->d, &ms) == MHD_YES)
+		timer_in(&l->t, ms > INT32_MAX ? INT32_MAX : (int64_t)ms);
+	else
+		timer_stop(&l->t);
+}
+
+void
+http_run(struct listener *l)
+{
+	if (MHD_run(l->d) != MHD_YES)
+		log_limited(LL_ERROR, "http %s: MHD_run failed", l->spec);
+	arm(l);
+}
+
+static void
+on_mhd(struct watch *w, uint32_t events)
+{
+	(void)events;
+	http_run(w->ctx);
+}
+
+static void
+on_timer(struct timer *t)
+{
+	http_run(t->ctx);
+}
+
+/* ---- listeners ------------------------------------------------------------ */
+
+static int
+tcp_listen(const struct listen_addr *a, const char *spec)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE }, *res;
+	int one = 1, fd, rc = getaddrinfo(a->host, a->port, &hints, &res);
+
+	if (rc != 0) {
+		log_error("http: cannot listen on %s: %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+		log_error("http: cannot listen on %s: %s", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static int
+listener_start(struct http *h, struct listener *l, const char *spec)
+{
+	struct listen_addr a;
+	char why[128];
+	int fd;
+
+	l->h = h;
+	l->spec = xstrdup(spec);
+	timer_init(&l->t, on_timer, l);
+	if (listen_addr_parse(spec, &a, why, sizeof(why)) < 0) {	/* the loader checked it */
+		log_error("http: %s: %s", spec, why);
+		return -1;
+	}
+	l->tcp = !a.is_unix;
+	fd = a.is_unix ? unix_listen("HTTP socket", a.path) : tcp_listen(&a, spec);
+	if (fd < 0)
+		return -1;
+	l->path = a.is_unix ? xstrdup(a.path) : NULL;
+	/* MHD owns fd from here, and closes it when stopped. */
+	l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, on_request, l,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,	/* first, or MHD logs some itself */
+	    MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CLIENTS_MAX,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(HTTP_IDLE_MS / 1000),
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+	    MHD_OPTION_END);
+	if (l->d == NULL) {
+		log_error("http: cannot serve %s (libmicrohttpd refused to start)", spec);
+		close(fd);
+		return -1;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
+	if (di == NULL || loop_add(&l->w, di->epoll_fd, EPOLLIN, on_mhd, l) < 0) {
+		log_error("http: %s: cannot watch libmicrohttpd's epoll fd", spec);
+		return -1;
+	}
+	arm(l);
+	return 0;
+}
+
+static void
+listener_stop(struct listener *l)
+{
+	timer_stop(&l->t);
+	if (l->d) {
+		loop_del(&l->w);
+		MHD_stop_daemon(l->d);
+	}
+	if (l->path)
+		unlink(l->path);
+	free(l->path);
+	free(l->spec);
+}
+
+/* The token, from its file or the environment: bounded, one line, never
+ * said back in a message. */
+static int
+load_token(struct http *h, const char *file)
+{
+	char buf[HTTP_TOKEN_MAX + 2];
+	const char *src = file ? file : "AGENTD_HTTP_TOKEN";
+	ssize_t n = 0;
+
+	if (file) {
+		int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    (n = read(fd, buf, sizeof(buf) - 1)) < 0) {
+			log_error("http: token_file %s: %s", file, fd < 0 || n < 0 ?
+			    strerror(errno) : "not a regular file");
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+	} else if (getenv("AGENTD_HTTP_TOKEN"))
+		n = snprintf(buf, sizeof(buf), "%s", getenv("AGENTD_HTTP_TOKEN"));
+	else {
+		log_error("http: a TCP listener needs a bearer token: agentd.http.token_file, or "
+		    "AGENTD_HTTP_TOKEN in agentd's environment");
+		return -1;
+	}
+	if ((size_t)n >= sizeof(buf) - 1) {
+		log_error("http: the token in %s is longer than %d bytes", src, HTTP_TOKEN_MAX);
+		return -1;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	for (ssize_t i = 0; i < n; i++)
+		if ((unsigned char)buf[i] <= ' ' || buf[i] == 0x7f) {
+			log_error("http: the token in %s holds a space or a control character", src);
+			explicit_bzero(buf, sizeof(buf));
+			return -1;
+		}
+	if (n < HTTP_TOKEN_MIN) {
+		log_error("http: the token in %s is shorter than %d bytes: too easy to guess", src,
+		    HTTP_TOKEN_MIN);
+		return -1;
+	}
+	h->token = xstrdup(buf);
+	h->token_len = (size_t)n;
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+static bool
+any_tcp(char *const *specs)
+{
+	struct listen_addr a;
+	char why[128];
+	for (; specs && *specs; specs++)
+		if (listen_addr_parse(*specs, &a, why, sizeof(why)) == 0 && !a.is_unix)
+			return true;
+	return false;
+}
+
+int
+http_open(struct sup *s)
+{
+	char *const *specs = s->cfg->g.http_listen;
+	size_t n = 0;
+
+	while (specs && specs[n])
+		n++;
+	if (n == 0)
+		return 0;	/* listen: [] -- no API */
+	struct http *h = s->http = xcalloc(1, sizeof(*h));
+	h->sup = s;
+	h->ls = xcalloc(n, sizeof(*h->ls));
+	sse_keepalive_init(h);
+	if (any_tcp(specs) && load_token(h, s->cfg->g.http_token_file) < 0)
+		goto fail;
+	for (; h->nls < n; h->nls++)
+		if (listener_start(h, &h->ls[h->nls], specs[h->nls]) < 0) {
+			h->nls++;
+			goto fail;
+		}
+	return 0;
+fail:
+	http_close(s);
+	return -1;
+}
+
+void
+http_close(struct sup *s)
+{
+	struct http *h = s->http;
+	if (h == NULL)
+		return;
+	h->closing = true;
+	sse_close_all(h);	/* MHD may not stop with a stream suspended */
+	for (size_t i = 0; i < h->nls; i++)
+		listener_stop(&h->ls[i]);
+	timer_stop(&h->keepalive);
+	if (h->token)
+		explicit_bzero(h->token, h->token_len);
+	free(h->token);
+	free(h->ls);
+	free(h);
+	s->http = NULL;
+}
+
+void
+http_events_published(struct sup *s, const struct event *ev)
+{
+	if (s->http)
+		sse_published(s->http, ev);
+}
+
+void
+http_pump(struct sup *s)
+{
+	if (s->http)
+		sse_pump(s->http);
+}
