@@ -179,3 +179,11 @@ stream_entries() {
 	R --json XRANGE "$1" - + |
 		python3 -c 'import json,sys; print(json.dumps([dict(zip(f[::2], f[1::2])) for _, f in json.load(sys.stdin)]))'
 }
+
+# The HTTP API over its default listener, unix:$T/state/http.sock, with
+# curl: hcode [CURL ARGS...] PATH prints the status and keeps the body for
+# hbody (e.g. [ "$(hcode -X POST /v1/reload)" = 200 ]; hbody | jget ...).
+HTTP_SOCK=$T/state/http.sock
+hcode() { local path=${!#}; curl -s -o "$T/http.body" -w '%{http_code}' --max-time 30 \
+	--unix-socket "$HTTP_SOCK" "${@:1:$#-1}" "http://agentd$path"; }
+hbody() { cat "$T/http.body"; }
