@@ -16,7 +16,8 @@
  * said back.  What may be asked is bounded where it enters: the request
  * line and headers by the memory each connection gets (HTTP_CONN_MEMORY),
  * a body by HTTP_BODY_MAX (refused by its Content-Length before it is
- * read, or as it grows), connections by HTTP_CLIENTS_MAX per listener, a
+ * read, or as it grows), connections by HTTP_CLIENTS_MAX per listener
+ * (counted here, see on_accept), a
  * client that stalls by HTTP_IDLE_MS (MHD's connection timeout), so a slow
  * client holds neither the loop nor a slot for long.
  *
@@ -300,6 +301,31 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* The connection cap is ours, not MHD's: at its own limit MHD takes the
+ * listening socket out of its epoll set, and new clients wait unanswered
+ * in the backlog (and, once it had been full, were sometimes never taken
+ * again); refused here, one more is closed at once. */
+static enum MHD_Result
+on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	struct listener *l = cls;
+	(void)addr, (void)len;
+	if (l->nconns < HTTP_CLIENTS_MAX)
+		return MHD_YES;
+	log_limited(LL_WARN, "http %s: %d connections already; closing one more", l->spec,
+	    HTTP_CLIENTS_MAX);
+	return MHD_NO;
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct listener *l = cls;
+	(void)conn, (void)socket_context;
+	l->nconns += toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1;
+}
+
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -329,6 +355,17 @@ http_run(struct listener *l)
 	if (MHD_run(l->d) != MHD_YES)
 		log_limited(LL_ERROR, "http %s: MHD_run failed", l->spec);
 	arm(l);
+}
+
+/* libmicrohttpd 0.9.75 in this mode takes a resumed connection back in one
+ * MHD_run and serves it in the next, and tells neither through its epoll
+ * fd nor through MHD_get_timeout (a stream resumed once stood still until
+ * something else woke MHD): so two runs. */
+void
+http_run_resumed(struct listener *l)
+{
+	http_run(l);
+	http_run(l);
 }
 
 static void
@@ -390,10 +427,11 @@ listener_start(struct http *h, struct listener *l, const char *spec)
 	l->path = a.is_unix ? xstrdup(a.path) : NULL;
 	/* MHD owns fd from here, and closes it when stopped. */
 	l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, on_request, l,
+	    0, on_accept, l, on_request, l,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,	/* first, or MHD logs some itself */
 	    MHD_OPTION_LISTEN_SOCKET, fd,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CLIENTS_MAX,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CLIENTS_MAX + 16,	/* never reached */
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(HTTP_IDLE_MS / 1000),
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,

@@ -23,6 +23,7 @@ struct listener {
 	struct watch w;           /* MHD's epoll fd, in agentd's set */
 	struct timer t;           /* MHD's next timeout (MHD_get_timeout) */
 	bool resumed;             /* a stream was resumed: MHD_run is due */
+	int nconns;               /* open connections, for the cap (on_accept) */
 };
 
 struct http {
@@ -38,9 +39,10 @@ struct http {
 };
 
 /* MHD_run, then its timer re-armed: after MHD's fd is readable or its
- * timeout is due, and after a suspended connection was resumed (which MHD
- * in this mode does not signal on its fd). */
+ * timeout is due; http_run_resumed after a suspended connection was
+ * resumed, which MHD in this mode does not signal. */
 void http_run(struct listener *l);
+void http_run_resumed(struct listener *l);
 
 /* Route handlers (api.c's table). */
 int http_healthz(struct api_req *req);

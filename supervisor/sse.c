@@ -160,14 +160,14 @@ resume(struct sse *x)
 	MHD_resume_connection(x->conn);
 }
 
-/* MHD goes on with what was resumed only when it runs next. */
+/* MHD goes on with what was resumed only when it runs (twice) next. */
 static void
 run_resumed(struct http *h)
 {
 	for (size_t i = 0; i < h->nls; i++)
 		if (h->ls[i].resumed) {
 			h->ls[i].resumed = false;
-			http_run(&h->ls[i]);
+			http_run_resumed(&h->ls[i]);
 		}
 }
 

@@ -3,10 +3,11 @@
 do on its own -- read an event stream and stop where told, hold
 connections open, send half a request.  ADDR is unix:PATH or HOST:PORT.
 
-  httpclient.py ADDR stream PATH [--last-event-id N] [--max N] [--token T]
+  httpclient.py ADDR stream PATH [--last-event-id N] [--max N] [--token T] [--comments]
         read Server-Sent Events from PATH; prints each event's id and data
         as "ID JSON" lines, flushed, until --max events or the stream ends;
-        exit 0 after --max, 3 when agentd closed the stream first
+        exit 0 after --max, 3 when agentd closed the stream first; with
+        --comments, comment lines too, as "# TEXT" 
   httpclient.py ADDR hold N     N connections that send nothing; prints
         "held K" once connected, keeps them until stdin closes, then prints
         how many agentd had closed meanwhile ("closed C")
@@ -28,7 +29,7 @@ def connect(addr):
     return s
 
 
-def stream(addr, path, last_id, limit, token):
+def stream(addr, path, last_id, limit, token, comments):
     s = connect(addr)
     head = "GET %s HTTP/1.1\r\nHost: agentd\r\nAccept: text/event-stream\r\n" % path
     if last_id is not None:
@@ -81,7 +82,8 @@ def stream(addr, path, last_id, limit, token):
                         sys.exit(0)
                 ev = {}
             elif line.startswith(":"):
-                continue
+                if comments:
+                    print("#" + line[1:], flush=True)
             else:
                 k, _, v = line.partition(":")
                 ev[k] = v[1:] if v.startswith(" ") else v
@@ -123,7 +125,8 @@ def main():
     if what == "stream":
         args = sys.argv[4:]
         opt = lambda k: args[args.index(k) + 1] if k in args else None
-        stream(addr, sys.argv[3], opt("--last-event-id"), int(opt("--max") or 0), opt("--token"))
+        stream(addr, sys.argv[3], opt("--last-event-id"), int(opt("--max") or 0), opt("--token"),
+               "--comments" in args)
     elif what == "hold":
         hold(addr, int(sys.argv[3]))
     elif what == "partial":

@@ -148,12 +148,13 @@ jget "d['error']['code']" < "$T/tcp.body" | grep -qx unauthorized || fail "401 b
 [ "$(tcp -H "$auth" "http://127.0.0.1:$TPORT/v1/agents/nope")" = 404 ] || fail "404 over TCP"
 
 # Too many connections: the cap (64 a listener) holds, the next is
-# closed unanswered, and once they go agentd serves again.
+# closed at once, and once they go agentd serves again.
 coproc HOLD { $HC "127.0.0.1:$TPORT" hold 64; }
 read -r -t 20 line <&"${HOLD[0]}" || fail "the holder printed nothing"
 [ "$line" = "held 64" ] || fail "holder: $line"
-wait_until 10 sh -c "curl -s --max-time 5 -o /dev/null -w '%{http_code}' -H '$auth' http://127.0.0.1:$TPORT/v1/status | grep -qx 000" ||
-	fail "a 65th connection was served"
+code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' -H "$auth" "http://127.0.0.1:$TPORT/v1/status")
+[ "$code" = 000 ] || fail "a 65th connection was served: $code"
+grep -q "64 connections already; closing one more" "$T/agentd.log" || fail "the 65th was not closed by agentd"
 [ "$(hcode /v1/status)" = 200 ] || fail "the unix listener is held up by the TCP one's cap"
 ctl status > /dev/null || fail "the control socket is held up"
 exec {HOLD[1]}>&-
@@ -169,6 +170,24 @@ at_exit 'kill $PART'
 wait_until 10 grep -q sent "$T/partial.out" || fail "the partial client did not send"
 [ "$(hcode /v1/status)" = 200 ] || fail "a half request holds the loop"
 wait_until 40 grep -q closed "$T/partial.out" || fail "a half request is kept open"
+
+# Another uid on the unix socket, even one its file mode lets in: 403,
+# and agentd says who it was.
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
+	chmod 711 "$T" "$T/state"
+	chmod 666 "$HTTP_SOCK"
+	code=$(setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -o /dev/null -w '%{http_code}' \
+		--unix-socket "$HTTP_SOCK" http://agentd/v1/status)
+	[ "$code" = 403 ] || fail "another uid got $code"
+	code=$(setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -o /dev/null -w '%{http_code}' \
+		-X POST --unix-socket "$HTTP_SOCK" http://agentd/v1/agents/ticker/pause)
+	[ "$code" = 403 ] || fail "another uid paused: $code"
+	[ "$(field ticker paused)" = false ] || fail "another uid paused ticker"
+	wait_until 10 grep -q "http socket: refused uid 65534" "$T/agentd.log" || fail "the refusal is not logged"
+	chmod 700 "$T/state"
+else
+	note "not root or no setpriv: the peer check is not tried"
+fi
 
 # The token is nowhere agentd writes, though requests carried it, right
 # and wrong, at debug level.

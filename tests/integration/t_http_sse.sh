@@ -85,7 +85,7 @@ cut -d' ' -f2- "$T/f2" | jget "d['agent_name'] == 'quiet' and d['payload']['sess
 [ "$(hcode -H 'Last-Event-ID: soon' /v1/events/stream)" = 400 ] || fail "a bad Last-Event-ID: $(hbody)"
 
 # A stream that waits for events makes agentd wake for nothing.
-$HC "unix:$HTTP_SOCK" stream "/v1/events/stream?agent=quiet" > "$T/idle" &
+$HC "unix:$HTTP_SOCK" stream "/v1/events/stream?agent=quiet" --comments > "$T/idle" &
 IDLE=$!
 at_exit 'kill $IDLE'
 sleep 1
@@ -94,7 +94,11 @@ before=$(switches)
 sleep 3
 after=$(switches)
 [ "$before" = "$after" ] || fail "agentd woke $((after - before)) times in 3 s with an idle stream"
-# ... and it still gets what comes.
+# ... and it still gets what comes, when it comes: not with the next
+# keep-alive (every 15 s; the run takes milliseconds).
+seen=$(lines "$T/idle")
 ctl run quiet > /dev/null
 wait_until 20 grep -q background_task_completed "$T/idle" || fail "the idle stream missed the next run"
+tail -n +$((seen + 1)) "$T/idle" | head -n 1 | grep -q "^# keep-alive" &&
+	fail "the run's events came only with a keep-alive: $(cat "$T/idle")"
 exit 0
