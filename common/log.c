@@ -8,6 +8,12 @@
  *
  * Rate-limited sites with repeats still to tell are on one list (each site
  * is a static in its caller), so log_limited_flush visits only those.
+ *
+ * Every message goes through the process's secrets (log_set_redact) before
+ * it is written, whatever its source: a line agentd relays from a worker's
+ * stderr or `log` message, a server's error it quotes, its own words.  A
+ * message cut at LOG_LINE_MAX, or at the size of the line a rate-limited
+ * site keeps, also loses a secret's first bytes at the cut.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/util.h"
 
 #define LOG_LINE_MAX 8192
@@ -27,7 +34,8 @@ static struct {
 	int json;
 	int fd;
 	char *path;
-} lg = { "agentd", LL_INFO, 0, 2, NULL };
+	const struct redact *redact;
+} lg = { "agentd", LL_INFO, 0, 2, NULL, NULL };
 
 static const char *level_names[] = { "error", "warn", "info", "debug" };
 
@@ -72,6 +80,7 @@ log_reopen(void)
 }
 
 void log_set_level(enum log_level level) { lg.level = level; }
+void log_set_redact(const struct redact *r) { lg.redact = r; }
 enum log_level log_get_level(void) { return lg.level; }
 
 const char *
@@ -112,6 +121,17 @@ emit_json(enum log_level level, const char *agent, const char *msg, const char *
 	}
 }
 
+/* buf (capacity cap) holds what vsnprintf made of n bytes: redacted, and
+ * a secret's first bytes gone where it was cut. */
+static void
+redact_formatted(char *buf, size_t cap, int n)
+{
+	if (n < 0)
+		buf[0] = '\0';
+	else if (lg.redact)
+		redact_buf(lg.redact, buf, (size_t)n < cap ? (size_t)n : cap - 1, (size_t)n >= cap);
+}
+
 void
 log_vmsg(enum log_level level, const char *agent, const char *fmt, va_list ap)
 {
@@ -120,7 +140,7 @@ log_vmsg(enum log_level level, const char *agent, const char *fmt, va_list ap)
 
 	if (level > lg.level)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	redact_formatted(msg, sizeof(msg), vsnprintf(msg, sizeof(msg), fmt, ap));
 	iso8601(wall_ms(), ts, sizeof(ts));
 	if (lg.json) {
 		emit_json(level, agent, msg, ts);
@@ -178,7 +198,8 @@ log_limited_at(struct log_limit *ll, enum log_level level, const char *agent,
 		return;
 	va_start(ap, fmt);
 	if (now < ll->window_end) {
-		vsnprintf(ll->last, sizeof(ll->last), fmt, ap);
+		redact_formatted(ll->last, sizeof(ll->last),
+		    vsnprintf(ll->last, sizeof(ll->last), fmt, ap));
 		snprintf(ll->agent, sizeof(ll->agent), "%s", agent ? agent : "");
 		ll->level = level;
 		ll->repeats++;

@@ -16,6 +16,9 @@
  * next line after the window, or by log_limited_flush once the window has
  * closed -- agentd calls it from a timer, so a burst that stops is still
  * told.  A storm costs two lines per window, whatever its rate.
+ *
+ * log_set_redact() gives the logger the process's secrets
+ * (common/redact.h): every message is written with them replaced.
  */
 #ifndef AGENTD_LOG_H
 #define AGENTD_LOG_H
@@ -30,6 +33,10 @@ enum log_level { LL_ERROR = 0, LL_WARN, LL_INFO, LL_DEBUG };
 int log_init(const char *ident, enum log_level level, int json, const char *path);
 int log_reopen(void);
 void log_set_level(enum log_level level);
+struct redact;
+/* The set every message is redacted with from now on (borrowed: it must
+ * outlive its use here; NULL: none). */
+void log_set_redact(const struct redact *r);
 enum log_level log_get_level(void);
 /* "error" "warn" "info" "debug" -> level; -1 when unknown. */
 int log_level_parse(const char *s);
