@@ -464,6 +464,7 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 	    json_string_value(json_object_get(worker_secrets(w), "api_key")), &cfg,
 	    err, sizeof(err)) < 0)
 		return fail(out, false, -1, "%s", err);
+	cfg.redact = worker_redact(w);
 
 	int gated = watch_gate(w, spec, &wt, out);
 	if (gated != 0) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include "common/buf.h"
+#include "common/redact.h"
 #include "common/util.h"
 #include "worker/model.h"
 #include "worker/tools.h"
@@ -497,12 +498,17 @@ classify_status(const struct model_cfg *c, int status, struct xfer *x, struct mo
 		retry = x->should_retry;
 	if (msg == NULL)
 		msg = doc ? "(no message)" : "(body is not JSON)";
+	size_t cl;
+	char *clean = redact_text(c->redact, msg, strlen(msg), &cl);	/* before the cut */
+	if (clean)
+		msg = clean;
 	set_err(e, retry ? MODEL_RETRYABLE : MODEL_FATAL, status,
 	    code && !strcmp(code, "insufficient_quota") ? code : type ? type :
 	    status == 429 ? "rate_limit" : status >= 500 ? "server_error" : "http_error",
 	    "%s HTTP %d: %.*s", provider_name(c->provider), status,
 	    (int)utf8_cut(msg, strlen(msg), 300), msg);
 	e->retry_after_ms = x->retry_after_ms;
+	free(clean);
 	json_decref(doc);
 }
 

@@ -15,7 +15,9 @@
  * failures, timeouts; the server's retry-after-ms / retry-after kept) or
  * FATAL (400-404, 413, 422, insufficient_quota, a body that is not the
  * expected JSON, a body over the cap).  x-should-retry overrides.  The API
- * key is sent in a header and never appears in any message.
+ * key is sent in a header and never appears in any message; a provider's
+ * error text that quotes it (or another secret of the worker's) is redacted
+ * before it is cut to fit the error, so the cut cannot leave part of one.
  *
  * A reply is read as each provider documents it, and what is not is an
  * error, never an empty success: OpenAI `content` a string, null, or a
@@ -60,6 +62,8 @@ struct model_cfg {
 	int64_t timeout_ms;         /* request_timeout; default 120 s */
 	int64_t connect_timeout_ms; /* default 10 s */
 	int64_t max_context;        /* max_context_length in tokens; 0: no trim */
+	const struct redact *redact;/* the worker's secrets: a provider's error
+	                               message is redacted before it is cut */
 };
 
 struct model_reply {

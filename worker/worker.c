@@ -19,7 +19,16 @@
  *
  * The secrets in the config live only in the decoded config; the frame
  * bytes they arrived in are wiped once decoded, and the strings are wiped
- * when the worker ends.  Nothing here ever logs them.
+ * when the worker ends.  Nothing here ever logs them.  They also make the
+ * worker's redaction set (common/redact.h): every string of `secrets` (the
+ * API key) and every item of `secrets.redact` (the agent's header values,
+ * its secret env values: agentd decides what is secret).  Everything the
+ * worker sends out goes through it -- events (worker_emit), memory
+ * (worker_mem_store), results (send_result) and every log line -- as a
+ * copy: the values a tool or the model works with are never touched.  Text
+ * that is cut to a bound (a tool's output in an event, an event's field,
+ * a memory item's content) is redacted before the cut, so a secret is
+ * never split by it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +43,7 @@
 #include "common/buf.h"
 #include "common/jsonmp.h"
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/util.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
@@ -54,6 +64,7 @@ struct worker {
 	json_t *spec;
 	json_t *secrets;
 	char *key_error;        /* agentd has no model key for us: why */
+	struct redact *redact;  /* the secrets, for everything that leaves */
 	char *state_dir;        /* "." : the worker's cwd is its directory */
 	char *state_path;       /* the same, as agentd named it (for messages) */
 	json_t *allowed;        /* NULL: every built-in; else {name: true} */
@@ -148,13 +159,15 @@ send_msg(struct worker *w, enum msg_type t, const json_t *fields)
 	return 0;
 }
 
-/* A JSON value as compact text, cut at max bytes with a marker. */
+/* A JSON value as compact text, redacted, cut at max bytes with a marker. */
 static json_t *
-compact_text(const json_t *v, size_t max)
+compact_text(const struct worker *w, json_t *v, size_t max)
 {
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12));
+	json_t *shown = redact_json(w->redact, v);
+	char *s = json_dumps(shown, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12));
 	json_t *j;
 
+	json_decref(shown);
 	if (s == NULL)
 		return json_string("");
 	size_t n = strlen(s), keep = utf8_cut(s, n, max);
@@ -173,59 +186,10 @@ compact_text(const json_t *v, size_t max)
 	return j ? j : json_string("");
 }
 
-/*
- * Every event leaves through worker_emit, so this is the one place that
- * makes sure no secret agentd handed us (an API key) goes out with it, even
- * when a model echoes one into a tool's arguments or a tool prints it.
- */
-static bool
-holds_secret(const json_t *secrets, const json_t *str)
-{
-	const char *k;
-	json_t *sv;
-	json_object_foreach((json_t *)secrets, k, sv) {
-		const char *s = json_string_value(sv);
-		if (s && strlen(s) >= 8 && strstr(json_string_value(str), s))
-			return true;
-	}
-	return false;
-}
-
-static void
-redact_value(const json_t *secrets, json_t *v)
-{
-	const char *k;
-	json_t *child;
-	size_t i;
-
-	if (json_is_object(v)) {
-		json_object_foreach(v, k, child) {
-			if (json_is_string(child) && holds_secret(secrets, child))
-				json_object_set_new(v, k, json_string("[redacted]"));
-			else
-				redact_value(secrets, child);
-		}
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, child) {
-			if (json_is_string(child) && holds_secret(secrets, child))
-				json_array_set_new(v, i, json_string("[redacted]"));
-			else
-				redact_value(secrets, child);
-		}
-	}
-}
-
-static void
-redact_secrets(struct worker *w, json_t *payload)
-{
-	if (json_object_size(w->secrets) > 0)
-		redact_value(w->secrets, payload);
-}
-
 /* An event over the bounds: each field too deep or too large goes as its
  * compact text, cut; if that is not enough, what was wrong goes instead. */
 static void
-fit_event(json_t *m)
+fit_event(const struct worker *w, json_t *m)
 {
 	json_t *payload = json_object_get(m, "payload"), *v;
 	const char *k;
@@ -238,7 +202,7 @@ fit_event(json_t *m)
 	json_object_foreach(payload, k, v)
 		if (json_depth(v, VALUE_DEPTH_MAX - 1) > VALUE_DEPTH_MAX - 1 ||
 		    json_compact_size(v) > WORKER_EVENT_OUTPUT_MAX)
-			json_object_set_new(payload, k, compact_text(v, WORKER_EVENT_OUTPUT_MAX));
+			json_object_set_new(payload, k, compact_text(w, v, WORKER_EVENT_OUTPUT_MAX));
 	if (msg_check_bounds(MSG_EVENT, m, why, sizeof(why)) < 0)
 		json_object_set_new(m, "payload", json_pack("{s:s}", "payload_dropped", why));
 }
@@ -246,15 +210,14 @@ fit_event(json_t *m)
 int
 worker_emit(struct worker *w, const char *type, json_t *payload)
 {
-	if (payload)
-		redact_secrets(w, payload);
-	json_t *m = json_pack("{s:s, s:o}", "type", type,
-	    "payload", payload ? payload : json_object());
+	json_t *shown = payload ? redact_json(w->redact, payload) : json_object();
+	json_decref(payload);
+	json_t *m = json_pack("{s:s, s:o}", "type", type, "payload", shown);
 	if (m == NULL)
 		return -1;
 	if (w->running)
 		json_object_set_new(m, "run_id", json_integer(w->run_id));
-	fit_event(m);
+	fit_event(w, m);
 	int rc = send_msg(w, MSG_EVENT, m);
 	json_decref(m);
 	return rc;
@@ -265,7 +228,9 @@ worker_mem_store(struct worker *w, const char *memory_type, const char *role,
     const char *content, const json_t *metadata)
 {
 	size_t len = strlen(content);
-	char *cut = NULL;
+	char *clean = redact_text(w->redact, content, len, &len), *cut = NULL;
+	if (clean)	/* before the cut, which could split a secret */
+		content = clean;
 	if (len > MEMORY_CONTENT_MAX) {	/* cut where a character ends, and say so */
 		size_t keep = utf8_cut(content, len, MEMORY_CONTENT_MAX - 64);
 		if (asprintf(&cut, "%.*s...[truncated %zu bytes]", (int)keep, content, len - keep) < 0)
@@ -274,10 +239,14 @@ worker_mem_store(struct worker *w, const char *memory_type, const char *role,
 	json_t *m = json_pack("{s:s, s:s, s:s}", "memory_type", memory_type,
 	    "role", role, "content", cut ? cut : content);
 	free(cut);
+	free(clean);
 	if (m == NULL)
 		return -1;
 	if (json_is_object(metadata))
-		json_object_set_new(m, "metadata", json_deep_copy(metadata));
+		json_object_set(m, "metadata", (json_t *)metadata);
+	json_t *shown = redact_json(w->redact, m);
+	json_decref(m);
+	m = shown;
 	int rc = send_msg(w, MSG_MEM_STORE, m);
 	json_decref(m);
 	return rc;
@@ -302,6 +271,9 @@ send_result(struct worker *w, int64_t run_id, bool ok, json_t *result,
 	}
 	if (json_is_object(usage))
 		json_object_set(m, "usage", usage);
+	json_t *shown = redact_json(w->redact, m);
+	json_decref(m);
+	m = shown;
 	char why[200], text[256];
 	if (msg_check_bounds(MSG_RESULT, m, why, sizeof(why)) < 0) {
 		snprintf(text, sizeof(text), "the run's result cannot be sent: %s", why);
@@ -432,6 +404,23 @@ worker_mcp_tools(struct worker *w)
 	return mcp_offered_tools(w->mcp);
 }
 
+/* What agentd sent as secret is what the worker redacts (shorter values
+ * than REDACT_MIN are agentd's to warn about). */
+static void
+learn_secrets(struct worker *w)
+{
+	const char *k;
+	json_t *v, *item;
+	size_t i;
+
+	w->redact = redact_new();
+	json_object_foreach(w->secrets, k, v)
+		(void)redact_add(w->redact, json_string_value(v));
+	json_array_foreach(json_object_get(w->secrets, "redact"), i, item)
+		(void)redact_add(w->redact, json_string_value(item));
+	log_set_redact(w->redact);
+}
+
 static int
 configure(struct worker *w, json_t *m)
 {
@@ -449,6 +438,7 @@ configure(struct worker *w, json_t *m)
 	w->secrets = secrets ? json_incref(secrets) : json_object();
 	if (json_object_get(m, "api_key_error"))
 		w->key_error = xstrdup(json_string_value(json_object_get(m, "api_key_error")));
+	learn_secrets(w);
 	/* agentd starts the worker in its directory, before dropping to the
 	 * agent's user: "." reaches it whatever the path's parents allow (the
 	 * state_dir is 0700, so the absolute path may not be traversable as
@@ -750,7 +740,7 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 	if (rc == 0) {
 		worker_emit(w, "tool_call_result", json_pack("{s:s, s:I, s:o}",
 		    "tool", name, "duration_ms", dur, "output",
-		    compact_text(*out, WORKER_EVENT_OUTPUT_MAX)));
+		    compact_text(w, *out, WORKER_EVENT_OUTPUT_MAX)));
 		log_debug("tool %s done in %lld ms", name, (long long)dur);
 		return 0;
 	}
@@ -817,7 +807,7 @@ run_tool_task(struct worker *w, const json_t *task, struct run_outcome *o)
 		return -1;
 	o->result = out;
 
-	json_t *text = compact_text(out, WORKER_MEMORY_CONTENT_MAX);
+	json_t *text = compact_text(w, out, WORKER_MEMORY_CONTENT_MAX);
 	json_t *meta = json_pack("{s:I, s:s}", "run_id", (json_int_t)w->run_id,
 	    "tool", name);
 	worker_mem_store(w, "episodic", "assistant", json_string_value(text), meta);
@@ -926,14 +916,18 @@ worker_loop(struct worker *w)
 }
 
 static void
-wipe_secrets(json_t *secrets)
+wipe_secrets(json_t *v)
 {
 	const char *k;
-	json_t *v;
+	json_t *child;
+	size_t i;
 
-	json_object_foreach(secrets, k, v)
-		if (json_is_string(v))
-			explicit_bzero((char *)json_string_value(v), json_string_length(v));
+	if (json_is_string(v))
+		explicit_bzero((char *)json_string_value(v), json_string_length(v));
+	json_object_foreach(v, k, child)
+		wipe_secrets(child);
+	json_array_foreach(v, i, child)
+		wipe_secrets(child);
 }
 
 void
@@ -943,6 +937,8 @@ worker_free(struct worker *w)
 		return;
 	wipe_secrets(w->secrets);
 	json_decref(w->secrets);
+	log_set_redact(NULL);
+	redact_free(w->redact);
 	json_decref(w->spec);
 	mcp_free(w->mcp);
 	json_decref(w->allowed);
@@ -973,4 +969,5 @@ const char *worker_name(const struct worker *w) { return w->name; }
 const json_t *worker_spec(const struct worker *w) { return w->spec; }
 const json_t *worker_secrets(const struct worker *w) { return w->secrets; }
 const char *worker_api_key_error(const struct worker *w) { return w->key_error; }
+const struct redact *worker_redact(const struct worker *w) { return w->redact; }
 const char *worker_state_dir(const struct worker *w) { return w->state_dir; }

@@ -106,6 +106,9 @@ const json_t *worker_spec(const struct worker *w);      /* the agent spec */
 const json_t *worker_secrets(const struct worker *w);   /* never log these */
 /* Why agentd could not give this worker the model key it needs, or NULL. */
 const char *worker_api_key_error(const struct worker *w);
+/* The worker's redaction set (common/redact.h), for text it cuts before
+ * it leaves (a provider's error message). */
+const struct redact *worker_redact(const struct worker *w);
 const char *worker_state_dir(const struct worker *w);
 
 /* Reads agentd's pending messages; true when the current run must stop

@@ -616,6 +616,115 @@ START_TEST(test_secrets_not_logged)
 }
 END_TEST
 
+/* No secret, nor the first bytes of one, in a message the worker sent. */
+static void
+no_secret(const json_t *m, const char *const *secrets)
+{
+	char *t = json_dumps(m, JSON_COMPACT);
+	for (; *secrets; secrets++) {
+		char start[7];
+		memcpy(start, *secrets, sizeof(start) - 1);	/* secrets are longer */
+		start[sizeof(start) - 1] = '\0';
+		ck_assert_msg(strstr(t, start) == NULL, "%.6s... left in %.300s", *secrets, t);
+	}
+	free(t);
+}
+
+START_TEST(test_secrets_redacted_on_the_way_out)
+{
+	static const char *const secrets[] = { "sk-WKEY-123456789", "tok-HEADER-9999", NULL };
+	char got[96], cmd[256], text[4200];
+	snprintf(got, sizeof(got), "%s/got.txt", P.dir);
+	snprintf(cmd, sizeof(cmd), "printf %%s \"$1\" > %s; printf %%s \"$1\"", got);
+	/* The key straddles the cut of the event's output (4096 bytes of
+	 * {"output":"xxx...): redacted before the cut, nothing of it is left. */
+	memset(text, 'x', 4078);
+	snprintf(text + 4078, sizeof(text) - 4078, "%s and tok-HEADER-9999", secrets[0]);
+	start(false);
+	/* command tools as the loader leaves them: timeout_ms, output_max */
+	json_decref(configure(json_pack("{s:b, s:[{s:s, s:[s,s,s,s,s], s:{s:s}, s:i, s:i}, "
+	    "{s:s, s:[s,s,s,s,s], s:{s:s}, s:i, s:i}, {s:s, s:[s,s], s:{s:s}, s:i, s:i}], "
+	    "s:{s:s, s:s}}",
+	    "debug", 1, "local_tools", "name", "echo", "command", "/bin/sh", "-c", cmd, "sh",
+	    "{text}", "inputSchema", "type", "object", "timeout_ms", 10000, "output_max", 65536,
+	    "name", "fail", "command", "/bin/sh", "-c", "echo \"$1\"; exit 1", "sh", "{text}",
+	    "inputSchema", "type", "object", "timeout_ms", 10000, "output_max", 65536,
+	    "name", secrets[1], "command", "/bin/echo", "ok", "inputSchema", "type", "object",
+	    "timeout_ms", 10000, "output_max", 65536,
+	    "task_config", "tool", "echo",
+	    "text", text), json_pack("{s:s, s:[s]}", "api_key", secrets[0], "redact",
+	    secrets[1])));
+	send_run(1, NULL);
+	json_t *p = expect_event("tool_call_started", 1);
+	no_secret(p, secrets);
+	ck_assert_ptr_nonnull(strstr(str(json_object_get(p, "arguments"), "text"),
+	    "x[redacted] and [redacted]"));
+	json_decref(p);
+	p = expect_event("tool_call_result", 1);
+	no_secret(p, secrets);
+	ck_assert_ptr_nonnull(strstr(str(p, "output"), "...[truncated "));
+	json_decref(p);
+	json_t *m = expect(MSG_MEM_STORE);
+	no_secret(m, secrets);
+	ck_assert_ptr_nonnull(strstr(str(m, "content"), "[redacted] and [redacted]"));
+	json_decref(m);
+	m = expect_result(1, true);
+	no_secret(m, secrets);
+	json_decref(m);
+	/* the tool got what it was sent */
+	FILE *f = fopen(got, "r");
+	char back[sizeof(text)] = "";
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(back, sizeof(back), f));
+	fclose(f);
+	ck_assert_str_eq(back, text);
+
+	/* a key used as a tool's name: the error says which, redacted */
+	send_run(2, json_pack("{s:s}", "tool", secrets[0]));
+	m = expect_result(2, false);
+	no_secret(m, secrets);
+	ck_assert_str_eq(str(m, "error"), "unknown tool [redacted]");
+	json_decref(m);
+
+	/* a tool that fails quoting them: its error event, the result, the
+	 * worker's log line about it */
+	send_run(3, json_pack("{s:s, s:s}", "tool", "fail", "text", "no: sk-WKEY-123456789 "
+	    "tok-HEADER-9999"));
+	json_decref(expect_event("tool_call_started", 3));
+	p = expect_event("tool_call_error", 3);
+	no_secret(p, secrets);
+	ck_assert_ptr_nonnull(strstr(str(p, "error"), "no: [redacted] [redacted]"));
+	json_decref(p);
+	m = expect_result(3, false);
+	no_secret(m, secrets);
+	json_decref(m);
+
+	/* a tool named like a secret: its memory's metadata */
+	send_run(4, json_pack("{s:s}", "tool", secrets[1]));
+	json_decref(expect_event("tool_call_started", 4));
+	json_decref(expect_event("tool_call_result", 4));
+	m = expect(MSG_MEM_STORE);
+	no_secret(m, secrets);
+	ck_assert_str_eq(str(json_object_get(m, "metadata"), "tool"), "[redacted]");
+	json_decref(m);
+	json_decref(expect_result(4, true));
+	send_msg(MSG_SHUTDOWN, NULL);
+	ck_assert_int_eq(wait_exit(), 0);
+
+	f = fopen(P.log, "r");	/* the worker's log */
+	ck_assert_ptr_nonnull(f);
+	char line[8192];
+	bool told = false;
+	while (fgets(line, sizeof(line), f)) {
+		for (const char *const *sp = secrets; *sp; sp++)
+			ck_assert_msg(strstr(line, *sp) == NULL, "logged: %s", line);
+		told |= strstr(line, "tool fail failed") && strstr(line, "no: [redacted] [redacted]");
+	}
+	fclose(f);
+	ck_assert_msg(told, "the failed tool is not in the worker's log");
+}
+END_TEST
+
 /* A child that, once configured, asks agentd for memory (as the model
  * runtime will) and exits 0 only when the answer is what the test sent. */
 static int
@@ -719,6 +828,7 @@ suite(void)
 	tcase_add_test(tc, test_oversized_frame);
 	tcase_add_test(tc, test_startup_errors);
 	tcase_add_test(tc, test_secrets_not_logged);
+	tcase_add_test(tc, test_secrets_redacted_on_the_way_out);
 	tcase_add_test(tc, test_mem_query);
 	tcase_add_test(tc, test_long_memory_cut);
 	suite_add_tcase(s, tc);
