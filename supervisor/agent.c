@@ -37,6 +37,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/util.h"
 #include "supervisor/sup.h"
 
@@ -344,8 +345,10 @@ start_worker(struct agent *a)
 	loop_add(&a->io, sock, EPOLLIN, on_worker_io, a);
 	loop_add(&a->errio, errfd, EPOLLIN, on_worker_stderr, a);
 
+	json_t *secrets = agent_secrets(a);
+	secrets_for_worker(a, secrets);
 	json_t *cfg = json_pack("{s:s, s:O, s:o, s:s}", "name", a->name,
-	    "agent", a->conf->spec, "secrets", agent_secrets(a), "state_dir", a->dir);
+	    "agent", a->conf->spec, "secrets", secrets, "state_dir", a->dir);
 	if (a->key_error)
 		json_object_set_new(cfg, "api_key_error", json_string(a->key_error));
 	send_msg(a, MSG_CONFIG, cfg);
@@ -636,6 +639,9 @@ keep_line(struct agent *a, const char *line)
 static void
 take_line(struct agent *a)
 {
+	if (a->errcut)	/* a secret may straddle the cut: no start of one stays */
+		a->errlen = redact_tail(a->sup->secrets, a->errline, a->errlen);
+	a->errcut = false;
 	a->errline[a->errlen] = '\0';
 	if (a->errlen > 0) {
 		log_agent(LL_INFO, a->name, "%s", a->errline);
@@ -658,6 +664,8 @@ drain_stderr(struct agent *a)
 				take_line(a);
 			else if (a->errlen < sizeof(a->errline) - 1)
 				a->errline[a->errlen++] = chunk[i];
+			else
+				a->errcut = true;
 		}
 	}
 	if (n == 0) {	/* EOF: keep the partial last line too */
@@ -1095,11 +1103,14 @@ on_mem_store(struct agent *a, json_t *m)
 		log_agent_limited(LL_WARN, a->name, "mem_store: unknown memory_type \"%s\"", type);
 		return;
 	}
-	/* The agent is the one on this pipe, whatever the message says. */
+	/* The agent is the one on this pipe, whatever the message says.  What
+	 * is stored here is what Redis and PostgreSQL get: redacted first. */
+	json_t *clean = sup_redact(a->sup, json_incref(m));
 	store_mem_append(a->sup->store, a->name, a->st.session_id, type,
-	    json_string_value(json_object_get(m, "role")),
-	    json_string_value(json_object_get(m, "content")),
-	    json_object_get(m, "metadata"));
+	    json_string_value(json_object_get(clean, "role")),
+	    json_string_value(json_object_get(clean, "content")),
+	    json_object_get(clean, "metadata"));
+	json_decref(clean);
 }
 
 static void
@@ -1440,5 +1451,7 @@ agent_status_json(const struct agent *a)
 		    iso_or_null(a->cur->retry_at) : json_null());
 		json_object_set_new(o, "current_run", run);
 	}
-	return o;
+	/* last_error, the servers' errors, tool names: a worker and its peers
+	 * wrote them. */
+	return sup_redact(a->sup, o);
 }

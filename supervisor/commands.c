@@ -74,8 +74,9 @@ manager_status(struct sup *s)
 	json_object_set_new(o, "store", store_status(s->store));
 	if (s->relay)
 		json_object_set_new(o, "outbox", relay_status(s->relay));
+	/* PostgreSQL's errors quote parts of database_url (a database's name). */
 	if (s->pgship)
-		json_object_set_new(o, "postgresql", pgship_status(s->pgship));
+		json_object_set_new(o, "postgresql", sup_redact(s, pgship_status(s->pgship)));
 	return o;
 }
 

@@ -8,11 +8,16 @@
  * loop pass's transaction) and pushed to every `agentctl events -f`
  * follower, in that order, so a follower never sees an event the store
  * does not have; the HTTP API's event streams read it from the store once
- * it is committed (sse.c).
+ * it is committed (sse.c).  Before any of that it is redacted with every
+ * secret agentd knows (secrets.c): this is the one door to the event log,
+ * Redis, the followers and the streams, for agentd's own events as for
+ * workers'.
  */
 #include <stdlib.h>
+#include <string.h>
 #include "common/jsonmp.h"
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/util.h"
 #include "supervisor/relay.h"
 #include "supervisor/store.h"
@@ -34,8 +39,15 @@ event_emit(struct agent *a, const char *type, json_t *payload)
 	ev.agent_name = a->name;
 	ev.seq = ++a->st.seq;
 	ev.timestamp = wall_ms();
-	ev.payload = payload;
 	char *pj = json_dumps_short(payload, JSON_COMPACT);	/* once, for the store and the relay */
+	if (pj && redact_hit_json(a->sup->secrets, pj, strlen(pj))) {
+		/* Rare: a secret is in it.  The rest of the time the look is
+		 * one pass over text made anyway. */
+		payload = sup_redact(a->sup, payload);
+		free(pj);
+		pj = json_dumps_short(payload, JSON_COMPACT);
+	}
+	ev.payload = payload;
 	ev.payload_json = pj;
 	int rc = store_event_append(a->sup->store, &ev);
 	if (rc < 0)

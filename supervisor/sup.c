@@ -412,6 +412,7 @@ sup_run(struct sup *s)
 		free_agents(s);
 		return 1;
 	}
+	secrets_open(s);	/* before Redis, PostgreSQL and the workers, which could log one */
 	log_info("agentd %s started: %zu agents, state in %s, control socket %s",
 	    AGENTD_VERSION, s->nagents, s->cfg->g.state_dir, s->cfg->g.control_socket);
 	if (strcmp(s->cfg->g.event_store, "redis_stream") == 0 ||
@@ -455,5 +456,6 @@ sup_run(struct sup *s)
 	s->pgship = NULL;
 	reap(s);
 	log_info("agentd stopped");
+	secrets_close(s);
 	return s->exit_code;
 }

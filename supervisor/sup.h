@@ -88,6 +88,7 @@ struct agent {
 	struct watch errio;            /* the worker's stdout+stderr pipe */
 	char errline[1024];
 	size_t errlen;
+	bool errcut;                   /* errline lost bytes past its end */
 	char *errkeep[STDERR_KEEP];    /* ring of last stderr lines */
 	unsigned errkeep_next;
 	char *fault;                   /* why we killed it (protocol fault...) */
@@ -128,6 +129,7 @@ struct sup {
 	struct store *store;
 	struct relay *relay;       /* Redis: events, memory and state lanes as configured */
 	struct pgship *pgship;     /* memory to PostgreSQL (database_url) */
+	struct redact *secrets;    /* every secret agentd knows (secrets.c) */
 	struct agent **agents;
 	size_t nagents;
 
@@ -174,6 +176,15 @@ void agent_save_later(struct agent *a);
 /* events.c */
 void event_emit(struct agent *a, const char *type, json_t *payload);  /* steals payload */
 void events_followers_publish(struct sup *s, const struct event *ev);
+
+/* secrets.c */
+void secrets_open(struct sup *s);            /* the set, the global sources, the log */
+void secrets_close(struct sup *s);
+/* Adds `redact` (the agent's other secrets) to the secrets object a
+ * worker is sent, and learns all of them. */
+void secrets_for_worker(struct agent *a, json_t *secrets);
+/* v with every secret agentd knows redacted (steals v). */
+json_t *sup_redact(const struct sup *s, json_t *v);
 
 /* spawn.c */
 int worker_spawn(struct agent *a, int *sockfd, int *errfd, char *err, size_t errlen);
