@@ -15,7 +15,10 @@ Bodies given as {"openai_text": "..."} / {"openai_calls": [[name, args]]} /
 {"anthropic_text": ...} / {"anthropic_calls": ...} are expanded into the
 providers' real response shapes (with "usage": {...} replacing their usage,
 "usage": null leaving it out); {"openai_echo_tool": true} answers with the
-content of the request's last role:tool message (what a tool returned). Every request is appended to the log as one
+content of the request's last role:tool message (what a tool returned). In
+every string of a body, %API_KEY% becomes the key the request carried and
+%TOOL_RESULTS% every role:tool content of the request (a provider or a model
+that echoes them). Every request is appended to the log as one
 JSON line: scenario, path, headers, body.
 """
 import argparse, json, sys, threading, time
@@ -56,6 +59,25 @@ def with_usage(reply, body):
         if body["usage"] is not None:
             reply["usage"] = body["usage"]
     return reply
+
+
+def placeholders(headers, req):
+    auth = headers.get("authorization", "")
+    key = auth[7:] if auth.startswith("Bearer ") else headers.get("x-api-key", "")
+    tools = [str(m.get("content")) for m in (req or {}).get("messages", []) if m.get("role") == "tool"]
+    return {"%API_KEY%": key, "%TOOL_RESULTS%": " | ".join(tools)}
+
+
+def subst(v, values):
+    if isinstance(v, str):
+        for k, x in values.items():
+            v = v.replace(k, x)
+        return v
+    if isinstance(v, list):
+        return [subst(x, values) for x in v]
+    if isinstance(v, dict):
+        return {k: subst(x, values) for k, x in v.items()}
+    return v
 
 
 def expand(body, req=None):
@@ -102,7 +124,8 @@ class Handler(BaseHTTPRequestHandler):
         elif "raw" in step:
             data = step["raw"].encode()
         else:
-            data = json.dumps(expand(step.get("body", {}), body)).encode()
+            data = json.dumps(subst(expand(step.get("body", {}), body),
+                                    placeholders(self.headers, body))).encode()
         self.send_response(status)
         self.send_header("content-type", step.get("content_type", "application/json"))
         self.send_header("request-id", f"req_fake_{i}")

@@ -161,9 +161,9 @@ use_redis() {
 	REDIS_PID=
 	at_exit 'redis_kill'
 }
-redis_start() {
+redis_start() { # [ARG...]: more redis-server options (--requirepass PW)
 	redis-server --port "$PORT" --bind 127.0.0.1 --dir "$T" --save "" \
-		--appendonly yes --appendfsync always > "$T/redis.log" 2>&1 &
+		--appendonly yes --appendfsync always "$@" > "$T/redis.log" 2>&1 &
 	REDIS_PID=$!
 	wait_until 5 redis-cli -p "$PORT" ping || fail "redis did not start"
 }
@@ -187,3 +187,30 @@ HTTP_SOCK=$T/state/http.sock
 hcode() { local path=${!#}; curl -s -o "$T/http.body" -w '%{http_code}' --max-time 30 \
 	--unix-socket "$HTTP_SOCK" "${@:1:$#-1}" "http://agentd$path"; }
 hbody() { cat "$T/http.body"; }
+
+# use_pg: a real PostgreSQL for this test (Debian's: initdb into $T/pg, run
+# as the postgres user when we are root, on a free loopback port $PGPORT,
+# trust auth); pg_start / pg_kill.  Returns 1 where there is no server, for
+# the test to skip what needs it.
+use_pg() {
+	PG_BIN=$(dirname "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)")
+	[ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/postgres" ] || return 1
+	PGPORT=$(free_port)
+	PG_PID=
+	chmod 755 "$T"
+	mkdir -p "$T/pg" "$T/pgsock"
+	[ "$(id -u)" = 0 ] && chown postgres "$T/pg" "$T/pgsock"
+	as_pg "$PG_BIN/initdb" -D "$T/pg" -U postgres --auth=trust > "$T/initdb.log" 2>&1 || fail "initdb: $(tail -3 "$T/initdb.log")"
+	at_exit 'pg_kill'
+}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_start() {
+	as_pg "$PG_BIN/postgres" -D "$T/pg" -p "$PGPORT" -k "$T/pgsock" -c listen_addresses=127.0.0.1 \
+		-c fsync=off >> "$T/pg.log" 2>&1 &
+	PG_PID=$!
+	wait_until 15 psql "postgresql://postgres@127.0.0.1:$PGPORT/postgres" -tAq -c "select 1" \
+		|| fail "postgres did not start: $(tail -3 "$T/pg.log")"
+}
+# An immediate shutdown: no checkpoint, connections cut -- a crash, as
+# far as agentd can tell, that leaves no lock files behind.
+pg_kill() { as_pg "$PG_BIN/pg_ctl" -D "$T/pg" stop -m immediate > /dev/null 2>&1; wait "$PG_PID" 2>/dev/null; PG_PID=; }

@@ -6,27 +6,7 @@
 # agentd's outbox is shipped by the next one.
 . ./lib.sh
 
-BIN=$(dirname "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)")
-if [ ! -x "$BIN/initdb" ] || [ ! -x "$BIN/postgres" ]; then
-	skip "no PostgreSQL server on this machine (scripts/bootstrap installs it)"
-fi
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-PGPORT=$(free_port)
-chmod 755 "$T"
-mkdir -p "$T/pg" "$T/pgsock"
-[ "$(id -u)" = 0 ] && chown postgres "$T/pg" "$T/pgsock"
-as_pg "$BIN/initdb" -D "$T/pg" -U postgres --auth=trust > "$T/initdb.log" 2>&1 || fail "initdb: $(tail -3 "$T/initdb.log")"
-PG_PID=
-pg_start() {
-	as_pg "$BIN/postgres" -D "$T/pg" -p "$PGPORT" -k "$T/pgsock" -c listen_addresses=127.0.0.1 \
-		-c fsync=off >> "$T/pg.log" 2>&1 &
-	PG_PID=$!
-	wait_until 15 Q "select 1" || fail "postgres did not start: $(tail -3 "$T/pg.log")"
-}
-# An immediate shutdown: no checkpoint, connections cut -- a crash, as
-# far as agentd can tell, that leaves no lock files behind.
-pg_kill() { as_pg "$BIN/pg_ctl" -D "$T/pg" stop -m immediate > /dev/null 2>&1; wait "$PG_PID" 2>/dev/null; PG_PID=; }
-at_exit 'pg_kill'
+use_pg || skip "no PostgreSQL server on this machine (scripts/bootstrap installs it)"
 URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
 Q() { psql "$URL" -tAq -c "$1" 2>/dev/null; }
 pending() { ctl --json status | jget "d['postgresql']['memory_pending']"; }
