@@ -90,6 +90,8 @@ start_with(child_fn fn, bool hooks)
 	ck_assert_int_ge(P.pid, 0);
 	if (P.pid == 0) {
 		close(sv[0]);
+		if (chdir(P.dir) < 0)	/* as agentd starts it: in its own directory */
+			_exit(2);
 		int lf = open(P.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (lf >= 0)
 			dup2(lf, 2);
