@@ -42,6 +42,7 @@
 #include "common/jsonmp.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/util.h"
 #include "supervisor/http_int.h"
 #include "supervisor/sup.h"
@@ -512,6 +513,9 @@ load_token(struct http *h, const char *file)
 	}
 	h->token = xstrdup(buf);
 	h->token_len = (size_t)n;
+	/* A client that sends it wrong, a proxy's error page, a model told it:
+	 * wherever it turns up, it is redacted like every other secret. */
+	(void)redact_add(h->sup->secrets, h->token);
 	explicit_bzero(buf, sizeof(buf));
 	return 0;
 }

@@ -407,12 +407,15 @@ sup_run(struct sup *s)
 			free_agents(s);
 			return 1;
 		}
+	/* Before the listeners (the HTTP token joins the set), Redis, PostgreSQL
+	 * and the workers, any of which could log one. */
+	secrets_open(s);
 	if (ctl_listen(s) < 0 || http_open(s) < 0) {
 		ctl_close(s);
 		free_agents(s);
+		secrets_close(s);
 		return 1;
 	}
-	secrets_open(s);	/* before Redis, PostgreSQL and the workers, which could log one */
 	log_info("agentd %s started: %zu agents, state in %s, control socket %s",
 	    AGENTD_VERSION, s->nagents, s->cfg->g.state_dir, s->cfg->g.control_socket);
 	if (strcmp(s->cfg->g.event_store, "redis_stream") == 0 ||
