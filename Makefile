@@ -9,7 +9,7 @@
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Sources are found by wildcard: common/ proto/ conf/ make libagentd.a;
-# supervisor/*.c (but main.c, agentctl.c) make libsup.a; worker/*.c (but
+# supervisor/*.c and supervisor/memory/*.c (but main.c, agentctl.c) make libsup.a; worker/*.c (but
 # main.c) make libworker.a.  tests/unit/test_NAME.c is one Check binary,
 # linked with libagentd.a, plus libsup.a when NAME starts with sup_, plus
 # libworker.a when NAME starts with worker_.
@@ -44,7 +44,8 @@ ALL_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRC := $(wildcard common/*.c proto/*.c conf/*.c)
-SUP_SRC := $(filter-out supervisor/main.c supervisor/agentctl.c,$(wildcard supervisor/*.c))
+SUP_SRC := $(filter-out supervisor/main.c supervisor/agentctl.c,$(wildcard supervisor/*.c \
+	supervisor/memory/*.c))
 WRK_SRC := $(filter-out worker/main.c,$(wildcard worker/*.c))
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 

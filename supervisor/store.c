@@ -1,6 +1,9 @@
 /*
- * store: SQLite (state always; events and memory when "database") and
- * bounded in-memory lists (events and memory when "memory").
+ * store: SQLite (state always; events when "database") and a bounded
+ * in-memory ring (events when "memory").  Agent memory is
+ * supervisor/memory/'s: its tables live in the same db, and its writes go
+ * through this file's transaction and pending ops (store_ext below), so a
+ * failed commit loses none of them either.
  *
  * One connection, WAL, prepared statements made once.  Writes open a
  * transaction lazily and store_flush() commits it at the end of the loop
@@ -43,12 +46,12 @@
 #include "common/limits.h"
 #include "conf/config.h"
 #include "supervisor/loop.h"
-#include "supervisor/pgship.h"
+#include "supervisor/memory/memory.h"
 #include "supervisor/store.h"
 
 #define SCHEMA_VERSION 1
 
-enum { ST_STATE_GET, ST_STATE_PUT, ST_STATE_DEL, ST_EV_PUT, ST_EV_OUTBOX, ST_EV_TRIM, ST_MEM_PUT, ST_MEM_GET, ST_MEM_CLEAR, ST_MEM_PRUNE, ST_MEM_PENDING, ST__N };
+enum { ST_STATE_GET, ST_STATE_PUT, ST_STATE_DEL, ST_EV_PUT, ST_EV_OUTBOX, ST_EV_TRIM, ST__N };
 
 static const char *sql[ST__N] = {
 	[ST_STATE_GET] = "SELECT run_count, error_count, skipped_count, restart_count, "
@@ -69,19 +72,6 @@ static const char *sql[ST__N] = {
 	 * id) index: cost follows what is deleted. */
 	[ST_EV_TRIM] = "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
 	    "agent_name = ?1 AND id <= ?3 ORDER BY id LIMIT ?2)",
-	[ST_MEM_PUT] = "INSERT INTO memory (agent, session_id, memory_type, role, content, "
-	    "metadata, timestamp) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-	[ST_MEM_GET] = "SELECT * FROM (SELECT id, role, content, memory_type, timestamp, "
-	    "metadata FROM memory WHERE agent = ?1 AND memory_type = ?2 ORDER BY id DESC "
-	    "LIMIT ?3) ORDER BY id",
-	[ST_MEM_CLEAR] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2",
-	/* Through the (agent, memory_type, id) index: cost follows what is
-	 * deleted, not the size of the table. */
-	[ST_MEM_PRUNE] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2 AND id <= "
-	    "MIN(?4, (SELECT id FROM memory WHERE agent = ?1 AND memory_type = ?2 ORDER BY id "
-	    "DESC LIMIT 1 OFFSET ?3))",
-	[ST_MEM_PENDING] = "SELECT id, agent, session_id, memory_type, role, content, metadata, "
-	    "timestamp FROM memory WHERE id > ?1 ORDER BY id LIMIT ?2",
 };
 
 static const char *schema =
@@ -97,10 +87,6 @@ static const char *schema =
     "CREATE INDEX IF NOT EXISTS events_session ON events "
     "(json_extract(payload, '$.session_id'), id);"
     "CREATE INDEX IF NOT EXISTS events_type ON events (type, id);"
-    "CREATE TABLE IF NOT EXISTS memory (id INTEGER PRIMARY KEY, agent TEXT, "
-    "session_id TEXT, memory_type TEXT, role TEXT, content TEXT, metadata TEXT, "
-    "timestamp INTEGER);"
-    "CREATE INDEX IF NOT EXISTS memory_agent ON memory (agent, memory_type, id);"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);";
 
 /*
@@ -116,14 +102,12 @@ static const char *const ev_where[] = { " AND agent_name = ?3",
  * by retention, squeezed out when the slots run out. */
 struct ring_event { struct event ev; char *type, *agent; };
 
-struct mem_item { char *agent, *type, *role, *content; json_t *metadata; int64_t ts; };
-
 #define RETRY_FIRST_MS 500          /* a failed commit is tried again after this, */
 #define RETRY_MAX_MS 30000          /* doubling up to this */
 
 /* A write to SQLite not yet committed: executed in the open transaction
  * and kept, so that a failed commit can be replayed whole. */
-enum op_kind { OP_EVENT, OP_MEM, OP_MEM_CLEAR, OP_STATE, OP_STATE_DEL };
+enum op_kind { OP_EVENT, OP_EXT, OP_STATE, OP_STATE_DEL };
 
 struct op {
 	enum op_kind kind;
@@ -131,8 +115,7 @@ struct op {
 	size_t bytes;                 /* held, for STORE_PENDING_BYTES */
 	union {
 		struct { int64_t id, seq, ts; char event_id[37]; char *type, *payload; } ev;
-		struct { int64_t ts; char *session, *type, *role, *content, *metadata; } mem;
-		struct { char *type; } clear;
+		struct { const struct store_ext *x; void *data; bool row; } ext;   /* a memory row, or not */
 		struct { struct agent_state st; char *extra; } state;   /* st.extra unused */
 	} u;
 };
@@ -150,9 +133,9 @@ struct store {
 	sqlite3_stmt *st[ST__N];
 	sqlite3_stmt *ev_page[EVF__N], *ev_tail[EVF__N];   /* by filter mask */
 	bool in_tx;
-	bool events_in_db, memory_in_db;
-	const char *event_backend, *memory_backend;
-	int64_t retention, mem_retention;
+	bool events_in_db;
+	const char *event_backend;
+	int64_t retention;
 	int64_t next_id;          /* next event id (both backends) */
 	int64_t dropped;
 	/* memory event backend */
@@ -161,19 +144,14 @@ struct store {
 	size_t ring_first;          /* no live event before this slot */
 	json_t *counts;           /* agent -> events in the log (both backends) */
 	int64_t rows;             /* their sum */
-	/* memory memory backend: one flat bounded list, newest last */
-	struct mem_item *mem;
-	size_t nmem, capmem;
 	bool prune_events;
-	json_t *mem_dirty;        /* "agent\ntype" written since the last flush */
 	json_t *state_dirty;      /* state_store redis: agent -> saved (true) / deleted */
-	bool mem_outbox;          /* memory_store redis: rows wait for mem_shipped */
-	int64_t mem_shipped;      /* highest memory row id in Redis */
-	int64_t mem_last;         /* highest memory row id written */
-	/* What the last COMMIT made durable: a shipper never sends past these,
-	 * or a crash before the commit would let ids be reused for other rows
+	/* What the last COMMIT made durable: a shipper never sends past it,
+	 * or a crash before the commit would let ids be reused for other events
 	 * that the far side then takes for ones it already has. */
-	int64_t ev_committed, mem_committed;
+	int64_t ev_committed;
+	struct memory *mem;       /* agent memory (supervisor/memory/), opened with the store */
+	const struct store_ext *ext;  /* its tables' hooks */
 	int64_t epoch;            /* made when the db was created: ids restart with it */
 	bool outbox;              /* events wait here until shipped_id passes them */
 	int64_t shipped_id;       /* highest event id the relay has delivered */
@@ -185,9 +163,9 @@ struct store {
 	struct op *ops;
 	size_t nops, capops;
 	json_t *state_ops;        /* agent -> index of its state op in ops */
-	size_t pend_events, pend_mem, pend_bytes;
+	size_t pend_events, pend_mem, pend_bytes;   /* pend_mem: ext ops that are rows */
 	struct prune_fx fx;
-	int64_t marks[3];         /* next_event_id, shipped_id, mem_shipped_id as committed */
+	int64_t marks[2];         /* next_event_id, shipped_id as committed */
 	/* Degraded: the last commit failed. */
 	bool degraded;
 	bool replay_due;          /* the retry timer has fired */
@@ -203,18 +181,6 @@ struct store {
 	json_t *drops_ready;      /* the same, once committed again, until taken */
 	char drops_reason[512];
 };
-
-bool
-memory_type_valid(const char *t)
-{
-	static const char *types[] = { "working", "episodic", "long_term", "procedural" };
-	if (t == NULL)
-		return false;
-	for (size_t i = 0; i < ARRAY_LEN(types); i++)
-		if (strcmp(t, types[i]) == 0)
-			return true;
-	return false;
-}
 
 int store_set_shipped(struct store *s, int64_t id);
 
@@ -335,32 +301,14 @@ open_db(struct store *s, const char *dir, char *err, size_t errlen)
 		}
 	sqlite3_stmt *q;
 	s->next_id = 1;
-	if (sqlite3_prepare_v2(s->db, "SELECT (SELECT value FROM meta WHERE key='shipped_id'), "
-	    "(SELECT value FROM meta WHERE key='mem_shipped_id')", -1, &q, NULL) == SQLITE_OK) {
-		if (sqlite3_step(q) == SQLITE_ROW) {
-			s->shipped_id = sqlite3_column_int64(q, 0);
-			s->mem_shipped = sqlite3_column_int64(q, 1);
-		}
-		sqlite3_finalize(q);
-	}
-	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='epoch'", -1, &q,
-	    NULL) == SQLITE_OK) {
-		if (sqlite3_step(q) == SQLITE_ROW)
-			s->epoch = sqlite3_column_int64(q, 0);
-		sqlite3_finalize(q);
-	}
+	s->shipped_id = store_meta_get(s, "shipped_id");
+	s->epoch = store_meta_get(s, "epoch");
 	if (s->epoch == 0) {
 		char ins[96];
 		s->epoch = 1 + (int64_t)(rand_unit() * 9.0e15);
 		snprintf(ins, sizeof(ins), "INSERT OR REPLACE INTO meta VALUES ('epoch', %lld)",
 		    (long long)s->epoch);
 		sqlite3_exec(s->db, ins, NULL, NULL, NULL);
-	}
-	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(id),0) FROM memory", -1, &q,
-	    NULL) == SQLITE_OK) {
-		if (sqlite3_step(q) == SQLITE_ROW)
-			s->mem_last = sqlite3_column_int64(q, 0);
-		sqlite3_finalize(q);
 	}
 	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(id),0), "
 	    "(SELECT value FROM meta WHERE key='next_event_id') FROM events", -1, &q, NULL) == SQLITE_OK) {
@@ -372,7 +320,6 @@ open_db(struct store *s, const char *dir, char *err, size_t errlen)
 		sqlite3_finalize(q);
 	}
 	s->ev_committed = s->next_id - 1;
-	s->mem_committed = s->mem_last;
 	recount(s);
 	return 0;
 }
@@ -382,7 +329,6 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 {
 	struct store *s = xcalloc(1, sizeof(*s));
 	const char *ev = g->event_store ? g->event_store : "database";
-	const char *mem = g->memory_store ? g->memory_store : "database";
 
 	if (strcmp(ev, "database") && strcmp(ev, "memory") && strcmp(ev, "redis_stream")) {
 		snprintf(err, errlen, "event_store %s is not available in this build "
@@ -390,34 +336,12 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 		free(s);
 		return -1;
 	}
-	if (strcmp(mem, "database") && strcmp(mem, "memory") && strcmp(mem, "redis")) {
-		snprintf(err, errlen, "memory_store %s is not available in this build "
-		    "(available: database, memory, redis)", mem);
-		free(s);
-		return -1;
-	}
 	/* redis_stream keeps every event in SQLite first: the table is the
 	 * durable outbox the relay ships from (relay.c). */
 	s->events_in_db = strcmp(ev, "memory") != 0;
 	s->outbox = strcmp(ev, "redis_stream") == 0;
-	/* redis memory is written to SQLite first and shipped like events:
-	 * the context a run gets never waits on Redis, and no write is lost
-	 * while it is down. */
-	s->memory_in_db = strcmp(mem, "memory") != 0;
-	s->mem_outbox = strcmp(mem, "redis") == 0 ||
-	    (strcmp(mem, "database") == 0 && pgship_url(g->database_url));
-	if (g->database_url && !pgship_url(g->database_url)) {
-		snprintf(err, errlen, "database_url must be a postgresql:// URL (the embedded "
-		    "SQLite store needs none)");
-		free(s);
-		return -1;
-	}
 	s->event_backend = s->outbox ? "redis_stream" : s->events_in_db ? "database" : "memory";
-	s->memory_backend = !s->mem_outbox ? (s->memory_in_db ? "database" : "memory") :
-	    strcmp(mem, "redis") == 0 ? "redis" : "postgresql";
 	s->retention = g->event_retention > 0 ? g->event_retention : 100000;
-	s->mem_retention = g->memory_retention > 0 ? g->memory_retention : 10000;
-	s->mem_dirty = json_object();
 	s->outbox_drops = json_object();
 	s->state_ops = json_object();
 	s->counts = json_object();
@@ -427,13 +351,12 @@ store_open(struct store **out, const struct global_conf *g, char *err, size_t er
 	timer_init(&s->retry, on_retry, s);
 	if (g->state_store && strcmp(g->state_store, "redis") == 0)
 		s->state_dirty = json_object();
-	if (open_db(s, g->state_dir, err, errlen) < 0) {
+	if (open_db(s, g->state_dir, err, errlen) < 0 || mem_open(&s->mem, s, g, err, errlen) < 0) {
 		store_close(s);
 		return -1;
 	}
 	s->marks[0] = s->next_id;
 	s->marks[1] = s->shipped_id;
-	s->marks[2] = s->mem_shipped;
 	if (!s->events_in_db) {	/* room for as many holes as events */
 		s->ring_cap = 2 * (size_t)s->retention;
 		s->ring = xcalloc(s->ring_cap, sizeof(*s->ring));
@@ -469,6 +392,9 @@ store_close(struct store *s)
 			log_error("store: %zu events and %zu memory rows could not be written to "
 			    "the state db (%s) and are lost with this exit", s->pend_events,
 			    s->pend_mem, s->err);
+	}
+	mem_close(s->mem);	/* its statements go before the db */
+	if (s->db) {
 		for (int i = 0; i < ST__N; i++)
 			sqlite3_finalize(s->st[i]);
 		for (int i = 0; i < EVF__N; i++) {
@@ -479,15 +405,6 @@ store_close(struct store *s)
 	}
 	if (s->ring)
 		ring_clear(s);
-	for (size_t i = 0; i < s->nmem; i++) {
-		free(s->mem[i].agent);
-		free(s->mem[i].type);
-		free(s->mem[i].role);
-		free(s->mem[i].content);
-		json_decref(s->mem[i].metadata);
-	}
-	free(s->mem);
-	json_decref(s->mem_dirty);
 	json_decref(s->outbox_drops);
 	json_decref(s->state_dirty);
 	timer_stop(&s->retry);
@@ -775,40 +692,19 @@ prune(struct store *s)
 		if (s->rows > s->retention && trim_fair(s, bound) < 0)
 			return -1;
 	}
-	const char *key;
-	json_t *v;
-	json_object_foreach(s->mem_dirty, key, v) {
-		const char *nl = strchr(key, '\n');
-		sqlite3_stmt *st = stmt(s, ST_MEM_PRUNE);
-		sqlite3_bind_text(st, 1, key, (int)(nl - key), SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, nl + 1, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, s->mem_retention);
-		/* Rows not yet in Redis stay past retention until they are. */
-		sqlite3_bind_int64(st, 4, s->mem_outbox ? s->mem_shipped : INT64_MAX);
-		int rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
-			return failed(s, "pruning memory");
-	}
-	return 0;
+	return s->ext && s->ext->prepare ? s->ext->prepare(s->ext->ctx) : 0;
 }
 
 /* The watermarks, in the transaction that makes them true. */
 static int
 write_marks(struct store *s)
 {
-	static const char *const keys[] = { "next_event_id", "shipped_id", "mem_shipped_id" };
-	int64_t now[3] = { s->next_id, s->fx.shipped_to > s->shipped_id ? s->fx.shipped_to :
-	    s->shipped_id, s->mem_shipped };
-	char q[128];
-	for (int i = 0; i < 3; i++) {
-		if (now[i] == s->marks[i])
-			continue;
-		snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta VALUES ('%s', %lld)", keys[i],
-		    (long long)now[i]);
-		if (sqlite3_exec(s->db, q, NULL, NULL, NULL) != SQLITE_OK)
-			return failed(s, "recording watermarks");
-	}
+	static const char *const keys[] = { "next_event_id", "shipped_id" };
+	int64_t now[2] = { s->next_id, s->fx.shipped_to > s->shipped_id ? s->fx.shipped_to :
+	    s->shipped_id };
+	for (int i = 0; i < 2; i++)
+		if (now[i] != s->marks[i] && store_meta_put(s, keys[i], now[i]) < 0)
+			return -1;
 	return 0;
 }
 
@@ -830,15 +726,8 @@ op_free(struct op *o)
 		free(o->u.ev.type);
 		free(o->u.ev.payload);
 		break;
-	case OP_MEM:
-		free(o->u.mem.session);
-		free(o->u.mem.type);
-		free(o->u.mem.role);
-		free(o->u.mem.content);
-		free(o->u.mem.metadata);
-		break;
-	case OP_MEM_CLEAR:
-		free(o->u.clear.type);
+	case OP_EXT:
+		o->u.ext.x->free_op(o->u.ext.data);
 		break;
 	case OP_STATE:
 	case OP_STATE_DEL:
@@ -912,29 +801,6 @@ exec_event(struct store *s, struct op *o)
 }
 
 static int
-exec_mem(struct store *s, struct op *o)
-{
-	sqlite3_stmt *q = stmt(s, ST_MEM_PUT);
-	char key[512];
-	sqlite3_bind_text(q, 1, o->agent, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 2, o->u.mem.session, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 3, o->u.mem.type, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 4, o->u.mem.role, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 5, o->u.mem.content, -1, SQLITE_STATIC);
-	if (o->u.mem.metadata)
-		sqlite3_bind_text(q, 6, o->u.mem.metadata, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 7, o->u.mem.ts);
-	int rc = sqlite3_step(q);
-	sqlite3_reset(q);
-	if (rc != SQLITE_DONE)
-		return failed(s, "storing memory");
-	s->mem_last = sqlite3_last_insert_rowid(s->db);
-	snprintf(key, sizeof(key), "%s\n%s", o->agent, o->u.mem.type);
-	json_object_set_new(s->mem_dirty, key, json_true());
-	return 0;
-}
-
-static int
 exec_state(struct store *s, struct op *o)
 {
 	const struct agent_state *st = &o->u.state.st;
@@ -965,21 +831,11 @@ exec_state(struct store *s, struct op *o)
 static int
 exec_op(struct store *s, struct op *o)
 {
-	sqlite3_stmt *q;
-	int rc;
-
 	switch (o->kind) {
 	case OP_EVENT:
 		return exec_event(s, o);
-	case OP_MEM:
-		return exec_mem(s, o);
-	case OP_MEM_CLEAR:
-		q = stmt(s, ST_MEM_CLEAR);
-		sqlite3_bind_text(q, 1, o->agent, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 2, o->u.clear.type, -1, SQLITE_STATIC);
-		rc = sqlite3_step(q);
-		sqlite3_reset(q);
-		return rc == SQLITE_DONE ? 0 : failed(s, "clearing memory");
+	case OP_EXT:
+		return o->u.ext.x->exec(o->u.ext.x->ctx, o->u.ext.data);
 	case OP_STATE:
 	case OP_STATE_DEL:
 		return exec_state(s, o);
@@ -1026,9 +882,10 @@ static void
 rolled_back(struct store *s)
 {
 	s->in_tx = false;
-	s->mem_last = s->mem_committed;
 	fx_clear(&s->fx);
 	recount(s);
+	if (s->ext && s->ext->rolled_back)
+		s->ext->rolled_back(s->ext->ctx);
 }
 
 /* A statement or the COMMIT failed: roll back, keep every op, and try
@@ -1095,12 +952,11 @@ committed(struct store *s)
 	fx_apply(s);
 	s->marks[0] = s->next_id;
 	s->marks[1] = s->shipped_id;
-	s->marks[2] = s->mem_shipped;
 	s->ev_committed = s->next_id - 1;
-	s->mem_committed = s->mem_last;
 	ops_clear(s);
 	s->prune_events = false;
-	json_object_clear(s->mem_dirty);
+	if (s->ext && s->ext->committed)
+		s->ext->committed(s->ext->ctx);
 	if (s->since)
 		recovered(s);
 }
@@ -1553,8 +1409,8 @@ int64_t store_outbox_dropped(const struct store *s) { return s->outbox_dropped; 
 
 /* Watermarks are written by the commit that makes them true (write_marks):
  * here, only make sure one comes.  While degraded, the replay's does. */
-static int
-mark_moved(struct store *s)
+int
+store_touch(struct store *s)
 {
 	if (!s->degraded)
 		(void)begin(s);
@@ -1567,216 +1423,75 @@ store_set_shipped(struct store *s, int64_t id)
 	if (id <= s->shipped_id && id != 0)
 		return 0;
 	s->shipped_id = id;
-	return mark_moved(s);
+	return store_touch(s);
 }
-/* ---- memory outbox (memory_store redis) ------------------------------------ */
 
-int64_t store_mem_shipped(const struct store *s) { return s->mem_shipped; }
-
-int64_t store_mem_last_id(const struct store *s) { return s->mem_committed; }
 int64_t store_epoch(const struct store *s) { return s->epoch; }
-
-int
-store_set_mem_shipped(struct store *s, int64_t id)
-{
-	if (id <= s->mem_shipped)
-		return 0;
-	s->mem_shipped = id;
-	return mark_moved(s);
-}
-
-/* A text column as JSON; null (never a failure) when it is NULL or not
- * UTF-8, so no row is ever left out of what gets shipped. */
-static json_t *
-column_json_text(sqlite3_stmt *q, int col)
-{
-	const char *t = (const char *)sqlite3_column_text(q, col);
-	json_t *j = t ? json_string(t) : NULL;
-	return j ? j : json_null();
-}
-
-int
-store_mem_pending(struct store *s, int64_t after, int limit, json_t **out)
-{
-	static const char *const cols[] = { NULL, "agent_id", "session_id", "memory_type",
-		"role", "content" };
-	sqlite3_stmt *q = stmt(s, ST_MEM_PENDING);
-	char ts[40];
-	int rc;
-
-	*out = json_array();
-	sqlite3_bind_int64(q, 1, after);
-	sqlite3_bind_int(q, 2, limit);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		json_t *item = json_object();
-		json_object_set_new(item, "id", json_integer(sqlite3_column_int64(q, 0)));
-		for (int c = 1; c <= 5; c++)
-			json_object_set_new(item, cols[c], column_json_text(q, c));
-		const char *md = (const char *)sqlite3_column_text(q, 6);
-		json_t *meta = md ? json_loads(md, 0, NULL) : NULL;
-		json_object_set_new(item, "metadata", meta ? meta : column_json_text(q, 6));
-		iso8601(sqlite3_column_int64(q, 7), ts, sizeof(ts));
-		json_object_set_new(item, "timestamp", json_string(ts));
-		json_array_append_new(*out, item);
-	}
-	sqlite3_reset(q);
-	return rc == SQLITE_DONE ? 0 : db_fail(s, "reading the memory outbox");
-}
-
-const char *store_memory_backend(const struct store *s) { return s->memory_backend; }
 int64_t store_events_dropped(const struct store *s) { return s->dropped; }
 
-/* ---- memory --------------------------------------------------------------- */
+/* ---- another module's tables (supervisor/memory/) ---------------------------- */
 
-static json_t *
-mem_json(const char *role, const char *content, const char *type, int64_t ts,
-    json_t *metadata)
+struct memory *store_memory(const struct store *s) { return s->mem; }
+sqlite3 *store_db(const struct store *s) { return s->db; }
+bool store_degraded(const struct store *s) { return s->degraded; }
+
+void
+store_set_ext(struct store *s, const struct store_ext *x)
 {
-	char iso[32];
-	iso8601(ts, iso, sizeof(iso));
-	return json_pack("{s:s, s:s, s:s, s:s, s:o}", "role", role ? role : "",
-	    "content", content ? content : "", "memory_type", type, "timestamp", iso,
-	    "metadata", metadata ? metadata : json_null());
+	s->ext = x;
 }
 
 int
-store_mem_append(struct store *s, const char *agent, const char *session_id,
-    const char *memory_type, const char *role, const char *content,
-    const json_t *metadata)
+store_ext_failed(struct store *s, const char *what)
 {
-	if (!memory_type_valid(memory_type))
-		return -1;
-	if (!s->memory_in_db) {
-		size_t same = 0, oldest = SIZE_MAX;
-		for (size_t i = 0; i < s->nmem; i++)
-			if (!strcmp(s->mem[i].agent, agent) && !strcmp(s->mem[i].type, memory_type)) {
-				if (oldest == SIZE_MAX)
-					oldest = i;
-				same++;
-			}
-		if ((int64_t)same >= s->mem_retention && oldest != SIZE_MAX) {
-			struct mem_item *m = &s->mem[oldest];
-			free(m->agent); free(m->type); free(m->role); free(m->content);
-			json_decref(m->metadata);
-			memmove(m, m + 1, (s->nmem - oldest - 1) * sizeof(*m));
-			s->nmem--;
-		}
-		if (s->nmem == s->capmem) {
-			s->capmem = s->capmem ? s->capmem * 2 : 64;
-			s->mem = xrealloc(s->mem, s->capmem * sizeof(*s->mem));
-		}
-		s->mem[s->nmem++] = (struct mem_item){ xstrdup(agent), xstrdup(memory_type),
-		    xstrdup(role ? role : ""), xstrdup(content ? content : ""),
-		    metadata ? json_deep_copy(metadata) : NULL, wall_ms() };
-		return 0;
-	}
-	char *md = metadata ? json_dumps_short(metadata, JSON_COMPACT) : NULL;
-	size_t bytes = (content ? strlen(content) : 0) + (role ? strlen(role) : 0) +
-	    (md ? strlen(md) : 0) + (session_id ? strlen(session_id) : 0);
+	return failed(s, what);
+}
+
+int
+store_ext_write(struct store *s, const char *agent, void *data, size_t bytes, bool row)
+{
 	if (over_bound(s, bytes, false)) {
-		free(md);
-		s->dropped_mem++;
-		note_drop(s, "memory rows");
+		s->ext->free_op(data);
+		if (row) {
+			s->dropped_mem++;
+			note_drop(s, "memory rows");
+		}
 		return 1;
 	}
-	struct op *o = op_new(s, OP_MEM, agent, bytes);
-	o->u.mem.ts = wall_ms();
-	o->u.mem.session = xstrdup(session_id ? session_id : "");
-	o->u.mem.type = xstrdup(memory_type);
-	o->u.mem.role = xstrdup(role ? role : "");
-	o->u.mem.content = xstrdup(content ? content : "");
-	o->u.mem.metadata = md;
-	s->pend_mem++;
+	struct op *o = op_new(s, OP_EXT, agent, bytes);
+	o->u.ext.x = s->ext;
+	o->u.ext.data = data;
+	o->u.ext.row = row;
+	s->pend_mem += row;
 	return apply(s, o);
 }
 
-static int mem_context(struct store *s, const char *agent, const char *memory_type,
-    int limit, json_t **out);
-
-/* Drops the oldest items until the rest fit max_bytes of compact JSON (the
- * newest stays in: a frame holds it whatever its JSON takes). */
-static void
-mem_fit(json_t *items, size_t max_bytes)
+int64_t
+store_meta_get(struct store *s, const char *key)
 {
-	size_t total = 2, keep = 0, n = json_array_size(items);
-	while (keep < n) {
-		size_t sz = json_compact_size(json_array_get(items, n - keep - 1)) + 1;
-		if (keep > 0 && total + sz > max_bytes)
-			break;
-		total += sz;
-		keep++;
-	}
-	for (size_t i = keep; i < n; i++)
-		json_array_remove(items, 0);
+	sqlite3_stmt *q;
+	int64_t v = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?1", -1, &q,
+	    NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return v;
 }
 
 int
-store_mem_context(struct store *s, const char *agent, const char *memory_type,
-    int limit, json_t **out)
+store_meta_put(struct store *s, const char *key, int64_t value)
 {
-	int rc = mem_context(s, agent, memory_type, limit, out);
-	if (rc == 0)
-		mem_fit(*out, MEMORY_REPLY_MAX);
-	return rc;
-}
-
-static int
-mem_context(struct store *s, const char *agent, const char *memory_type,
-    int limit, json_t **out)
-{
-	if (!memory_type_valid(memory_type) || limit < 0)
-		return -1;
-	*out = json_array();
-	if (!s->memory_in_db) {
-		size_t n = 0, i = s->nmem;
-		while (i > 0 && n < (size_t)limit) {
-			i--;
-			if (!strcmp(s->mem[i].agent, agent) && !strcmp(s->mem[i].type, memory_type))
-				n++;
-		}
-		for (; i < s->nmem; i++) {
-			struct mem_item *m = &s->mem[i];
-			if (strcmp(m->agent, agent) || strcmp(m->type, memory_type))
-				continue;
-			json_array_append_new(*out, mem_json(m->role, m->content, m->type, m->ts,
-			    m->metadata ? json_deep_copy(m->metadata) : NULL));
-		}
-		return 0;
+	sqlite3_stmt *q;
+	int rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta VALUES (?1, ?2)", -1,
+	    &q, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, value);
+		rc = sqlite3_step(q);
+		sqlite3_finalize(q);
 	}
-	sqlite3_stmt *q = stmt(s, ST_MEM_GET);
-	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 2, memory_type, -1, SQLITE_STATIC);
-	sqlite3_bind_int(q, 3, limit);
-	int rc;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *md = (const char *)sqlite3_column_text(q, 5);
-		json_array_append_new(*out, mem_json((const char *)sqlite3_column_text(q, 1),
-		    (const char *)sqlite3_column_text(q, 2), memory_type,
-		    sqlite3_column_int64(q, 4), md ? json_loads(md, 0, NULL) : NULL));
-	}
-	sqlite3_reset(q);
-	return rc == SQLITE_DONE ? 0 : db_fail(s, "reading memory");
-}
-
-int
-store_mem_clear(struct store *s, const char *agent, const char *memory_type)
-{
-	if (!memory_type_valid(memory_type))
-		return -1;
-	if (!s->memory_in_db) {
-		size_t k = 0;
-		for (size_t i = 0; i < s->nmem; i++) {
-			struct mem_item *m = &s->mem[i];
-			if (!strcmp(m->agent, agent) && !strcmp(m->type, memory_type)) {
-				free(m->agent); free(m->type); free(m->role); free(m->content);
-				json_decref(m->metadata);
-			} else
-				s->mem[k++] = *m;
-		}
-		s->nmem = k;
-		return 0;
-	}
-	struct op *o = op_new(s, OP_MEM_CLEAR, agent, 0);
-	o->u.clear.type = xstrdup(memory_type);
-	return apply(s, o);
+	return rc == SQLITE_DONE || rc == SQLITE_OK ? 0 : failed(s, "recording watermarks");
 }

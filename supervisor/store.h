@@ -8,13 +8,12 @@
  *   events  the event log: backend "database" (same SQLite file, table
  *           events) or "memory" (a bounded ring, lost on exit).  Retention
  *           is bounded (oldest dropped past the limit, counted).
- *   memory  agent memory (working, episodic, long_term, procedural):
- *           "database" or "memory".
+ *   memory  agent memory (working, episodic, long_term, procedural): its
+ *           backends are supervisor/memory/'s; the calls are below.
  *
  * Writes made during one loop pass are batched into one SQLite transaction:
  * store_begin() is implicit on the first write, store_flush() at the end of
- * the pass commits.  A later issue adds Redis backends behind these same
- * calls; callers never see which backend answered.
+ * the pass commits.  Callers never see which backend answered.
  */
 #ifndef AGENTD_STORE_H
 #define AGENTD_STORE_H
@@ -138,9 +137,12 @@ json_t *store_take_drops(struct store *s);
  *  "dropped_memory"}: whether the last commit failed, and what waits. */
 json_t *store_status(const struct store *s);
 
-/* Memory.  memory_type one of working, episodic, long_term, procedural
- * (anything else: -1).  metadata may be NULL.  append: 1 when not kept
- * (as for events; counted in store_status). */
+/*
+ * Memory (supervisor/memory/: the backends behind these calls).
+ * memory_type one of working, episodic, long_term, procedural (anything
+ * else: -1).  metadata may be NULL.  append: 1 when not kept (as for
+ * events; counted in store_status).
+ */
 int store_mem_append(struct store *s, const char *agent, const char *session_id,
     const char *memory_type, const char *role, const char *content,
     const json_t *metadata);
@@ -150,17 +152,53 @@ int store_mem_append(struct store *s, const char *agent, const char *session_id,
 int store_mem_context(struct store *s, const char *agent, const char *memory_type,
     int limit, json_t **out);
 int store_mem_clear(struct store *s, const char *agent, const char *memory_type);
+const char *store_memory_backend(const struct store *s);
 
 bool memory_type_valid(const char *t);
 
-/* The memory outbox, for memory_store redis: rows are written to SQLite
- * (the context is served from there) and the relay ships them in id order,
- * recording how far it got.  Unshipped rows outlive memory_retention. */
+/* The memory outbox, for the backends that ship rows (redis, postgresql):
+ * rows are written to SQLite (the context is served from there) and the
+ * backend ships them in id order, recording how far it got.  Unshipped
+ * rows outlive memory_retention. */
 int64_t store_mem_shipped(const struct store *s);
 int store_set_mem_shipped(struct store *s, int64_t id);
 int64_t store_mem_last_id(const struct store *s);   /* the last committed */
 /* Rows after id `after`, oldest first: {id, agent_id, session_id,
  * memory_type, role, content, timestamp, metadata}. */
 int store_mem_pending(struct store *s, int64_t after, int limit, json_t **out);
+
+/*
+ * For supervisor/memory/ only: tables of its own in the state db, written
+ * in the store's transaction.  A write is kept as an op with the store's
+ * own (store_ext_write) until a COMMIT has it, so a failed commit replays
+ * it with the rest; exec runs it in the open transaction (-1 after
+ * store_ext_failed), prepare runs before every COMMIT (pruning, its
+ * watermarks), committed and rolled_back after.  One set of hooks.
+ */
+typedef struct sqlite3 sqlite3;
+struct memory;
+struct store_ext {
+	void *ctx;
+	int (*exec)(void *ctx, void *data);
+	void (*free_op)(void *data);
+	int (*prepare)(void *ctx);
+	void (*committed)(void *ctx);
+	void (*rolled_back)(void *ctx);
+};
+void store_set_ext(struct store *s, const struct store_ext *x);
+struct memory *store_memory(const struct store *s);
+sqlite3 *store_db(const struct store *s);
+bool store_degraded(const struct store *s);
+/* data is the ext's (freed with free_op, also when it is not kept: 1, as
+ * for events past the pending bound); bytes count against that bound, row
+ * says whether it is a memory row (pending_memory, dropped_memory). */
+int store_ext_write(struct store *s, const char *agent, void *data, size_t bytes, bool row);
+/* A statement of the ext's failed: the store rolls back, degrades, retries. */
+int store_ext_failed(struct store *s, const char *what);
+/* A commit is due (a watermark moved), even with nothing else written. */
+int store_touch(struct store *s);
+/* The meta table's integers: 0 for none; put is for prepare. */
+int64_t store_meta_get(struct store *s, const char *key);
+int store_meta_put(struct store *s, const char *key, int64_t value);
 
 #endif

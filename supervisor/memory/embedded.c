@@ -1,0 +1,403 @@
+/*
+ * embedded: the memory table in SQLite, where every backend keeps its rows
+ * (see memory.h): the state db's table, written through the store's
+ * transaction and pending ops (store_ext_write, so a commit that fails
+ * replays it with the rest), or, for memory_store `memory`, the same table
+ * in a private in-memory database, written at once and lost on exit.
+ *
+ * Retention: each agent keeps the newest memory_retention rows of each
+ * type.  In the state db the (agent, type) pairs written in a pass are
+ * pruned when it commits (store prepare hook), through the (agent,
+ * memory_type, id) index, so the cost follows what is deleted; a row a
+ * remote store has not been sent yet (id above the outbox cursor) is kept
+ * until it has.  In memory, a pair is pruned as it is written.
+ *
+ * The outbox cursor (meta mem_shipped_id) moves only with a commit, and a
+ * shipper is never shown a row past the last commit (emb_last_id): a crash
+ * before the commit would let the ids be reused for other rows, which the
+ * far side would take for ones it has.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+#include "common/jsonmp.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "supervisor/memory/memory.h"
+#include "supervisor/store.h"
+
+enum { EM_PUT, EM_GET, EM_CLEAR, EM_PRUNE, EM_PENDING, EM__N };
+
+static const char *const sql[EM__N] = {
+	[EM_PUT] = "INSERT INTO memory (agent, session_id, memory_type, role, content, "
+	    "metadata, timestamp) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+	[EM_GET] = "SELECT * FROM (SELECT id, role, content, memory_type, timestamp, "
+	    "metadata FROM memory WHERE agent = ?1 AND memory_type = ?2 ORDER BY id DESC "
+	    "LIMIT ?3) ORDER BY id",
+	[EM_CLEAR] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2",
+	/* Through the (agent, memory_type, id) index: cost follows what is
+	 * deleted, not the size of the table. */
+	[EM_PRUNE] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2 AND id <= "
+	    "MIN(?4, (SELECT id FROM memory WHERE agent = ?1 AND memory_type = ?2 ORDER BY id "
+	    "DESC LIMIT 1 OFFSET ?3))",
+	[EM_PENDING] = "SELECT id, agent, session_id, memory_type, role, content, metadata, "
+	    "timestamp FROM memory WHERE id > ?1 ORDER BY id LIMIT ?2",
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS memory (id INTEGER PRIMARY KEY, agent TEXT, "
+    "session_id TEXT, memory_type TEXT, role TEXT, content TEXT, metadata TEXT, "
+    "timestamp INTEGER);"
+    "CREATE INDEX IF NOT EXISTS memory_agent ON memory (agent, memory_type, id);";
+
+#define SHIPPED_KEY "mem_shipped_id"
+
+/* A write kept by the store until committed. */
+struct mem_op {
+	bool clear;
+	char *agent, *session, *type, *role, *content, *metadata;
+	int64_t ts;
+};
+
+struct embedded {
+	sqlite3 *db;
+	struct store *store;      /* the state db's; NULL: in memory, written at once */
+	sqlite3_stmt *st[EM__N];
+	struct store_ext ext;
+	int64_t retention;
+	bool outbox;              /* a remote backend ships the rows: prune only shipped ones */
+	int64_t shipped;          /* the outbox cursor: the highest row id shipped */
+	int64_t shipped_mark;     /* ... as committed */
+	int64_t last;             /* the highest row id written */
+	int64_t committed;        /* ... committed */
+	json_t *dirty;            /* "agent\ntype" written since the last commit */
+};
+
+static sqlite3_stmt *
+stmt(struct embedded *e, int which)
+{
+	sqlite3_stmt *q = e->st[which];
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return q;
+}
+
+/* A statement failed: in the state db the store degrades (and retries);
+ * in memory there is nothing to retry, so it is said and -1. */
+static int
+failed(struct embedded *e, const char *what)
+{
+	if (e->store)
+		return store_ext_failed(e->store, what);
+	log_error("memory: %s: %s", what, sqlite3_errmsg(e->db));
+	return -1;
+}
+
+/* A read failed: said, and -1. */
+static int
+read_failed(struct embedded *e, const char *what)
+{
+	log_error("memory: %s: %s", what, sqlite3_errmsg(e->db));
+	return -1;
+}
+
+static void
+op_free(void *data)
+{
+	struct mem_op *o = data;
+	free(o->agent);
+	free(o->session);
+	free(o->type);
+	free(o->role);
+	free(o->content);
+	free(o->metadata);
+	free(o);
+}
+
+static int
+prune_one(struct embedded *e, const char *agent, size_t agent_len, const char *type)
+{
+	sqlite3_stmt *q = stmt(e, EM_PRUNE);
+	sqlite3_bind_text(q, 1, agent, (int)agent_len, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, type, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, e->retention);
+	/* Rows not yet shipped stay past retention until they are. */
+	sqlite3_bind_int64(q, 4, e->outbox ? e->shipped : INT64_MAX);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : failed(e, "pruning memory");
+}
+
+static int
+exec_op(void *ctx, void *data)
+{
+	struct embedded *e = ctx;
+	struct mem_op *o = data;
+	sqlite3_stmt *q = stmt(e, o->clear ? EM_CLEAR : EM_PUT);
+	char key[512];
+
+	sqlite3_bind_text(q, 1, o->agent, -1, SQLITE_STATIC);
+	if (o->clear)
+		sqlite3_bind_text(q, 2, o->type, -1, SQLITE_STATIC);
+	else {
+		sqlite3_bind_text(q, 2, o->session, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 3, o->type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 4, o->role, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 5, o->content, -1, SQLITE_STATIC);
+		if (o->metadata)
+			sqlite3_bind_text(q, 6, o->metadata, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 7, o->ts);
+	}
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE)
+		return failed(e, o->clear ? "clearing memory" : "storing memory");
+	if (o->clear)
+		return 0;
+	e->last = sqlite3_last_insert_rowid(e->db);
+	snprintf(key, sizeof(key), "%s\n%s", o->agent, o->type);
+	json_object_set_new(e->dirty, key, json_true());
+	return 0;
+}
+
+/* Before the store's COMMIT: what the pass wrote is pruned, and the
+ * cursor recorded in the transaction that makes it true. */
+static int
+prepare(void *ctx)
+{
+	struct embedded *e = ctx;
+	const char *key;
+	json_t *v;
+	json_object_foreach(e->dirty, key, v) {
+		const char *nl = strchr(key, '\n');
+		if (prune_one(e, key, (size_t)(nl - key), nl + 1) < 0)
+			return -1;
+	}
+	if (e->shipped != e->shipped_mark)
+		return store_meta_put(e->store, SHIPPED_KEY, e->shipped);
+	return 0;
+}
+
+static void
+committed(void *ctx)
+{
+	struct embedded *e = ctx;
+	e->committed = e->last;
+	e->shipped_mark = e->shipped;
+	json_object_clear(e->dirty);
+}
+
+/* The db is as it was at the last commit, and so must be what we believe
+ * of it: the ops replayed will write the rows again. */
+static void
+rolled_back(void *ctx)
+{
+	struct embedded *e = ctx;
+	e->last = e->committed;
+}
+
+static int
+prepare_all(struct embedded *e, char *err, size_t errlen)
+{
+	char *why = NULL;
+	if (sqlite3_exec(e->db, schema, NULL, NULL, &why) != SQLITE_OK) {
+		snprintf(err, errlen, "creating the memory table: %s", why ? why :
+		    sqlite3_errmsg(e->db));
+		sqlite3_free(why);
+		return -1;
+	}
+	for (int i = 0; i < EM__N; i++)
+		if (sqlite3_prepare_v3(e->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &e->st[i],
+		    NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "memory: preparing statements: %s",
+			    sqlite3_errmsg(e->db));
+			return -1;
+		}
+	return 0;
+}
+
+static int64_t
+max_row_id(struct embedded *e)
+{
+	sqlite3_stmt *q;
+	int64_t id = 0;
+	if (sqlite3_prepare_v2(e->db, "SELECT COALESCE(MAX(id),0) FROM memory", -1, &q,
+	    NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(q) == SQLITE_ROW)
+		id = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return id;
+}
+
+int
+emb_open(struct embedded **out, struct store *s, bool in_memory, bool outbox,
+    int64_t retention, char *err, size_t errlen)
+{
+	struct embedded *e = xcalloc(1, sizeof(*e));
+	e->retention = retention;
+	e->outbox = outbox;
+	e->dirty = json_object();
+	*out = e;
+	if (in_memory) {
+		if (sqlite3_open_v2(":memory:", &e->db, SQLITE_OPEN_READWRITE |
+		    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "memory: cannot open an in-memory database: %s",
+			    sqlite3_errmsg(e->db));
+			return -1;
+		}
+	} else {
+		e->store = s;
+		e->db = store_db(s);
+	}
+	if (prepare_all(e, err, errlen) < 0)
+		return -1;
+	e->last = e->committed = max_row_id(e);
+	if (e->store) {
+		e->shipped = e->shipped_mark = store_meta_get(s, SHIPPED_KEY);
+		e->ext = (struct store_ext){ .ctx = e, .exec = exec_op, .free_op = op_free,
+			.prepare = prepare, .committed = committed, .rolled_back = rolled_back };
+		store_set_ext(s, &e->ext);
+	}
+	return 0;
+}
+
+void
+emb_close(struct embedded *e)
+{
+	if (e == NULL)
+		return;
+	for (int i = 0; i < EM__N; i++)
+		sqlite3_finalize(e->st[i]);
+	if (e->store == NULL && e->db)
+		sqlite3_close(e->db);
+	json_decref(e->dirty);
+	free(e);
+}
+
+/* A write: into the store's transaction, or straight in (then pruned). */
+static int
+write_op(struct embedded *e, struct mem_op *o, size_t bytes)
+{
+	if (e->store)
+		return store_ext_write(e->store, o->agent, o, bytes, !o->clear);
+	int rc = exec_op(e, o);
+	if (rc == 0 && !o->clear)
+		rc = prune_one(e, o->agent, strlen(o->agent), o->type);
+	json_object_clear(e->dirty);
+	e->committed = e->last;
+	op_free(o);
+	return rc;
+}
+
+int
+emb_append(struct embedded *e, const char *agent, const char *session_id,
+    const char *memory_type, const char *role, const char *content, const json_t *metadata)
+{
+	struct mem_op *o = xcalloc(1, sizeof(*o));
+	o->agent = xstrdup(agent);
+	o->ts = wall_ms();
+	o->session = xstrdup(session_id ? session_id : "");
+	o->type = xstrdup(memory_type);
+	o->role = xstrdup(role ? role : "");
+	o->content = xstrdup(content ? content : "");
+	o->metadata = metadata ? json_dumps_short(metadata, JSON_COMPACT) : NULL;
+	size_t bytes = strlen(o->content) + strlen(o->role) + strlen(o->session) +
+	    (o->metadata ? strlen(o->metadata) : 0);
+	return write_op(e, o, bytes);
+}
+
+int
+emb_clear(struct embedded *e, const char *agent, const char *memory_type)
+{
+	struct mem_op *o = xcalloc(1, sizeof(*o));
+	o->clear = true;
+	o->agent = xstrdup(agent);
+	o->type = xstrdup(memory_type);
+	return write_op(e, o, 0);
+}
+
+static json_t *
+item_json(const char *role, const char *content, const char *type, int64_t ts,
+    json_t *metadata)
+{
+	char iso[32];
+	iso8601(ts, iso, sizeof(iso));
+	return json_pack("{s:s, s:s, s:s, s:s, s:o}", "role", role ? role : "",
+	    "content", content ? content : "", "memory_type", type, "timestamp", iso,
+	    "metadata", metadata ? metadata : json_null());
+}
+
+int
+emb_context(struct embedded *e, const char *agent, const char *memory_type, int limit,
+    json_t **out)
+{
+	sqlite3_stmt *q = stmt(e, EM_GET);
+	int rc;
+
+	*out = json_array();
+	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, memory_type, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 3, limit);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *md = (const char *)sqlite3_column_text(q, 5);
+		json_array_append_new(*out, item_json((const char *)sqlite3_column_text(q, 1),
+		    (const char *)sqlite3_column_text(q, 2), memory_type,
+		    sqlite3_column_int64(q, 4), md ? json_loads(md, 0, NULL) : NULL));
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : read_failed(e, "reading memory");
+}
+
+/* ---- the outbox ------------------------------------------------------------------ */
+
+int64_t emb_shipped(const struct embedded *e) { return e->shipped; }
+int64_t emb_last_id(const struct embedded *e) { return e->committed; }
+
+int
+emb_set_shipped(struct embedded *e, int64_t id)
+{
+	if (id <= e->shipped)
+		return 0;
+	e->shipped = id;
+	return store_touch(e->store);
+}
+
+/* A text column as JSON; null (never a failure) when it is NULL or not
+ * UTF-8, so no row is ever left out of what gets shipped. */
+static json_t *
+column_json_text(sqlite3_stmt *q, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(q, col);
+	json_t *j = t ? json_string(t) : NULL;
+	return j ? j : json_null();
+}
+
+int
+emb_pending(struct embedded *e, int64_t after, int limit, json_t **out)
+{
+	static const char *const cols[] = { NULL, "agent_id", "session_id", "memory_type",
+		"role", "content" };
+	sqlite3_stmt *q = stmt(e, EM_PENDING);
+	char ts[40];
+	int rc;
+
+	*out = json_array();
+	sqlite3_bind_int64(q, 1, after);
+	sqlite3_bind_int(q, 2, limit);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		json_t *item = json_object();
+		json_object_set_new(item, "id", json_integer(sqlite3_column_int64(q, 0)));
+		for (int c = 1; c <= 5; c++)
+			json_object_set_new(item, cols[c], column_json_text(q, c));
+		const char *md = (const char *)sqlite3_column_text(q, 6);
+		json_t *meta = md ? json_loads(md, 0, NULL) : NULL;
+		json_object_set_new(item, "metadata", meta ? meta : column_json_text(q, 6));
+		iso8601(sqlite3_column_int64(q, 7), ts, sizeof(ts));
+		json_object_set_new(item, "timestamp", json_string(ts));
+		json_array_append_new(*out, item);
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : read_failed(e, "reading the memory outbox");
+}
