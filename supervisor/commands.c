@@ -15,7 +15,6 @@
 #include "common/util.h"
 #include "proto/msg.h"
 #include "supervisor/commands.h"
-#include "supervisor/pgship.h"
 #include "supervisor/relay.h"
 #include "supervisor/sup.h"
 
@@ -74,9 +73,13 @@ manager_status(struct sup *s)
 	json_object_set_new(o, "store", store_status(s->store));
 	if (s->relay)
 		json_object_set_new(o, "outbox", relay_status(s->relay));
-	/* PostgreSQL's errors quote parts of database_url (a database's name). */
-	if (s->pgship)
-		json_object_set_new(o, "postgresql", sup_redact(s, pgship_status(s->pgship)));
+	/* A backend's errors may quote parts of its address (PostgreSQL's, a
+	 * database's name from database_url). */
+	json_t *mem = json_object();
+	store_mem_status(s->store, mem);
+	mem = sup_redact(s, mem);
+	json_object_update(o, mem);
+	json_decref(mem);
 	return o;
 }
 

@@ -156,6 +156,17 @@ const char *store_memory_backend(const struct store *s);
 
 bool memory_type_valid(const char *t);
 
+/* The backend that ships rows (redis, postgresql), once agentd's loop runs
+ * (r: the Redis relay, for memory_store redis): 0, or -1 with err.  pump
+ * after every commit; status adds the backend's fields to agentctl
+ * status; stop after the relay is freed. */
+struct relay;
+int store_mem_start(struct store *s, const struct global_conf *g, struct relay *r,
+    char *err, size_t errlen);
+void store_mem_pump(struct store *s);
+void store_mem_status(const struct store *s, json_t *manager);
+void store_mem_stop(struct store *s);
+
 /* The memory outbox, for the backends that ship rows (redis, postgresql):
  * rows are written to SQLite (the context is served from there) and the
  * backend ships them in id order, recording how far it got.  Unshipped

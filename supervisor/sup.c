@@ -19,7 +19,6 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/util.h"
-#include "supervisor/pgship.h"
 #include "supervisor/relay.h"
 #include "supervisor/sup.h"
 
@@ -394,6 +393,8 @@ on_log_timer(struct timer *t)
 int
 sup_run(struct sup *s)
 {
+	char err[512];
+
 	if (signals_setup(s) < 0) {
 		log_error("signals: %s", strerror(errno));
 		return 1;
@@ -422,8 +423,14 @@ sup_run(struct sup *s)
 	    strcmp(s->cfg->g.memory_store, "redis") == 0 ||
 	    strcmp(s->cfg->g.state_store, "redis") == 0)
 		s->relay = relay_new(s->store, &s->cfg->g);
-	if (strcmp(s->cfg->g.memory_store, "database") == 0 && pgship_url(s->cfg->g.database_url))
-		s->pgship = pgship_new(s->store, s->cfg->g.database_url, s->cfg->g.memory_retention);
+	if (store_mem_start(s->store, &s->cfg->g, s->relay, err, sizeof(err)) < 0) {
+		log_error("not starting: memory_store %s: %s", s->cfg->g.memory_store, err);
+		relay_free(s->relay);
+		s->relay = NULL;
+		ctl_close(s);
+		free_agents(s);
+		return 1;
+	}
 	for (size_t i = 0; i < s->nagents; i++)
 		agent_start(s->agents[i]);
 	store_flush(s->store);
@@ -438,7 +445,7 @@ sup_run(struct sup *s)
 		report_drops(s);
 		http_pump(s);
 		relay_pump(s->relay);
-		pgship_pump(s->pgship);
+		store_mem_pump(s->store);
 		arm_log_timer(s);
 	}
 	log_limited_flush(INT64_MAX);
@@ -450,13 +457,9 @@ sup_run(struct sup *s)
 	    store_last_id(s->store) > store_shipped(s->store))
 		log_info("%lld events not yet in Redis stay in the outbox for the next start",
 		    (long long)(store_last_id(s->store) - store_shipped(s->store)));
-	if (s->relay && store_mem_last_id(s->store) > store_mem_shipped(s->store))
-		log_info("%lld memory rows not yet in Redis stay in the outbox for the next start",
-		    (long long)(store_mem_last_id(s->store) - store_mem_shipped(s->store)));
 	relay_free(s->relay);
 	s->relay = NULL;
-	pgship_free(s->pgship);
-	s->pgship = NULL;
+	store_mem_stop(s->store);	/* after the relay: it fails the memory lane's replies */
 	reap(s);
 	log_info("agentd stopped");
 	secrets_close(s);

@@ -128,7 +128,6 @@ struct sup {
 	char *config_path;
 	struct store *store;
 	struct relay *relay;       /* Redis: events, memory and state lanes as configured */
-	struct pgship *pgship;     /* memory to PostgreSQL (database_url) */
 	struct redact *secrets;    /* every secret agentd knows (secrets.c) */
 	struct agent **agents;
 	size_t nagents;

@@ -11,26 +11,23 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "conf/config.h"
+#include "common/log.h"
 #include "supervisor/memory/memory.h"
-#include "supervisor/pgship.h"
 #include "supervisor/store.h"
 
 struct memory {
 	struct store *store;
 	const struct mem_backend *backend;
 	struct embedded *local;   /* where the rows are */
+	void *remote;             /* the backend's state, once started */
 };
 
 static const struct mem_backend mem_database = { .store = "database", .name = "database" };
 static const struct mem_backend mem_memory = { .store = "memory", .name = "memory",
 	.in_memory = true };
-static const struct mem_backend mem_redis_rows = { .store = "redis", .name = "redis",
-	.ships = true };
-static const struct mem_backend mem_pg_rows = { .store = "database", .needs_url = true,
-	.name = "postgresql", .ships = true };
 
 static const struct mem_backend *const backends[] = {
-	&mem_database, &mem_memory, &mem_redis_rows, &mem_pg_rows,
+	&mem_database, &mem_memory, &mem_redis, &mem_postgres,
 };
 
 bool
@@ -62,7 +59,7 @@ mem_open(struct memory **out, struct store *s, const struct global_conf *g, char
 	const struct mem_backend *b;
 
 	*out = NULL;
-	if (g->database_url && !pgship_url(g->database_url)) {
+	if (g->database_url && !mem_pg_url(g->database_url)) {
 		snprintf(err, errlen, "database_url must be a postgresql:// URL (the embedded "
 		    "SQLite store needs none)");
 		return -1;
@@ -88,6 +85,47 @@ mem_close(struct memory *m)
 		return;
 	emb_close(m->local);
 	free(m);
+}
+
+int
+store_mem_start(struct store *s, const struct global_conf *g, struct relay *r, char *err,
+    size_t errlen)
+{
+	struct memory *m = store_memory(s);
+	if (m->backend->start == NULL)
+		return 0;
+	m->remote = m->backend->start(s, g, r, err, errlen);
+	return m->remote ? 0 : -1;
+}
+
+void
+store_mem_pump(struct store *s)
+{
+	struct memory *m = store_memory(s);
+	if (m->remote && m->backend->pump)
+		m->backend->pump(m->remote);
+}
+
+void
+store_mem_status(const struct store *s, json_t *manager)
+{
+	struct memory *m = store_memory(s);
+	if (m->remote && m->backend->status)
+		m->backend->status(m->remote, manager);
+}
+
+void
+store_mem_stop(struct store *s)
+{
+	struct memory *m = store_memory(s);
+	int64_t left = emb_last_id(m->local) - emb_shipped(m->local);
+	if (m->remote == NULL)
+		return;
+	if (left > 0)
+		log_info("%lld memory rows not yet in %s stay in the outbox for the next start",
+		    (long long)left, m->backend->name);
+	m->backend->stop(m->remote);
+	m->remote = NULL;
 }
 
 /* ---- the calls (store.h) -------------------------------------------------------------- */

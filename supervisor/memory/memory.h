@@ -47,6 +47,9 @@ struct mem_backend {
 
 extern const struct mem_backend mem_redis, mem_postgres;
 
+/* postgres.c: is this a PostgreSQL URL (postgresql:// or postgres://)? */
+bool mem_pg_url(const char *url);
+
 /* store.c: opened with the store, once its db is; closed before the db. */
 int mem_open(struct memory **m, struct store *s, const struct global_conf *g, char *err,
     size_t errlen);

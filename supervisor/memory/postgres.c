@@ -1,9 +1,9 @@
 /*
- * pgship: agent memory to PostgreSQL (memory_store database with a
- * postgresql:// database_url), shipped from the SQLite memory table the
- * way the relay ships to Redis: the local table is the outbox, runs read
- * their context from it, and rows go out in id order, recorded as shipped
- * only once PostgreSQL has committed them.
+ * postgres: the memory backend of memory_store database with a
+ * postgresql:// database_url, shipped from the SQLite memory table the way
+ * the Redis backend ships: the local table is the outbox, runs read their
+ * context from it, and rows go out in id order, recorded as shipped only
+ * once PostgreSQL has committed them.
  *
  * Table agentd_memory (created if missing): id bigserial, row_key unique
  * (the local row id and its time, so a resent batch inserts nothing twice),
@@ -26,7 +26,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "supervisor/loop.h"
-#include "supervisor/pgship.h"
+#include "conf/config.h"
+#include "supervisor/memory/memory.h"
 #include "supervisor/store.h"
 
 #define PG_BATCH 256
@@ -58,6 +59,7 @@ struct pgship {
 };
 
 static void start(struct pgship *p);
+static void pg_pump(void *b);
 
 static void
 set_error(struct pgship *p, const char *what)
@@ -206,13 +208,6 @@ send_batch(struct pgship *p)
 	json_decref(rows);
 }
 
-void
-pgship_pump(struct pgship *p)
-{
-	if (p && p->st == PG_IDLE)
-		send_batch(p);
-}
-
 /* The query in flight is over: what next. */
 static void
 step_done(struct pgship *p)
@@ -242,7 +237,7 @@ step_done(struct pgship *p)
 	default:
 		break;
 	}
-	pgship_pump(p);
+	pg_pump(p);
 }
 
 static void
@@ -323,29 +318,30 @@ start(struct pgship *p)
 }
 
 bool
-pgship_url(const char *url)
+mem_pg_url(const char *url)
 {
 	return url && (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0);
 }
 
-struct pgship *
-pgship_new(struct store *s, const char *url, int64_t keep)
+static void *
+pg_start(struct store *s, const struct global_conf *g, struct relay *r, char *err,
+    size_t errlen)
 {
 	struct pgship *p = xcalloc(1, sizeof(*p));
 	p->store = s;
-	p->url = xstrdup(url);
-	snprintf(p->keep, sizeof(p->keep), "%lld", (long long)(keep > 0 ? keep : 10000));
+	p->url = xstrdup(g->database_url);
+	snprintf(p->keep, sizeof(p->keep), "%lld", (long long)(g->memory_retention > 0 ?
+	    g->memory_retention : 10000));
 	p->w.fn = on_io;
 	timer_init(&p->timer, on_timer, p);
 	start(p);
 	return p;
 }
 
-void
-pgship_free(struct pgship *p)
+static void
+pg_stop(void *b)
 {
-	if (p == NULL)
-		return;
+	struct pgship *p = b;
 	timer_stop(&p->timer);
 	if (p->w.added)
 		loop_del(&p->w);
@@ -357,10 +353,24 @@ pgship_free(struct pgship *p)
 	free(p);
 }
 
-json_t *
-pgship_status(const struct pgship *p)
+static void
+pg_status(const void *b, json_t *manager)
 {
-	return json_pack("{s:s, s:I, s:s}", "postgresql", p->st >= PG_IDLE ? "up" : "down",
-	    "memory_pending", (json_int_t)(store_mem_last_id(p->store) - store_mem_shipped(p->store)),
-	    "last_error", p->last_error);
+	const struct pgship *p = b;
+	json_object_set_new(manager, "postgresql", json_pack("{s:s, s:I, s:s}", "postgresql",
+	    p->st >= PG_IDLE ? "up" : "down", "memory_pending", (json_int_t)(store_mem_last_id(
+	    p->store) - store_mem_shipped(p->store)), "last_error", p->last_error));
 }
+
+static void
+pg_pump(void *b)
+{
+	struct pgship *p = b;
+	if (p->st == PG_IDLE)
+		send_batch(p);
+}
+
+const struct mem_backend mem_postgres = {
+	.store = "database", .needs_url = true, .name = "postgresql", .ships = true,
+	.start = pg_start, .stop = pg_stop, .pump = pg_pump, .status = pg_status,
+};
