@@ -53,6 +53,10 @@ int write_file_atomic(const char *path, const void *data, size_t len, int mode);
 /* mkdir -p with mode for each created component. */
 int mkdir_p(const char *path, int mode);
 
+/* The largest length <= max that does not split a UTF-8 sequence of s (of
+ * length len; bytes that are not UTF-8 are cut anywhere). */
+size_t utf8_cut(const char *s, size_t len, size_t max);
+
 /* strdup that aborts on ENOMEM (allocation failure is not a recoverable
  * state for these programs). */
 char *xstrdup(const char *s);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include "common/buf.h"
+#include "common/httphdr.h"
 #include "common/redact.h"
 #include "common/util.h"
 #include "worker/model.h"
@@ -161,18 +162,6 @@ on_body(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
-static bool
-header_is(const char *line, size_t n, const char *name, const char **val)
-{
-	size_t k = strlen(name);
-	if (n <= k + 1 || strncasecmp(line, name, k) != 0 || line[k] != ':')
-		return false;
-	*val = line + k + 1;
-	while (**val == ' ')
-		(*val)++;
-	return true;
-}
-
 static size_t
 on_header(char *p, size_t size, size_t n, void *ud)
 {
@@ -183,19 +172,13 @@ on_header(char *p, size_t size, size_t n, void *ud)
 
 	snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
 	line[strcspn(line, "\r\n")] = '\0';
-	if (header_is(line, strlen(line), "retry-after-ms", &v))
+	if (http_header_is(line, strlen(line), "retry-after-ms", &v))
 		x->retry_after_ms = atoll(v);
-	else if (header_is(line, strlen(line), "retry-after", &v) && x->retry_after_ms < 0) {
-		if (isdigit((unsigned char)*v))
-			x->retry_after_ms = (int64_t)(atof(v) * 1000);
-		else {
-			time_t t = curl_getdate(v, NULL);
-			if (t > 0)
-				x->retry_after_ms = t > time(NULL) ? (int64_t)(t - time(NULL)) * 1000 : 0;
-		}
-	} else if (header_is(line, strlen(line), "x-should-retry", &v))
+	else if (http_header_is(line, strlen(line), "retry-after", &v) && x->retry_after_ms < 0)
+		x->retry_after_ms = http_retry_after_ms(v);
+	else if (http_header_is(line, strlen(line), "x-should-retry", &v))
 		x->should_retry = strncasecmp(v, "true", 4) == 0;
-	else if (header_is(line, strlen(line), "content-type", &v))
+	else if (http_header_is(line, strlen(line), "content-type", &v))
 		snprintf(x->content_type, sizeof(x->content_type), "%s", v);
 	return len;
 }

@@ -167,19 +167,6 @@ json_stringn_lossy(const char *s, size_t n)
 	return j;
 }
 
-size_t
-utf8_cut(const char *s, size_t len, size_t max)
-{
-	if (len <= max)
-		return len;
-	/* a sequence is at most 4 bytes: more continuation bytes than 3 are
-	 * not UTF-8 anyway, and need not be kept whole */
-	for (size_t k = max; k > 0 && max - k < 3 && ((unsigned char)s[k] & 0xc0) == 0x80; k--)
-		if (((unsigned char)s[k - 1] & 0xc0) != 0x80)
-			return (unsigned char)s[k - 1] >= 0xc0 ? k - 1 : max;
-	return max;
-}
-
 int
 tool_state_save(const struct tool_ctx *ctx, const char *name, const char *text)
 {

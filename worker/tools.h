@@ -94,11 +94,9 @@ int tool_read_file(const struct tool_ctx *ctx, const json_t *args,
  * json_string_lossy: a JSON string from arbitrary bytes (file names are not
  * always UTF-8); invalid sequences become U+FFFD.  json_stringn_lossy: the
  * same for n bytes, NULs included (a NUL ends nothing).
- * utf8_cut: the largest length <= max that does not split a UTF-8
- * sequence of s (of length len; bytes that are not UTF-8 are cut anywhere).
+ * (utf8_cut, for cutting text on a character, is common/util.h's.)
  */
 json_t *json_string_lossy(const char *s);
 json_t *json_stringn_lossy(const char *s, size_t n);
-size_t utf8_cut(const char *s, size_t len, size_t max);
 
 #endif
