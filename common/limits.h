@@ -69,6 +69,25 @@
  * newest that fit this many JSON bytes (the newest always). */
 #define MEMORY_REPLY_MAX (1u << 20)
 
+/* Recall (query_both_memory_types: the recall tool, agentctl memory
+ * --query, a run's context): a query's text, and the hits one answer holds
+ * (the best that fit MEMORY_REPLY_MAX, the best always). */
+#define RECALL_QUERY_MAX (8u << 10)
+#define RECALL_LIMIT_MAX 50
+
+/* Embeddings.  What of a memory item is embedded: its first 8 KiB (about
+ * 2000 tokens), within the context of the small local models too (512
+ * tokens cut the rest, 2048 and more take it whole); what decides whether
+ * a memory is related is nearly always at its start.  Vectors of up to
+ * EMBED_DIM_MAX coordinates (text-embedding-3-large has 3072), at most
+ * EMBED_BATCH_MAX texts in one request (OpenAI takes 2048), and an answer
+ * of at most EMBED_REPLY_MAX bytes (64 vectors of 3072 floats are 5 MB of
+ * JSON). */
+#define EMBED_INPUT_MAX (8u << 10)
+#define EMBED_DIM_MAX 8192
+#define EMBED_BATCH_MAX 256
+#define EMBED_REPLY_MAX (32u << 20)
+
 /* The control socket: connections at once (followers included; one more
  * is told why and closed), and how long a client that is not following
  * may take to complete its next request frame (one that stops mid-frame

@@ -534,6 +534,33 @@ static const struct field watch_fields[] = {
 static const struct table watch_table = { .fields = watch_fields, .shorthand = "tool" };
 static const struct field watch_item = { "item", V_MAP, .sub = &watch_table };
 
+/* ---- embeddings, memory_config -------------------------------------------------- */
+
+static const char *const embed_providers[] = { "hash", "openai", NULL };
+
+/* agentd.embeddings, and an agent's memory_config.embeddings: where the
+ * vectors of its memory come from (agentd's, not the worker's). */
+static const struct field embeddings_fields[] = {
+	{ "provider", V_CHOICE, .choices = embed_providers, .dflt = "hash" },
+	{ "model", V_STR, F_TEXT, .min = 1, .max = 127 },                 /* default: finish */
+	{ "base_url", V_STR, .max = 511, .conv = check_base_url },
+	{ "api_key_env", V_STR, .conv = check_env_name },
+	{ "api_key_file", V_STR, .conv = check_abs_path },
+	{ "dimensions", V_INT, .min = 1, .max = EMBED_DIM_MAX },        /* hash: 384 */
+	{ "batch_size", V_INT, .min = 1, .max = EMBED_BATCH_MAX, .dflt = "64" },
+	{ "request_timeout", V_DURATION, .min = 100, .max = MIN(10), .dflt = "30s" },
+	{ NULL },
+};
+static const struct table embeddings_table = { .fields = embeddings_fields,
+	.finish = embeddings_finish };
+
+#define AC(m) .off = offsetof(struct agent_conf, m)
+static const struct field memory_config_fields[] = {
+	{ "embeddings", V_MAP, .sub = &embeddings_table, .ctype = C_JSON, AC(embeddings) },
+	{ NULL },
+};
+static const struct table memory_config_table = { .fields = memory_config_fields };
+
 /* ---- the supervisor's rows: restart, limits ------------------------------------- */
 
 static const char *const restart_policies[] = { "always", "on-failure", "never", NULL };
@@ -585,7 +612,6 @@ static const struct table limits_table = { .fields = limits_fields };
 static const char *const overlaps[] = { "skip", "queue", "cancel_previous", NULL };
 static const char *const run_models[] = { "always", "on_change", NULL };
 
-#define AC(m) .off = offsetof(struct agent_conf, m)
 static void agent_finish(struct walk *w, const struct ynode *n, json_t *obj);
 
 static const struct field agent_fields[] = {
@@ -599,6 +625,7 @@ static const struct field agent_fields[] = {
 	{ "mcp_tools", V_LIST, F_SPEC, .max = 64, .item = &mcp_item, .dflt = "[]" },
 	{ "agent_config", V_MAP, F_SPEC, .sub = &agent_config_table, .dflt = "{}" },
 	{ "memory_limit", V_INT, F_SPEC, .min = 0, .max = 100000, .dflt = "5" },
+	{ "memory_recall_limit", V_INT, F_SPEC, .min = 0, .max = RECALL_LIMIT_MAX, .dflt = "3" },
 	{ "run_model", V_CHOICE, F_SPEC, .choices = run_models, .dflt = "always" },
 	{ "watch", V_LIST, F_SPEC, .max = 64, .item = &watch_item, .dflt = "[]" },
 	{ "debug", V_BOOL, F_SPEC, .dflt = "false", .ctype = C_BOOL, AC(debug) },
@@ -619,6 +646,7 @@ static const struct field agent_fields[] = {
 	{ "user", V_STR, .min = 1, .conv = check_user, .ctype = C_STR, AC(user) },
 	{ "group", V_STR, .min = 1, .conv = check_user, .ctype = C_STR, AC(group) },
 	{ "env", V_CUSTOM, .conv = conv_env },
+	{ "memory_config", V_MAP, .sub = &memory_config_table, .ctype = C_STRUCT },
 	{ NULL },
 };
 static const struct table agent_table = { .fields = agent_fields, .finish = agent_finish };
@@ -675,7 +703,10 @@ agent_finish(struct walk *w, const struct ynode *n, json_t *obj)
 
 static const char *const event_stores[] = { "memory", "database", "redis_stream", NULL };
 static const char *const state_stores[] = { "database", "redis", NULL };
-static const char *const memory_stores[] = { "memory", "database", "redis", NULL };
+/* qdrant and chromadb are the seed's names, accepted here and refused at
+ * start until their backends are in supervisor/memory/. */
+static const char *const memory_stores[] = { "memory", "database", "redis", "qdrant",
+	"chromadb", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_formats[] = { "text", "json", NULL };
 
@@ -808,6 +839,11 @@ global_finish(struct walk *w, const struct ynode *n, json_t *obj)
 	}
 	check_sun_path(w, ymap_get(n, "control_socket") ?: ymap_get(n, "state_dir") ?: n,
 	    "control_socket", g->control_socket);
+	if (g->memory_store && (!strcmp(g->memory_store, "qdrant") ||
+	    !strcmp(g->memory_store, "chromadb")))
+		warn_at(w->L, ymap_get(n, "memory_store"), "agentd.memory_store %s is not yet "
+		    "available in this build: agentd will refuse to start with it",
+		    g->memory_store);
 }
 
 static const struct field global_fields[] = {
@@ -836,6 +872,7 @@ static const struct field global_fields[] = {
 	{ "worker_path", V_STR, .min = 1, .ctype = C_STR, GC(worker_path) },
 	{ "redis", V_MAP, .sub = &redis_table, .dflt = "{}", .ctype = C_STRUCT },
 	{ "http", V_MAP, .sub = &http_table, .dflt = "{}", .ctype = C_STRUCT },
+	{ "embeddings", V_MAP, .sub = &embeddings_table, .ctype = C_JSON, GC(embeddings) },
 	{ NULL },
 };
 static const struct table global_table = { .fields = global_fields, .finish = global_finish };
@@ -1214,6 +1251,7 @@ agent_conf_clear(struct agent_conf *a)
 		for (char **s = a->secret_env; *s; s++)
 			explicit_bzero(*s, strlen(*s));
 	free_strv(a->secret_env);
+	json_decref(a->embeddings);
 	json_decref(a->spec);
 	free(a->fingerprint);
 }
@@ -1234,6 +1272,7 @@ config_free(struct config *c)
 	free(g->memory_store);
 	free(g->state_store);
 	free(g->database_url);
+	json_decref(g->embeddings);
 	free(g->redis_host);
 	free(g->redis_password);
 	free(g->redis_socket);
@@ -1273,6 +1312,7 @@ agent_conf_dup(const struct agent_conf *a)
 	d->group = dup_or_null(a->group);
 	d->fingerprint = xstrdup(a->fingerprint);
 	d->spec = json_deep_copy(a->spec);
+	d->embeddings = json_deep_copy(a->embeddings);
 	d->env = dup_strv(a->env);
 	d->secret_env = dup_strv(a->secret_env);
 	return d;

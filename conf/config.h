@@ -120,6 +120,7 @@ struct agent_conf {
 	                               ({value: ..., secret: true}), NULL-terminated */
 	bool debug;
 
+	json_t *embeddings;         /* memory_config.embeddings, normalized; NULL: agentd's */
 	json_t *spec;               /* what the worker runs, normalized (see above) */
 	char *fingerprint;          /* hex digest of the spec and every supervisor
 	                               setting: equal fingerprints = unchanged agent */
@@ -136,6 +137,7 @@ struct global_conf {
 	char *memory_store;         /* "database" (default), "memory", "redis" */
 	char *state_store;          /* "database" (default), "redis" (mirrored there) */
 	char *database_url;         /* memory_store database: postgresql://... ships there */
+	json_t *embeddings;         /* agentd.embeddings, normalized (NULL: hash, 384) */
 	int64_t event_retention;    /* events kept per store; default 100000 */
 	int64_t memory_retention;   /* memory items kept per agent and type; default 10000 */
 	int64_t stop_grace_ms;      /* SIGTERM/cancel grace; default 10s */

@@ -202,3 +202,39 @@ provider_finish(struct walk *w, const struct ynode *n, json_t *mc)
 	json_object_del(mc, "deployment");
 	json_object_del(mc, "api_version");
 }
+
+/* platform.openai.com/docs/api-reference/embeddings: POST
+ * https://api.openai.com/v1/embeddings, Bearer $OPENAI_API_KEY; the same
+ * path under any compatible server's base_url. */
+#define EMBED_DEFAULT_MODEL "text-embedding-3-small"
+#define HASH_DIMENSIONS 384
+
+void
+embeddings_finish(struct walk *w, const struct ynode *n, json_t *ec)
+{
+	static const char *const openai_only[] = { "model", "base_url", "api_key_env",
+		"api_key_file", "batch_size", "request_timeout" };
+	const char *name = json_string_value(json_object_get(ec, "provider"));
+	const char *base = json_string_value(json_object_get(ec, "base_url"));
+
+	if (name == NULL)
+		return;	/* refused */
+	if (strcmp(name, "hash") == 0) {
+		for (size_t i = 0; i < ARRAY_LEN(openai_only); i++)
+			if (ymap_get(n, openai_only[i]))
+				err_at(w->L, ymap_get(n, openai_only[i]), "%s.%s is for provider "
+				    "openai (hash embeds in agentd, with no model or endpoint)", w->path,
+				    openai_only[i]);
+		if (!json_object_get(ec, "dimensions"))
+			json_object_set_new(ec, "dimensions", json_integer(HASH_DIMENSIONS));
+		return;
+	}
+	const struct provider *p = provider_find("openai");
+	char *url = endpoint(base ? base : p->base_url, "/embeddings", ec);
+	if (!json_object_get(ec, "model"))
+		json_object_set_new(ec, "model", json_string(EMBED_DEFAULT_MODEL));
+	json_object_set_new(ec, "url", json_string(url));
+	free(url);
+	key_source(w, n, p, ec);
+	json_object_del(ec, "base_url");
+}

@@ -23,5 +23,11 @@
 json_t *provider_conv(struct walk *w, const struct ynode *n, const struct field *f);
 /* model_config's finish: the endpoint, auth and key of its provider. */
 void provider_finish(struct walk *w, const struct ynode *n, json_t *mc);
+/* embeddings' finish: provider hash takes only dimensions (default 384);
+ * openai is any OpenAI-compatible POST .../embeddings, OpenAI's own by
+ * default (model text-embedding-3-small), its key where model keys are
+ * read from (api_key_env, api_key_file, else OPENAI_API_KEY, required by
+ * OpenAI's own endpoint), the url resolved. */
+void embeddings_finish(struct walk *w, const struct ynode *n, json_t *ec);
 
 #endif

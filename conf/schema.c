@@ -546,6 +546,10 @@ store(void *base, const struct field *f, const json_t *v)
 			if (!strcmp(f->choices[i], json_string_value(v)))
 				*(int *)p = i;
 		break;
+	case C_JSON:
+		json_decref(*(json_t **)p);
+		*(json_t **)p = json_incref((json_t *)v);
+		break;
 	case C_NONE:
 	case C_STRUCT:
 		break;

@@ -56,8 +56,9 @@ enum vtype {
 	V_CUSTOM,       /* conv checks and converts */
 };
 
-/* C_STRUCT (V_MAP rows): the sub-table's rows store into base + off. */
-enum ctype { C_NONE, C_STR, C_INT, C_I64, C_BOOL, C_DOUBLE, C_ENUM, C_STRUCT };
+/* C_STRUCT (V_MAP rows): the sub-table's rows store into base + off.
+ * C_JSON: the normalized value itself (a json_t *, a reference held). */
+enum ctype { C_NONE, C_STR, C_INT, C_I64, C_BOOL, C_DOUBLE, C_ENUM, C_STRUCT, C_JSON };
 
 #define F_REQUIRED 1u   /* absent (or null) is an error */
 #define F_SPEC     2u   /* agent rows: part of the spec its worker receives */

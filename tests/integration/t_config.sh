@@ -148,10 +148,22 @@ background_agents:
         command: npx
         args: "notalist"
 Y
-check "bad.yaml:1:24: agentd.memory_store must be one of memory, database, redis, not \"qdrant\"" <<'Y'
-agentd: {memory_store: qdrant}
+check "bad.yaml:1:24: agentd.memory_store must be one of memory, database, redis, qdrant, chromadb, not \"qdrnt\"" <<'Y'
+agentd: {memory_store: qdrnt}
 background_agents: {}
 Y
+# The seed's vector stores: accepted by the table and warned of, then
+# refused at start while this build has no backend for them (never
+# replaced by another store without a word).
+for store in qdrant chromadb; do
+	printf 'agentd: {memory_store: %s, state_dir: %s}\nbackground_agents: {}\n' "$store" "$T/vs" > "$T/vs.yaml"
+	out=$("$B/agentd" --check-config -c "$T/vs.yaml" 2>&1) || fail "--check-config refused memory_store $store: $out"
+	echo "$out" | grep -qF "vs.yaml:1:24: warning: agentd.memory_store $store is not yet available in this build" ||
+		fail "no warning for memory_store $store: $out"
+	out=$(timeout 20 "$B/agentd" -c "$T/vs.yaml" 2>&1); rc=$?
+	[ $rc = 1 ] || fail "agentd with memory_store $store exited $rc: $out"
+	echo "$out" | grep -qF "memory_store $store is not yet available in this build" || fail "no reason for $store: $out"
+done
 check "bad.yaml:7:43: background_agents.a.local_tools[0].inputSchema: keyword format is not enforced" <<'Y'
 background_agents:
   a:

@@ -489,9 +489,9 @@ START_TEST(schema_mistakes)
 		snprintf(yaml, sizeof(yaml), "background_agents:\n%s", bad[i].yaml);
 		only_error(yaml, bad[i].want);
 	}
-	only_error("agentd: {memory_store: qdrant}\nbackground_agents: {}\n",
-	    "t.yaml:1:24: agentd.memory_store must be one of memory, database, redis, not "
-	    "\"qdrant\"");
+	only_error("agentd: {memory_store: qdrnt}\nbackground_agents: {}\n",
+	    "t.yaml:1:24: agentd.memory_store must be one of memory, database, redis, qdrant, "
+	    "chromadb, not \"qdrnt\"");
 	/* found by fuzz_config: a refused state_dir left the socket's default
 	 * to be made from NULL */
 	only_error("agentd: {state_dir: \"\"}\nbackground_agents: {}\n",
@@ -748,6 +748,73 @@ START_TEST(http_block)
 }
 END_TEST
 
+/* agentd.embeddings and an agent's memory_config.embeddings, normalized
+ * for agentd (the worker never sees them); memory_recall_limit in the
+ * spec; the seed's vector stores accepted, with a warning that agentd
+ * will not start with them yet. */
+START_TEST(embeddings_config)
+{
+	struct config *c = NULL;
+	struct conf_errors e;
+	setenv("AGENTD_T_EKEY", "k", 1);
+	ck_assert_int_eq(config_load_string("t.yaml", "agentd:\n"
+	    "  embeddings: {provider: openai, base_url: \"http://127.0.0.1:9/v1/\", "
+	    "api_key_env: AGENTD_T_EKEY, dimensions: 8}\n"
+	    "background_agents:\n"
+	    "  a: {memory_recall_limit: 7}\n"
+	    "  b: {memory_config: {embeddings: {provider: hash}}}\n", &c, &e), 0);
+	ck_assert_uint_eq(e.nwarnings, 0);
+	json_t *g = c->g.embeddings;
+	ck_assert_str_eq(json_string_value(json_object_get(g, "url")), "http://127.0.0.1:9/v1/embeddings");
+	ck_assert_str_eq(json_string_value(json_object_get(g, "model")), "text-embedding-3-small");
+	ck_assert_str_eq(json_string_value(json_object_get(g, "api_key_env")), "AGENTD_T_EKEY");
+	ck_assert(json_is_true(json_object_get(g, "api_key_required")));
+	ck_assert_int_eq(json_integer_value(json_object_get(g, "dimensions")), 8);
+	ck_assert_int_eq(json_integer_value(json_object_get(g, "batch_size")), 64);
+	ck_assert_int_eq(json_integer_value(json_object_get(g, "request_timeout_ms")), 30000);
+	ck_assert_ptr_null(json_object_get(g, "base_url"));
+	ck_assert_int_eq(spec_int(c, "a", "memory_recall_limit"), 7);
+	ck_assert_int_eq(spec_int(c, "b", "memory_recall_limit"), 3);
+	ck_assert_ptr_null(config_find(c, "a")->embeddings);
+	json_t *b = config_find(c, "b")->embeddings;
+	ck_assert_str_eq(json_string_value(json_object_get(b, "provider")), "hash");
+	ck_assert_int_eq(json_integer_value(json_object_get(b, "dimensions")), 384);
+	ck_assert_ptr_null(json_object_get(config_find(c, "b")->spec, "memory_config"));
+	struct agent_conf *d = agent_conf_dup(config_find(c, "b"));
+	ck_assert(json_equal(d->embeddings, b));
+	agent_conf_free(d);
+	conf_errors_free(&e);
+	config_free(c);
+	unsetenv("AGENTD_T_EKEY");
+
+	/* OpenAI's own endpoint needs its key: a warning here */
+	unsetenv("OPENAI_API_KEY");
+	ck_assert_int_eq(config_load_string("t.yaml", "agentd: {memory_store: qdrant, "
+	    "embeddings: {provider: openai}}\nbackground_agents: {}\n", &c, &e), 0);
+	ck_assert_uint_eq(e.nwarnings, 2);
+	ck_assert_str_eq(e.warnings[0], "t.yaml:1:44: warning: agentd.embeddings: OPENAI_API_KEY "
+	    "is not set in this environment; runs fail unless agentd's has it");
+	ck_assert_str_eq(e.warnings[1], "t.yaml:1:24: warning: agentd.memory_store qdrant is not "
+	    "yet available in this build: agentd will refuse to start with it");
+	conf_errors_free(&e);
+	config_free(c);
+
+	only_error("agentd: {embeddings: {provider: hash, model: m}}\nbackground_agents: {}\n",
+	    "t.yaml:1:46: agentd.embeddings.model is for provider openai (hash embeds in agentd, "
+	    "with no model or endpoint)");
+	only_error("background_agents:\n  a: {memory_config: {embeddings: {provider: word2vec}}}\n",
+	    "t.yaml:2:46: background_agents.a.memory_config.embeddings.provider must be one of "
+	    "hash, openai, not \"word2vec\"");
+	only_error("agentd: {embeddings: {dimensions: 0}}\nbackground_agents: {}\n",
+	    "t.yaml:1:35: agentd.embeddings.dimensions must be between 1 and 8192");
+	only_error("background_agents:\n  a: {memory_recall_limit: 51}\n",
+	    "t.yaml:2:28: background_agents.a.memory_recall_limit must be between 0 and 50");
+	only_error("background_agents:\n  a: {memory_config: {embedings: {}}}\n",
+	    "t.yaml:2:23: unknown key \"embedings\" in background_agents.a.memory_config "
+	    "(did you mean embeddings?)");
+}
+END_TEST
+
 /* An agent's spec must fit the config message that carries it. */
 START_TEST(spec_bounds)
 {
@@ -941,6 +1008,7 @@ main(void)
 	tcase_add_test(tc, normalized_spec);
 	tcase_add_test(tc, providers);
 	tcase_add_test(tc, api_key_warnings);
+	tcase_add_test(tc, embeddings_config);
 	tcase_add_test(tc, spec_bounds);
 	tcase_add_test(tc, http_block);
 	tcase_add_test(tc, env_secrets);
