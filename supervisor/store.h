@@ -147,19 +147,63 @@ int store_mem_append(struct store *s, const char *agent, const char *session_id,
     const char *memory_type, const char *role, const char *content,
     const json_t *metadata);
 /* The newest `limit` items of that type, oldest first, as a JSON array of
- * {"role","content","memory_type","timestamp","metadata"}; of those, the
- * newest that fit MEMORY_REPLY_MAX, so the answer fits a frame. */
+ * {"id","role","content","memory_type","timestamp","metadata"}; of those,
+ * the newest that fit MEMORY_REPLY_MAX, so the answer fits a frame. */
 int store_mem_context(struct store *s, const char *agent, const char *memory_type,
     int limit, json_t **out);
 int store_mem_clear(struct store *s, const char *agent, const char *memory_type);
 const char *store_memory_backend(const struct store *s);
 
 bool memory_type_valid(const char *t);
+/* The types as numbers, -1 for none; a set of them is a mask of 1 << code. */
+enum { MT_WORKING, MT_EPISODIC, MT_LONG_TERM, MT_PROCEDURAL, MT__N };
+#define MEMORY_RECALL_TYPES ((1u << MT_EPISODIC) | (1u << MT_LONG_TERM))
+int memory_type_code(const char *t);
+const char *memory_type_name(int code);
+
+/* The embeddings an agent's memory is embedded with: its own (the
+ * normalized memory_config.embeddings), or agentd's when conf is NULL.
+ * Called when an agent is made and when its config changes. */
+void store_mem_agent(struct store *s, const char *agent, const json_t *conf);
+
+/*
+ * Recall, the seed's query_both_memory_types: the agent's rows of the types
+ * in the mask most related to a query, by meaning (exact cosine over the
+ * vectors) and by words (FTS5, BM25), fused by reciprocal rank.  The answer
+ * goes to done, a new reference for the caller: {"hits": [{"id",
+ * "memory_type", "role", "content", "timestamp", "metadata", "score" (1:
+ * first in both rankings), "similarity" (cosine, when the vectors ranked
+ * it)}], "degraded": false} -- or "degraded": true with "reason" when the
+ * query could not be embedded (the endpoint down, its key missing, a
+ * vector of the wrong dimension) and words alone ranked.  The best `limit`
+ * that fit MEMORY_REPLY_MAX, the best always.  The agent is the caller's,
+ * never anything the query says.  done comes before store_mem_recall
+ * returns (the hash embedder, or an endpoint known to be failing) or
+ * within RECALL_WAIT_MS; a caller that goes away first cancels.  One
+ * recall at a time per struct.
+ */
+#define RECALL_WAIT_MS 5000
+struct embed_query;
+struct mem_recall {
+	void (*done)(struct mem_recall *q, json_t *answer);
+	void *ctx;
+	/* memory's */
+	struct memory *m;
+	char *agent, *query;
+	int limit;
+	unsigned types;
+	struct embed_query *wait;
+	bool busy;
+};
+void store_mem_recall(struct store *s, struct mem_recall *q, const char *agent,
+    const char *query, int limit, unsigned types);
+void store_mem_recall_cancel(struct mem_recall *q);
 
 /* The backend that ships rows (redis, postgresql), once agentd's loop runs
  * (r: the Redis relay, for memory_store redis): 0, or -1 with err.  pump
- * after every commit; status adds the backend's fields to agentctl
- * status; stop after the relay is freed. */
+ * after every commit (it ships, and embeds what is committed); status adds
+ * the memory's fields to agentctl status; stop after the relay is freed
+ * (what is in flight stops). */
 struct relay;
 int store_mem_start(struct store *s, const struct global_conf *g, struct relay *r,
     char *err, size_t errlen);

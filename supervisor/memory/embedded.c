@@ -16,6 +16,15 @@
  * shipper is never shown a row past the last commit (emb_last_id): a crash
  * before the commit would let the ids be reused for other rows, which the
  * far side would take for ones it has.
+ *
+ * Beside the rows, for recall: memory_fts, an FTS5 index of their content
+ * (external content, kept by triggers; Porter stemming over unicode61, so
+ * "disks" finds "disk"), ranked by BM25; and memory_vec, a vector per row
+ * (float32, the model that made it and its dimension), written once the
+ * row is committed and embedded (memory.c), deleted with it by trigger.
+ * A db made before them gets them at open, the index built from the rows.
+ * Whatever deletes rows (retention, a clear) tells the vector index
+ * (index.c) which, through on_drop.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +36,8 @@
 #include "supervisor/memory/memory.h"
 #include "supervisor/store.h"
 
-enum { EM_PUT, EM_GET, EM_CLEAR, EM_PRUNE, EM_PENDING, EM__N };
+enum { EM_PUT, EM_GET, EM_CLEAR, EM_CUTOFF, EM_PRUNE, EM_PENDING, EM_FTS, EM_VEC_PUT,
+	EM_VEC_LOAD, EM_VEC_DIM, EM_SCAN, EM_ROW, EM__N };
 
 static const char *const sql[EM__N] = {
 	[EM_PUT] = "INSERT INTO memory (agent, session_id, memory_type, role, content, "
@@ -38,26 +48,55 @@ static const char *const sql[EM__N] = {
 	[EM_CLEAR] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2",
 	/* Through the (agent, memory_type, id) index: cost follows what is
 	 * deleted, not the size of the table. */
-	[EM_PRUNE] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2 AND id <= "
-	    "MIN(?4, (SELECT id FROM memory WHERE agent = ?1 AND memory_type = ?2 ORDER BY id "
-	    "DESC LIMIT 1 OFFSET ?3))",
+	[EM_CUTOFF] = "SELECT id FROM memory WHERE agent = ?1 AND memory_type = ?2 "
+	    "ORDER BY id DESC LIMIT 1 OFFSET ?3",
+	[EM_PRUNE] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2 AND id <= ?3",
 	[EM_PENDING] = "SELECT id, agent, session_id, memory_type, role, content, metadata, "
 	    "timestamp FROM memory WHERE id > ?1 ORDER BY id LIMIT ?2",
+	/* The agent's filter is ours, not the query's: the text is only ever
+	 * a MATCH operand. */
+	[EM_FTS] = "SELECT m.id, bm25(memory_fts) FROM memory_fts JOIN memory m ON "
+	    "m.id = memory_fts.rowid WHERE memory_fts MATCH ?1 AND m.agent = ?2 AND "
+	    "m.memory_type IN (?3, ?4, ?5, ?6) ORDER BY bm25(memory_fts) LIMIT ?7",
+	/* Not for a row retention took meanwhile. */
+	[EM_VEC_PUT] = "INSERT OR REPLACE INTO memory_vec (id, model, dim, vec) SELECT ?1, ?2, "
+	    "?3, ?4 WHERE EXISTS (SELECT 1 FROM memory WHERE id = ?1)",
+	[EM_VEC_LOAD] = "SELECT v.id, m.memory_type, v.dim, v.vec FROM memory m JOIN memory_vec v "
+	    "ON v.id = m.id WHERE m.agent = ?1 AND v.model = ?2 ORDER BY v.id",
+	[EM_VEC_DIM] = "SELECT dim FROM memory_vec WHERE model = ?1 LIMIT 1",
+	[EM_SCAN] = "SELECT m.id, m.agent, m.memory_type, m.content, v.model FROM memory m "
+	    "LEFT JOIN memory_vec v ON v.id = m.id WHERE m.id > ?1 AND m.id <= ?2 ORDER BY m.id "
+	    "LIMIT ?3",
+	[EM_ROW] = "SELECT id, role, content, memory_type, timestamp, metadata FROM memory "
+	    "WHERE id = ?1 AND agent = ?2",
 };
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS memory (id INTEGER PRIMARY KEY, agent TEXT, "
     "session_id TEXT, memory_type TEXT, role TEXT, content TEXT, metadata TEXT, "
     "timestamp INTEGER);"
-    "CREATE INDEX IF NOT EXISTS memory_agent ON memory (agent, memory_type, id);";
+    "CREATE INDEX IF NOT EXISTS memory_agent ON memory (agent, memory_type, id);"
+    "CREATE TABLE IF NOT EXISTS memory_vec (id INTEGER PRIMARY KEY, model TEXT NOT NULL, "
+    "dim INTEGER NOT NULL, vec BLOB NOT NULL);"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts USING fts5(content, content='memory', "
+    "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER IF NOT EXISTS memory_ai AFTER INSERT ON memory BEGIN "
+    "INSERT INTO memory_fts (rowid, content) VALUES (new.id, new.content); END;"
+    "CREATE TRIGGER IF NOT EXISTS memory_ad AFTER DELETE ON memory BEGIN "
+    "INSERT INTO memory_fts (memory_fts, rowid, content) VALUES ('delete', old.id, "
+    "old.content); DELETE FROM memory_vec WHERE id = old.id; END;";
 
 #define SHIPPED_KEY "mem_shipped_id"
 
-/* A write kept by the store until committed. */
+/* A write kept by the store until committed: a row, a clear, a vector. */
+enum op_kind { OP_ROW, OP_CLEAR, OP_VEC };
 struct mem_op {
-	bool clear;
+	enum op_kind kind;
 	char *agent, *session, *type, *role, *content, *metadata;
 	int64_t ts;
+	int64_t id;               /* OP_VEC: the row's */
+	int dim;
+	float *vec;
 };
 
 struct embedded {
@@ -72,6 +111,8 @@ struct embedded {
 	int64_t last;             /* the highest row id written */
 	int64_t committed;        /* ... committed */
 	json_t *dirty;            /* "agent\ntype" written since the last commit */
+	emb_drop_fn on_drop;      /* rows went: the vector index is told */
+	void *drop_ctx;
 };
 
 static sqlite3_stmt *
@@ -112,52 +153,110 @@ op_free(void *data)
 	free(o->role);
 	free(o->content);
 	free(o->metadata);
+	free(o->vec);
 	free(o);
 }
 
+static void
+dropped(struct embedded *e, const char *agent, size_t agent_len, const char *type,
+    int64_t upto)
+{
+	char name[256];
+	snprintf(name, sizeof(name), "%.*s", (int)agent_len, agent);
+	if (e->on_drop)
+		e->on_drop(e->drop_ctx, name, memory_type_code(type), upto);
+}
+
+/* The (agent, type)'s oldest beyond retention, never past the cursor. */
 static int
 prune_one(struct embedded *e, const char *agent, size_t agent_len, const char *type)
 {
-	sqlite3_stmt *q = stmt(e, EM_PRUNE);
+	sqlite3_stmt *q = stmt(e, EM_CUTOFF);
 	sqlite3_bind_text(q, 1, agent, (int)agent_len, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, type, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 3, e->retention);
-	/* Rows not yet shipped stay past retention until they are. */
-	sqlite3_bind_int64(q, 4, e->outbox ? e->shipped : INT64_MAX);
+	int rc = sqlite3_step(q);
+	int64_t upto = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+	sqlite3_reset(q);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return failed(e, "pruning memory");
+	if (e->outbox && upto > e->shipped)	/* rows not yet shipped stay until they are */
+		upto = e->shipped;
+	if (upto <= 0)
+		return 0;
+	q = stmt(e, EM_PRUNE);
+	sqlite3_bind_text(q, 1, agent, (int)agent_len, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, type, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, upto);
+	rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE)
+		return failed(e, "pruning memory");
+	if (sqlite3_changes(e->db) > 0)
+		dropped(e, agent, agent_len, type, upto);
+	return 0;
+}
+
+static int
+exec_row(struct embedded *e, struct mem_op *o)
+{
+	sqlite3_stmt *q = stmt(e, EM_PUT);
+	char key[512];
+
+	sqlite3_bind_text(q, 1, o->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, o->session, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, o->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, o->role, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, o->content, -1, SQLITE_STATIC);
+	if (o->metadata)
+		sqlite3_bind_text(q, 6, o->metadata, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 7, o->ts);
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
-	return rc == SQLITE_DONE ? 0 : failed(e, "pruning memory");
+	if (rc != SQLITE_DONE)
+		return failed(e, "storing memory");
+	e->last = sqlite3_last_insert_rowid(e->db);
+	snprintf(key, sizeof(key), "%s\n%s", o->agent, o->type);
+	json_object_set_new(e->dirty, key, json_true());
+	return 0;
+}
+
+static int
+exec_clear(struct embedded *e, struct mem_op *o)
+{
+	sqlite3_stmt *q = stmt(e, EM_CLEAR);
+	sqlite3_bind_text(q, 1, o->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, o->type, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE)
+		return failed(e, "clearing memory");
+	dropped(e, o->agent, strlen(o->agent), o->type, INT64_MAX);
+	return 0;
+}
+
+static int
+exec_vec(struct embedded *e, struct mem_op *o)
+{
+	sqlite3_stmt *q = stmt(e, EM_VEC_PUT);
+	sqlite3_bind_int64(q, 1, o->id);
+	sqlite3_bind_text(q, 2, o->type, -1, SQLITE_STATIC);	/* the model */
+	sqlite3_bind_int(q, 3, o->dim);
+	sqlite3_bind_blob(q, 4, o->vec, o->dim * (int)sizeof(float), SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : failed(e, "storing a memory's vector");
 }
 
 static int
 exec_op(void *ctx, void *data)
 {
-	struct embedded *e = ctx;
 	struct mem_op *o = data;
-	sqlite3_stmt *q = stmt(e, o->clear ? EM_CLEAR : EM_PUT);
-	char key[512];
-
-	sqlite3_bind_text(q, 1, o->agent, -1, SQLITE_STATIC);
-	if (o->clear)
-		sqlite3_bind_text(q, 2, o->type, -1, SQLITE_STATIC);
-	else {
-		sqlite3_bind_text(q, 2, o->session, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 3, o->type, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 4, o->role, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 5, o->content, -1, SQLITE_STATIC);
-		if (o->metadata)
-			sqlite3_bind_text(q, 6, o->metadata, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 7, o->ts);
+	switch (o->kind) {
+	case OP_ROW: return exec_row(ctx, o);
+	case OP_CLEAR: return exec_clear(ctx, o);
+	case OP_VEC: return exec_vec(ctx, o);
 	}
-	int rc = sqlite3_step(q);
-	sqlite3_reset(q);
-	if (rc != SQLITE_DONE)
-		return failed(e, o->clear ? "clearing memory" : "storing memory");
-	if (o->clear)
-		return 0;
-	e->last = sqlite3_last_insert_rowid(e->db);
-	snprintf(key, sizeof(key), "%s\n%s", o->agent, o->type);
-	json_object_set_new(e->dirty, key, json_true());
 	return 0;
 }
 
@@ -197,11 +296,31 @@ rolled_back(void *ctx)
 	e->last = e->committed;
 }
 
+static bool
+has_table(struct embedded *e, const char *name)
+{
+	sqlite3_stmt *q;
+	bool yes = false;
+	if (sqlite3_prepare_v2(e->db, "SELECT 1 FROM sqlite_master WHERE name = ?1", -1, &q,
+	    NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	yes = sqlite3_step(q) == SQLITE_ROW;
+	sqlite3_finalize(q);
+	return yes;
+}
+
 static int
 prepare_all(struct embedded *e, char *err, size_t errlen)
 {
 	char *why = NULL;
-	if (sqlite3_exec(e->db, schema, NULL, NULL, &why) != SQLITE_OK) {
+	bool had_fts = has_table(e, "memory_fts");
+	int rc = sqlite3_exec(e->db, schema, NULL, NULL, &why);
+	/* A db from before recall: its rows go into the new text index. */
+	if (rc == SQLITE_OK && !had_fts)
+		rc = sqlite3_exec(e->db, "INSERT INTO memory_fts (memory_fts) VALUES ('rebuild')",
+		    NULL, NULL, &why);
+	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "creating the memory table: %s", why ? why :
 		    sqlite3_errmsg(e->db));
 		sqlite3_free(why);
@@ -276,14 +395,21 @@ emb_close(struct embedded *e)
 	free(e);
 }
 
+void
+emb_on_drop(struct embedded *e, emb_drop_fn fn, void *ctx)
+{
+	e->on_drop = fn;
+	e->drop_ctx = ctx;
+}
+
 /* A write: into the store's transaction, or straight in (then pruned). */
 static int
 write_op(struct embedded *e, struct mem_op *o, size_t bytes)
 {
 	if (e->store)
-		return store_ext_write(e->store, o->agent, o, bytes, !o->clear);
+		return store_ext_write(e->store, o->agent, o, bytes, o->kind == OP_ROW);
 	int rc = exec_op(e, o);
-	if (rc == 0 && !o->clear)
+	if (rc == 0 && o->kind == OP_ROW)
 		rc = prune_one(e, o->agent, strlen(o->agent), o->type);
 	json_object_clear(e->dirty);
 	e->committed = e->last;
@@ -301,6 +427,7 @@ emb_append(struct embedded *e, const char *agent, const char *session_id,
 	o->session = xstrdup(session_id ? session_id : "");
 	o->type = xstrdup(memory_type);
 	o->role = xstrdup(role ? role : "");
+	o->kind = OP_ROW;
 	o->content = xstrdup(content ? content : "");
 	o->metadata = metadata ? json_dumps_short(metadata, JSON_COMPACT) : NULL;
 	size_t bytes = strlen(o->content) + strlen(o->role) + strlen(o->session) +
@@ -312,21 +439,42 @@ int
 emb_clear(struct embedded *e, const char *agent, const char *memory_type)
 {
 	struct mem_op *o = xcalloc(1, sizeof(*o));
-	o->clear = true;
+	o->kind = OP_CLEAR;
 	o->agent = xstrdup(agent);
 	o->type = xstrdup(memory_type);
 	return write_op(e, o, 0);
 }
 
+int
+emb_put_vector(struct embedded *e, const char *agent, int64_t id, const char *model,
+    const float *v, int dim)
+{
+	struct mem_op *o = xcalloc(1, sizeof(*o));
+	o->kind = OP_VEC;
+	o->agent = xstrdup(agent);
+	o->type = xstrdup(model);
+	o->id = id;
+	o->dim = dim;
+	o->vec = xmalloc((size_t)dim * sizeof(float));
+	memcpy(o->vec, v, (size_t)dim * sizeof(float));
+	return write_op(e, o, (size_t)dim * sizeof(float));
+}
+
+/* Columns 0-5 (id, role, content, memory_type, timestamp, metadata). */
 static json_t *
-item_json(const char *role, const char *content, const char *type, int64_t ts,
-    json_t *metadata)
+item_json(sqlite3_stmt *q)
 {
 	char iso[32];
-	iso8601(ts, iso, sizeof(iso));
-	return json_pack("{s:s, s:s, s:s, s:s, s:o}", "role", role ? role : "",
-	    "content", content ? content : "", "memory_type", type, "timestamp", iso,
-	    "metadata", metadata ? metadata : json_null());
+	const char *role = (const char *)sqlite3_column_text(q, 1);
+	const char *content = (const char *)sqlite3_column_text(q, 2);
+	const char *type = (const char *)sqlite3_column_text(q, 3);
+	const char *md = (const char *)sqlite3_column_text(q, 5);
+	json_t *meta = md ? json_loads(md, 0, NULL) : NULL;
+	iso8601(sqlite3_column_int64(q, 4), iso, sizeof(iso));
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:o}", "id",
+	    (json_int_t)sqlite3_column_int64(q, 0), "role", role ? role : "",
+	    "content", content ? content : "", "memory_type", type ? type : "", "timestamp", iso,
+	    "metadata", meta ? meta : json_null());
 }
 
 int
@@ -340,14 +488,106 @@ emb_context(struct embedded *e, const char *agent, const char *memory_type, int 
 	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, memory_type, -1, SQLITE_STATIC);
 	sqlite3_bind_int(q, 3, limit);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *md = (const char *)sqlite3_column_text(q, 5);
-		json_array_append_new(*out, item_json((const char *)sqlite3_column_text(q, 1),
-		    (const char *)sqlite3_column_text(q, 2), memory_type,
-		    sqlite3_column_int64(q, 4), md ? json_loads(md, 0, NULL) : NULL));
-	}
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+		json_array_append_new(*out, item_json(q));
 	sqlite3_reset(q);
 	return rc == SQLITE_DONE ? 0 : read_failed(e, "reading memory");
+}
+
+json_t *
+emb_row(struct embedded *e, const char *agent, int64_t id)
+{
+	sqlite3_stmt *q = stmt(e, EM_ROW);
+	json_t *item = NULL;
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_text(q, 2, agent, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		item = item_json(q);
+	else if (rc != SQLITE_DONE)
+		read_failed(e, "reading memory");
+	sqlite3_reset(q);
+	return item;
+}
+
+/* ---- recall's reads ---------------------------------------------------------------- */
+
+size_t
+emb_fts(struct embedded *e, const char *agent, const char *match, unsigned types, size_t k,
+    struct vhit *out)
+{
+	sqlite3_stmt *q = stmt(e, EM_FTS);
+	size_t n = 0;
+	int rc, slot = 3;
+
+	sqlite3_bind_text(q, 1, match, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, agent, -1, SQLITE_STATIC);
+	for (int t = 0; t < MT__N; t++)	/* unbound slots stay NULL: match nothing */
+		if (types & (1u << t))
+			sqlite3_bind_text(q, slot++, memory_type_name(t), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 7, (int64_t)k);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW && n < k)
+		out[n++] = (struct vhit){ sqlite3_column_int64(q, 0),
+			(float)-sqlite3_column_double(q, 1) };
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		read_failed(e, "searching memory");
+	return n;
+}
+
+int
+emb_vectors(struct embedded *e, const char *agent, const char *model, emb_vec_fn fn,
+    void *ctx)
+{
+	sqlite3_stmt *q = stmt(e, EM_VEC_LOAD);
+	int rc;
+	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, model, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int dim = sqlite3_column_int(q, 2);
+		if (dim <= 0 || sqlite3_column_bytes(q, 3) != dim * (int)sizeof(float))
+			continue;	/* not one we wrote */
+		fn(ctx, sqlite3_column_int64(q, 0), memory_type_code((const char *)
+		    sqlite3_column_text(q, 1)), sqlite3_column_blob(q, 3), dim);
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : read_failed(e, "reading memory vectors");
+}
+
+int
+emb_model_dim(struct embedded *e, const char *model)
+{
+	sqlite3_stmt *q = stmt(e, EM_VEC_DIM);
+	sqlite3_bind_text(q, 1, model, -1, SQLITE_STATIC);
+	int dim = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : 0;
+	sqlite3_reset(q);
+	return dim;
+}
+
+int64_t
+emb_scan(struct embedded *e, int64_t after, int64_t upto, int limit, emb_scan_fn fn,
+    void *ctx)
+{
+	sqlite3_stmt *q = stmt(e, EM_SCAN);
+	int64_t last = after;
+	int rc;
+	sqlite3_bind_int64(q, 1, after);
+	sqlite3_bind_int64(q, 2, upto);
+	sqlite3_bind_int(q, 3, limit);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		const char *agent = (const char *)sqlite3_column_text(q, 1);
+		const char *content = (const char *)sqlite3_column_text(q, 3);
+		if (!fn(ctx, id, agent ? agent : "", memory_type_code((const char *)
+		    sqlite3_column_text(q, 2)), content ? content : "",
+		    (const char *)sqlite3_column_text(q, 4)))
+			break;	/* it takes no more: this row is not passed */
+		last = id;
+	}
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		read_failed(e, "reading memory to embed");
+	return last;
 }
 
 /* ---- the outbox ------------------------------------------------------------------ */

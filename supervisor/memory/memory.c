@@ -3,10 +3,21 @@
  * memory.h).  The table below is every memory_store agentd knows; the
  * backend for a configuration is the first row serving its memory_store
  * (and database_url, or none).
+ *
+ * Recall is here too: the query's vector from the agent's embedder
+ * (embed.c), the nearest rows from the vector index (index.c, loaded from
+ * the table the first time an agent is asked for), the best BM25 rows from
+ * the text index (embedded.c), fused (index.c) and read back from the
+ * table, the agent's own only.  Without a vector for the query the words
+ * alone rank, and the answer says it is degraded and why.  Candidates
+ * from each ranking: four times what is asked for, at least 50, so a row
+ * ranked well by both is not lost to a row ranked first by one.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/buf.h"
 #include "common/jsonmp.h"
 #include "common/limits.h"
 #include "common/util.h"
@@ -15,31 +26,65 @@
 #include "supervisor/memory/memory.h"
 #include "supervisor/store.h"
 
+#define CANDIDATES_MIN 50
+#define QUERY_TERMS_MAX 32
+
 struct memory {
 	struct store *store;
 	const struct mem_backend *backend;
 	struct embedded *local;   /* where the rows are */
 	void *remote;             /* the backend's state, once started */
+	struct vindex *index;
+	struct embedder **emb;    /* [0]: agentd's (agentd.embeddings) */
+	size_t nemb;
+	json_t *agents;           /* agent -> index in emb, for those with their own */
 };
 
 static const struct mem_backend mem_database = { .store = "database", .name = "database" };
 static const struct mem_backend mem_memory = { .store = "memory", .name = "memory",
 	.in_memory = true };
+/* The seed's vector stores, named but not in this build yet. */
+static const struct mem_backend mem_qdrant = { .store = "qdrant", .name = "qdrant",
+	.absent = true };
+static const struct mem_backend mem_chromadb = { .store = "chromadb", .name = "chromadb",
+	.absent = true };
 
 static const struct mem_backend *const backends[] = {
-	&mem_database, &mem_memory, &mem_redis, &mem_postgres,
+	&mem_database, &mem_memory, &mem_redis, &mem_postgres, &mem_qdrant, &mem_chromadb,
 };
+
+static const char *const type_names[MT__N] = {
+	[MT_WORKING] = "working", [MT_EPISODIC] = "episodic", [MT_LONG_TERM] = "long_term",
+	[MT_PROCEDURAL] = "procedural",
+};
+
+int
+memory_type_code(const char *t)
+{
+	for (int i = 0; t && i < MT__N; i++)
+		if (strcmp(t, type_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+memory_type_name(int code)
+{
+	return code >= 0 && code < MT__N ? type_names[code] : NULL;
+}
 
 bool
 memory_type_valid(const char *t)
 {
-	static const char *types[] = { "working", "episodic", "long_term", "procedural" };
-	if (t == NULL)
-		return false;
-	for (size_t i = 0; i < ARRAY_LEN(types); i++)
-		if (strcmp(t, types[i]) == 0)
-			return true;
-	return false;
+	return memory_type_code(t) >= 0;
+}
+
+/* Rows went (retention, a clear): so do their vectors in the index. */
+static void
+on_drop(void *ctx, const char *agent, int type, int64_t upto)
+{
+	struct memory *m = ctx;
+	vindex_drop(m->index, agent, type, upto);
 }
 
 static const struct mem_backend *
@@ -64,18 +109,25 @@ mem_open(struct memory **out, struct store *s, const struct global_conf *g, char
 		    "SQLite store needs none)");
 		return -1;
 	}
-	if ((b = find_backend(name, g->database_url != NULL)) == NULL &&
-	    (b = find_backend(name, false)) == NULL) {
-		snprintf(err, errlen, "memory_store %s is not available in this build "
-		    "(available: database, memory, redis)", name);
+	if (((b = find_backend(name, g->database_url != NULL)) == NULL &&
+	    (b = find_backend(name, false)) == NULL) || b->absent) {
+		snprintf(err, errlen, "memory_store %s is not %savailable in this build "
+		    "(available: database, memory, redis)", name, b ? "yet " : "");
 		return -1;
 	}
 	struct memory *m = xcalloc(1, sizeof(*m));
 	m->store = s;
 	m->backend = b;
+	m->index = vindex_new();
+	m->agents = json_object();
 	*out = m;
-	return emb_open(&m->local, s, b->in_memory, b->ships, g->memory_retention > 0 ?
-	    g->memory_retention : 10000, err, errlen);
+	if (emb_open(&m->local, s, b->in_memory, b->ships, g->memory_retention > 0 ?
+	    g->memory_retention : 10000, err, errlen) < 0)
+		return -1;
+	emb_on_drop(m->local, on_drop, m);
+	m->emb = xcalloc(1, sizeof(*m->emb));
+	m->emb[m->nemb++] = embedder_new(m, g->embeddings);
+	return 0;
 }
 
 void
@@ -83,7 +135,13 @@ mem_close(struct memory *m)
 {
 	if (m == NULL)
 		return;
+	for (size_t i = 0; i < m->nemb; i++)
+		embedder_free(m->emb[i]);
+	free(m->emb);
+	http_shutdown();
 	emb_close(m->local);
+	vindex_free(m->index);
+	json_decref(m->agents);
 	free(m);
 }
 
@@ -104,12 +162,19 @@ store_mem_pump(struct store *s)
 	struct memory *m = store_memory(s);
 	if (m->remote && m->backend->pump)
 		m->backend->pump(m->remote);
+	for (size_t i = 0; i < m->nemb; i++)
+		embedder_pump(m->emb[i]);
 }
 
 void
 store_mem_status(const struct store *s, json_t *manager)
 {
 	struct memory *m = store_memory(s);
+	json_t *emb = json_array();
+	for (size_t i = 0; i < m->nemb; i++)
+		json_array_append_new(emb, embedder_status(m->emb[i]));
+	json_object_set_new(manager, "memory", json_pack("{s:s, s:o}", "backend",
+	    m->backend->name, "embeddings", emb));
 	if (m->remote && m->backend->status)
 		m->backend->status(m->remote, manager);
 }
@@ -119,6 +184,9 @@ store_mem_stop(struct store *s)
 {
 	struct memory *m = store_memory(s);
 	int64_t left = emb_last_id(m->local) - emb_shipped(m->local);
+	for (size_t i = 0; i < m->nemb; i++)
+		embedder_stop(m->emb[i]);
+	http_shutdown();
 	if (m->remote == NULL)
 		return;
 	if (left > 0)
@@ -126,6 +194,44 @@ store_mem_stop(struct store *s)
 		    (long long)left, m->backend->name);
 	m->backend->stop(m->remote);
 	m->remote = NULL;
+}
+
+/* ---- embedders ------------------------------------------------------------------------- */
+
+struct embedded *mem_local(struct memory *m) { return m->local; }
+struct vindex *mem_index(struct memory *m) { return m->index; }
+struct store *mem_store(struct memory *m) { return m->store; }
+
+struct embedder *
+mem_embedder_for(struct memory *m, const char *agent)
+{
+	json_t *ix = json_object_get(m->agents, agent);
+	return m->emb[ix ? json_integer_value(ix) : 0];
+}
+
+void
+store_mem_agent(struct store *s, const char *agent, const json_t *conf)
+{
+	struct memory *m = store_memory(s);
+	struct embedder *before = mem_embedder_for(m, agent);
+	size_t i = 0;
+
+	if (conf) {
+		char *text = json_dumps(conf, JSON_COMPACT | JSON_SORT_KEYS);
+		while (i < m->nemb && !embedder_is(m->emb[i], text))
+			i++;
+		free(text);
+		if (i == m->nemb) {
+			m->emb = xrealloc(m->emb, (m->nemb + 1) * sizeof(*m->emb));
+			m->emb[m->nemb++] = embedder_new(m, conf);
+		}
+	}
+	if (i)
+		json_object_set_new(m->agents, agent, json_integer((json_int_t)i));
+	else
+		json_object_del(m->agents, agent);
+	if (m->emb[i] != before)	/* its rows may lack this one's vectors */
+		embedder_rescan(m->emb[i]);
 }
 
 /* ---- the calls (store.h) -------------------------------------------------------------- */
@@ -193,4 +299,152 @@ int
 store_mem_pending(struct store *s, int64_t after, int limit, json_t **out)
 {
 	return emb_pending(local(s), after, limit, out);
+}
+
+/* ---- recall ------------------------------------------------------------------------ */
+
+struct terms {
+	struct buf b;
+	int n;
+};
+
+/* Each word an FTS5 string ("word": no operator in it can act), ORed. */
+static bool
+add_term(void *ctx, const char *word, size_t n)
+{
+	struct terms *t = ctx;
+	if (t->n == QUERY_TERMS_MAX)
+		return false;
+	if (t->n++)
+		buf_append(&t->b, " OR ", 4);
+	buf_append(&t->b, "\"", 1);
+	buf_append(&t->b, word, n);
+	buf_append(&t->b, "\"", 1);
+	return true;
+}
+
+struct loading {
+	struct vindex *x;
+	const char *agent, *model;
+};
+
+static void
+load_vec(void *ctx, int64_t id, int type, const void *vec, int dim)
+{
+	struct loading *l = ctx;
+	vindex_add(l->x, l->agent, l->model, id, type, vec, dim);
+}
+
+/* The agent's collection, from the table the first time it is asked for. */
+static void
+index_load(struct memory *m, const char *agent, const char *model)
+{
+	struct loading l = { m->index, agent, model };
+	if (vindex_has(m->index, agent, model))
+		return;
+	vindex_reset(m->index, agent, model);
+	emb_vectors(m->local, agent, model, load_vec, &l);
+}
+
+static double
+rounded(double x)
+{
+	return round(x * 10000) / 10000;
+}
+
+/* The hits, best first, as many of the best as fit an answer. */
+static json_t *
+hits_json(struct memory *m, const char *agent, const struct fused *f, size_t n)
+{
+	json_t *hits = json_array();
+	size_t bytes = 64;
+	for (size_t i = 0; i < n; i++) {
+		json_t *item = emb_row(m->local, agent, f[i].id);
+		if (item == NULL)
+			continue;	/* gone since it was indexed */
+		json_object_set_new(item, "score", json_real(rounded(f[i].score)));
+		if (f[i].vec_rank)
+			json_object_set_new(item, "similarity", json_real(rounded(f[i].similarity)));
+		size_t sz = json_compact_size(item) + 1;
+		if (json_array_size(hits) > 0 && bytes + sz > MEMORY_REPLY_MAX) {
+			json_decref(item);
+			break;
+		}
+		bytes += sz;
+		json_array_append_new(hits, item);
+	}
+	return hits;
+}
+
+static void
+answer(struct mem_recall *q, const float *vec, int dim, const char *why)
+{
+	struct memory *m = q->m;
+	size_t k = (size_t)q->limit * 4 > CANDIDATES_MIN ? (size_t)q->limit * 4 : CANDIDATES_MIN;
+	struct vhit *vh = xcalloc(k, sizeof(*vh)), *th = xcalloc(k, sizeof(*th));
+	struct fused *f = xcalloc(2 * k, sizeof(*f));
+	struct terms t = { .n = 0 };
+	size_t nv = 0, nt = 0;
+	const char *model = embedder_model(mem_embedder_for(m, q->agent));
+
+	buf_init(&t.b);
+	text_words(q->query, strlen(q->query), add_term, &t);
+	buf_append(&t.b, "", 1);
+	if (vec) {
+		index_load(m, q->agent, model);
+		nv = vindex_search(m->index, q->agent, vec, dim, q->types, k, vh);
+	}
+	if (t.n)
+		nt = emb_fts(m->local, q->agent, (const char *)t.b.data, q->types, k, th);
+	size_t n = rrf_fuse(vh, nv, th, nt, (size_t)q->limit, f);
+	json_t *a = json_pack("{s:o, s:b}", "hits", hits_json(m, q->agent, f, n), "degraded",
+	    vec == NULL);
+	if (vec == NULL)
+		json_object_set_new(a, "reason", json_string(why));
+	buf_free(&t.b);
+	free(vh);
+	free(th);
+	free(f);
+	q->busy = false;
+	q->wait = NULL;
+	free(q->agent);
+	free(q->query);
+	q->agent = q->query = NULL;
+	q->done(q, a);	/* may start another on q */
+}
+
+static void
+on_vector(void *ctx, const float *vec, int dim, const char *why)
+{
+	answer(ctx, vec, dim, why);
+}
+
+void
+store_mem_recall(struct store *s, struct mem_recall *q, const char *agent, const char *query,
+    int limit, unsigned types)
+{
+	struct memory *m = store_memory(s);
+	q->m = m;
+	q->agent = xstrdup(agent);
+	q->query = xstrdup(query);
+	q->limit = limit > 0 ? limit : 1;
+	q->types = types;
+	q->busy = true;
+	struct embed_query *w = embedder_query(mem_embedder_for(m, agent), query, RECALL_WAIT_MS,
+	    on_vector, q);
+	if (q->busy && w)	/* not answered yet: it waits for the vector */
+		q->wait = w;
+}
+
+void
+store_mem_recall_cancel(struct mem_recall *q)
+{
+	if (!q->busy)
+		return;
+	embed_query_cancel(q->wait);
+	q->wait = NULL;
+	q->busy = false;
+	free(q->agent);
+	free(q->query);
+	q->agent = q->query = NULL;
 }
