@@ -51,7 +51,9 @@ static const struct msgdef catalogue[MSG__COUNT] = {
 	[MSG_MEM_QUERY] = { "mem_query", { { "req_id", F_INT, 1 }, { "memory_type", F_STR, 1 },
 	    { "limit", F_INT, 1 }, { "query", F_STR, 0 } } },
 	[MSG_MEM_REPLY] = { "mem_reply", { { "req_id", F_INT, 1 }, { "items", F_ARR, 1 },
-	    { "error", F_STR, 0 } } },
+	    { "error", F_STR, 0 }, { "degraded", F_BOOL, 0 }, { "reason", F_STR, 0 } } },
+	[MSG_MEM_RECALL] = { "mem_recall", { { "req_id", F_INT, 1 }, { "query", F_STR, 1 },
+	    { "limit", F_INT, 1 }, { "memory_types", F_ARR, 0 } } },
 	[MSG_RESULT] = { "result", { { "run_id", F_INT, 1 }, { "ok", F_BOOL, 1 },
 	    { "result", F_ANY, 0 }, { "error", F_STR, 0 }, { "retryable", F_BOOL, 0 },
 	    { "retry_after_ms", F_INT, 0 }, { "cancelled", F_BOOL, 0 }, { "usage", F_OBJ, 0 } } },
@@ -409,6 +411,8 @@ static const struct bound {
 	{ MSG_RESULT, { "result", "usage" }, EVENT_PAYLOAD_MAX },
 	{ MSG_MEM_STORE, { "content" }, MEMORY_CONTENT_MAX },
 	{ MSG_MEM_STORE, { "metadata" }, MEMORY_CONTENT_MAX },
+	{ MSG_MEM_RECALL, { "query" }, RECALL_QUERY_MAX },
+	{ MSG_MEM_RECALL, { "memory_types" }, RECALL_QUERY_MAX },
 };
 
 static int

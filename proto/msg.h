@@ -22,7 +22,8 @@
  *   event     W->S  type:str payload:obj [run_id:int]
  *   mem_store W->S  memory_type:str role:str content:str [metadata:obj]
  *   mem_query W->S  req_id:int memory_type:str limit:int [query:str]
- *   mem_reply S->W  req_id:int items:arr [error:str]
+ *   mem_recall W->S req_id:int query:str limit:int [memory_types:arr]
+ *   mem_reply S->W  req_id:int items:arr [error:str] [degraded:bool] [reason:str]
  *   result    W->S  run_id:int ok:bool [result:any] [error:str] [retryable:bool]
  *                   [retry_after_ms:int] [cancelled:bool] [usage:obj]
  *   log       W->S  level:str msg:str
@@ -32,6 +33,12 @@
  *   request   C->S  cmd:str [agent:str] [args:obj]
  *   response  S->C  ok:bool [error:str] [code:int] [data:any] [cursor:int]
  *   record    S->C  event:obj   (one stored event, for `events -f`)
+ *
+ * mem_query reads the newest `limit` items of a type (the query is not
+ * used); mem_recall is query_both_memory_types (store.h): the items most
+ * related to the query among memory_types (default episodic and
+ * long_term), each with its score; `degraded` says words alone ranked
+ * them, and `reason` why.  Either answers in a mem_reply with its req_id.
  *
  * A response's `code` (when not ok) is one of enum resp_code below.  The
  * commands and their args are proto/cmd.h's catalogue.
@@ -63,6 +70,7 @@ enum msg_type {
 	MSG_MEM_STORE,
 	MSG_MEM_QUERY,
 	MSG_MEM_REPLY,
+	MSG_MEM_RECALL,
 	MSG_RESULT,
 	MSG_LOG,
 	MSG_SHUTDOWN,

@@ -247,6 +247,7 @@ agent_secrets(struct agent *a)
 static void
 close_worker_fds(struct agent *a)
 {
+	store_mem_recall_cancel(&a->recall);	/* its answer would find no one */
 	if (a->io.fd >= 0) {
 		loop_del(&a->io);
 		close(a->io.fd);
@@ -1132,6 +1133,70 @@ on_mem_query(struct agent *a, json_t *m)
 	json_decref(reply);
 }
 
+static void
+recall_done(struct mem_recall *q, json_t *ans)
+{
+	struct agent *a = q->ctx;
+	json_t *reply = json_pack("{s:I, s:O, s:O}", "req_id", a->recall_req, "items",
+	    json_object_get(ans, "hits"), "degraded", json_object_get(ans, "degraded"));
+	if (json_object_get(ans, "reason"))
+		json_object_set(reply, "reason", json_object_get(ans, "reason"));
+	send_msg(a, MSG_MEM_REPLY, reply);
+	json_decref(reply);
+	json_decref(ans);
+}
+
+/* memory_types as a mask: the names given (known ones only), else the
+ * default; 0 when a name is not a type. */
+static unsigned
+recall_types(const json_t *names)
+{
+	unsigned mask = 0;
+	size_t i;
+	json_t *v;
+	if (names == NULL)
+		return MEMORY_RECALL_TYPES;
+	if (json_array_size(names) == 0 || json_array_size(names) > MT__N)
+		return 0;
+	json_array_foreach(names, i, v) {
+		int t = memory_type_code(json_string_value(v));
+		if (t < 0)
+			return 0;
+		mask |= 1u << t;
+	}
+	return mask;
+}
+
+/* query_both_memory_types for the worker: its own agent's memory, whatever
+ * the message names. */
+static void
+on_mem_recall(struct agent *a, json_t *m)
+{
+	json_int_t limit = json_integer_value(json_object_get(m, "limit"));
+	unsigned types = recall_types(json_object_get(m, "memory_types"));
+	char why[128] = "";
+
+	if (a->recall.busy)
+		snprintf(why, sizeof(why), "a recall is already being answered");
+	else if (limit < 1 || limit > RECALL_LIMIT_MAX)
+		snprintf(why, sizeof(why), "limit must be from 1 to %d", RECALL_LIMIT_MAX);
+	else if (types == 0)
+		snprintf(why, sizeof(why), "memory_types must list 1 to 4 of working, episodic, "
+		    "long_term, procedural");
+	if (why[0]) {
+		json_t *reply = json_pack("{s:O, s:[], s:s}", "req_id", json_object_get(m, "req_id"),
+		    "items", "error", why);
+		send_msg(a, MSG_MEM_REPLY, reply);
+		json_decref(reply);
+		return;
+	}
+	a->recall.done = recall_done;
+	a->recall.ctx = a;
+	a->recall_req = json_integer_value(json_object_get(m, "req_id"));
+	store_mem_recall(a->sup->store, &a->recall, a->name,
+	    json_string_value(json_object_get(m, "query")), (int)limit, types);
+}
+
 /* Event types a worker may emit; the seed's lifecycle events are agentd's. */
 static bool
 worker_event_allowed(const char *type)
@@ -1202,6 +1267,9 @@ handle_msg(struct agent *a, enum msg_type t, json_t *m)
 		break;
 	case MSG_MEM_QUERY:
 		on_mem_query(a, m);
+		break;
+	case MSG_MEM_RECALL:
+		on_mem_recall(a, m);
 		break;
 	case MSG_LOG:
 		on_log(a, m);
@@ -1292,9 +1360,24 @@ agent_resume(struct agent *a)
 	return 0;
 }
 
+/* A session: "background_<agent_id>_<unix seconds>", as the seed makes
+ * them.  A new one (after the first, by agentctl restart) leaves the old
+ * one's working memory behind: it was that session's scratch. */
+static void
+new_session(struct agent *a)
+{
+	if (a->st.session_id[0])
+		store_mem_clear(a->sup->store, a->name, "working");
+	snprintf(a->st.session_id, sizeof(a->st.session_id), "background_%s_%lld",
+	    a->conf->agent_id, (long long)(wall_ms() / 1000));
+}
+
+/* An operator's restart starts the agent afresh: a new session, too. */
 void
 agent_restart_cmd(struct agent *a)
 {
+	new_session(a);
+	agent_save(a);
 	a->nrestarts = 0;
 	a->backoff_step = 0;
 	a->start_failures = 0;
@@ -1315,6 +1398,7 @@ agent_replace_conf(struct agent *a, const struct agent_conf *conf)
 {
 	agent_conf_free(a->conf);
 	a->conf = agent_conf_dup(conf);
+	store_mem_agent(a->sup->store, a->name, conf->embeddings);
 	a->queued = 0;
 	a->sched_at_wall = 0;
 	schedule_next(a, true);
@@ -1349,8 +1433,8 @@ agent_new(struct sup *s, const struct agent_conf *conf)
 		return NULL;
 	}
 	if (a->st.session_id[0] == '\0')
-		snprintf(a->st.session_id, sizeof(a->st.session_id), "background_%s_%lld",
-		    conf->agent_id, (long long)(wall_ms() / 1000));
+		new_session(a);
+	store_mem_agent(s->store, a->name, conf->embeddings);
 	return a;
 }
 

@@ -172,8 +172,9 @@ warn_global_changes(const struct global_conf *old, const struct global_conf *new
 	    strcmp(old->memory_store, new->memory_store) ||
 	    strv_differ(old->http_listen, new->http_listen) ||
 	    !old->http_token_file != !new->http_token_file ||
-	    (old->http_token_file && strcmp(old->http_token_file, new->http_token_file)))
-		log_warn("reload: state_dir, control_socket, store and http settings take "
+	    (old->http_token_file && strcmp(old->http_token_file, new->http_token_file)) ||
+	    ((old->embeddings || new->embeddings) && !json_equal(old->embeddings, new->embeddings)))
+		log_warn("reload: state_dir, control_socket, store, http and embeddings settings take "
 		    "effect at the next start of agentd; keeping the running ones");
 }
 

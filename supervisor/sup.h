@@ -99,6 +99,8 @@ struct agent {
 	char *last_error;
 	char skip_reason[200];         /* why the last requested run did not run */
 	char *key_error;               /* the model key it needs and cannot have, or NULL */
+	struct mem_recall recall;      /* the worker's recall being answered */
+	json_int_t recall_req;         /* ... its req_id */
 	bool last_failed;              /* the last finished run failed */
 	bool unsaved;                  /* st changed since agent_save */
 

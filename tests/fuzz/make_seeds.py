@@ -65,6 +65,8 @@ valid = {
     "response": {"t": "response", "ok": True, "code": -5,
                  "data": {"k%d" % i: i * 1000 for i in range(20)}},
     "record": {"t": "record", "event": {"id": 2 ** 62, "ts": -2 ** 40, "f": -0.0}},
+    "mem_recall": {"t": "mem_recall", "req_id": 2, "query": "disk full", "limit": 5,
+                   "memory_types": ["episodic", "long_term"]},
 }
 
 broken = {
