@@ -125,7 +125,8 @@ fuzz:
 		-fsanitize=fuzzer,address,undefined \
 		-o $(BUILD)/fuzz/fuzz_mcp tests/fuzz/fuzz_mcp.c worker/mcp_http.c worker/tools.c \
 		worker/tool_system_info.c worker/tool_new_files.c worker/tool_read_file.c \
-		common/buf.c common/util.c common/log.c $(PKG_LIBS) -lm
+		worker/tool_memory.c common/buf.c common/util.c common/log.c common/jsonmp.c \
+		$(PKG_LIBS) -lm
 	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
 		-fsanitize=fuzzer,address,undefined \
 		-o $(BUILD)/fuzz/fuzz_config tests/fuzz/fuzz_config.c $(LIB_SRC) \

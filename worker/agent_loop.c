@@ -2,8 +2,12 @@
  * agent_loop: a run with a model (worker_run_model, see worker.h).
  *
  *   system_instruction
- *   user:  context from the agent's episodic memory, then the task
- *          (task_config.query, the rest of task_config as JSON input)
+ *   user:  what memory gives the run -- the memories most related to the
+ *          task (recall over episodic and long_term memory_recall_limit,
+ *          labelled as recalled), the recent episodic turns (memory_limit),
+ *          the session's working memory (its newest WORKING_MAX) -- then
+ *          the task (task_config.query, the rest of task_config as JSON
+ *          input)
  *   loop up to agent_config.max_steps (10):
  *     model call -> tool calls? run each (only the agent's allowed tools),
  *     send the results back : final answer -> done
@@ -47,8 +51,12 @@
 #include "worker/tools.h"
 #include "worker/worker.h"
 
+#define WORKING_MAX 50         /* working memory items given to a run, the newest */
+#define CONTEXT_ITEM_MAX 2000  /* bytes of each memory item in the prompt */
+
 struct limits {
 	int64_t max_steps, request_limit, total_tokens, tool_output_max, memory_limit;
+	int64_t recall_limit;
 };
 
 /* The spec's values, checked and defaulted by the loader (conf/config.h). */
@@ -62,6 +70,7 @@ run_limits(const json_t *spec)
 		.total_tokens = json_integer_value(json_object_get(ac, "total_tokens_limit")),
 		.tool_output_max = json_integer_value(json_object_get(ac, "tool_output_max")),
 		.memory_limit = json_integer_value(json_object_get(spec, "memory_limit")),
+		.recall_limit = json_integer_value(json_object_get(spec, "memory_recall_limit")),
 	};
 }
 
@@ -91,34 +100,92 @@ offered_tools(struct worker *w)
 	return arr;
 }
 
-/* The first user message: remembered context, then the task. */
+/* One memory item as a line of the prompt: "- (label) content". */
+static void
+item_line(struct buf *b, const char *label, const json_t *it)
+{
+	const char *content = json_string_value(json_object_get(it, "content"));
+	char line[96];
+	snprintf(line, sizeof(line), "- (%s) ", label ? label : "?");
+	buf_append(b, line, strlen(line));
+	if (content)
+		buf_append(b, content, utf8_cut(content, strlen(content), CONTEXT_ITEM_MAX));
+	buf_append(b, "\n", 1);
+}
+
+static bool
+listed(const json_t *items, const json_t *id)
+{
+	size_t i;
+	json_t *it;
+	json_array_foreach(items, i, it)
+		if (json_equal(json_object_get(it, "id"), id))
+			return true;
+	return false;
+}
+
+/* The memories most related to the query (the seed's "Load Context &
+ * Memory"), but those the recent turns show anyway. */
+static void
+recalled_block(struct worker *w, struct buf *b, const char *query, int64_t limit,
+    const json_t *recent)
+{
+	char err[256], label[64];
+	json_t *ans, *it;
+	size_t i, shown = 0;
+	if (limit <= 0 || query == NULL || !*query ||
+	    (ans = worker_mem_recall(w, query, (int)limit, NULL, err, sizeof(err))) == NULL)
+		return;
+	json_array_foreach(json_object_get(ans, "hits"), i, it) {
+		if (listed(recent, json_object_get(it, "id")))
+			continue;
+		if (shown++ == 0) {
+			const char *h = "Recalled memory (what this agent remembers that is most "
+			    "related to the task):\n";
+			buf_append(b, h, strlen(h));
+		}
+		snprintf(label, sizeof(label), "%s, score %.2f",
+		    json_string_value(json_object_get(it, "memory_type")),
+		    json_number_value(json_object_get(it, "score")));
+		item_line(b, label, it);
+	}
+	if (shown)
+		buf_append(b, "\n", 1);
+	json_decref(ans);
+}
+
+/* The first user message: what memory gives the run, then the task. */
 static char *
-task_text(struct worker *w, const json_t *task, int64_t memory_limit)
+task_text(struct worker *w, const json_t *task, const struct limits *lim)
 {
 	struct buf b;
-	json_t *items = NULL, *rest = json_deep_copy(task), *it;
+	json_t *items = NULL, *working = NULL, *rest = json_deep_copy(task), *it;
 	char err[256];
 	size_t i;
 	const char *query = json_string_value(json_object_get(task, "query"));
 
 	buf_init(&b);
-	if (memory_limit > 0 && worker_mem_query(w, "episodic", (int)memory_limit, query,
-	    &items, err, sizeof(err)) == 0 && json_array_size(items) > 0) {
+	if (lim->memory_limit > 0)
+		(void)worker_mem_query(w, "episodic", (int)lim->memory_limit, NULL, &items, err,
+		    sizeof(err));
+	recalled_block(w, &b, query, lim->recall_limit, items);
+	if (json_array_size(items) > 0) {
 		const char *h = "Context from earlier runs:\n";
 		buf_append(&b, h, strlen(h));
-		json_array_foreach(items, i, it) {
-			const char *role = json_string_value(json_object_get(it, "role"));
-			const char *content = json_string_value(json_object_get(it, "content"));
-			char line[64];
-			snprintf(line, sizeof(line), "- (%s) ", role ? role : "?");
-			buf_append(&b, line, strlen(line));
-			if (content)
-				buf_append(&b, content, utf8_cut(content, strlen(content), 2000));
-			buf_append(&b, "\n", 1);
-		}
+		json_array_foreach(items, i, it)
+			item_line(&b, json_string_value(json_object_get(it, "role")), it);
+		buf_append(&b, "\n", 1);
+	}
+	if (worker_mem_query(w, "working", WORKING_MAX, NULL, &working, err, sizeof(err)) == 0 &&
+	    json_array_size(working) > 0) {
+		const char *h = "Working memory (notes of this session):\n";
+		buf_append(&b, h, strlen(h));
+		json_array_foreach(working, i, it)
+			item_line(&b, "note", it);
 		buf_append(&b, "\n", 1);
 	}
 	json_decref(items);
+	json_decref(working);
 	buf_append(&b, "Task: ", 6);
 	buf_append(&b, query ? query : "Carry out the task described by the input.",
 	    strlen(query ? query : "Carry out the task described by the input."));
@@ -473,7 +540,7 @@ worker_run_model(struct worker *w, const struct worker_run *run, struct run_outc
 	}
 	const char *system = json_string_value(json_object_get(spec, "system_instruction"));
 	json_t *tools = offered_tools(w), *messages = json_array(), *used = json_array();
-	char *task = task_text(w, run->task, lim.memory_limit);
+	char *task = task_text(w, run->task, &lim);
 	if (wt.outs)	/* what changed is part of the task */
 		task = task_with_watch(task, wt.outs, lim.tool_output_max);
 	json_array_append_new(messages, model_user_message(&cfg, task));

@@ -78,6 +78,22 @@ const struct tool builtin_tools[] = {
 		read_file_schema,
 		tool_read_file,
 	},
+	{
+		"remember",
+		"Keep a fact for later runs of this agent (long_term, the default), or a "
+		"note for the rest of this session (working: given back with every run of "
+		"the session until it is reset).",
+		tool_remember_schema,
+		tool_remember,
+	},
+	{
+		"recall",
+		"Search this agent's memory for what is most related to a query: earlier "
+		"runs (episodic) and kept facts (long_term) unless memory_types says "
+		"otherwise.  Each hit has its memory_type and a score (1 is the best).",
+		tool_recall_schema,
+		tool_recall,
+	},
 	{ NULL, NULL, NULL, NULL },
 };
 

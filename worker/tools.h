@@ -29,6 +29,17 @@
 #include <stdint.h>
 #include "common/util.h"
 
+/* remember and recall reach agentd's memory through the worker running
+ * them (arg: the tool_ctx's); NULL where there is none (they fail, saying
+ * so).  store: 0, or -1 when it could not be sent.  recall: the answer of
+ * worker_mem_recall (worker.h), or NULL with err. */
+struct tool_memory {
+	int (*store)(void *arg, const char *memory_type, const char *content,
+	    const json_t *metadata);
+	json_t *(*recall)(void *arg, const char *query, int limit, const json_t *types,
+	    char *err, size_t errlen);
+};
+
 struct tool_ctx {
 	const char *state_dir;          /* the worker's own directory */
 	/* Nonzero when the run must stop now (cancel, shutdown).  May read
@@ -38,6 +49,7 @@ struct tool_ctx {
 	const json_t *spec;             /* the agent spec (read_file's read_dirs) */
 	int64_t deadline;               /* mono ms the call must end by; 0: none */
 	json_t *staged;                 /* set: state saved goes here, not to disk */
+	const struct tool_memory *memory;
 };
 
 /* Save a tool's state file (name, inside ctx->state_dir) atomically, or
@@ -84,6 +96,11 @@ int tool_new_files(const struct tool_ctx *ctx, const json_t *args,
     json_t **out, char *err, size_t errlen);
 int tool_read_file(const struct tool_ctx *ctx, const json_t *args,
     json_t **out, char *err, size_t errlen);
+int tool_remember(const struct tool_ctx *ctx, const json_t *args,
+    json_t **out, char *err, size_t errlen);
+int tool_recall(const struct tool_ctx *ctx, const json_t *args,
+    json_t **out, char *err, size_t errlen);
+extern const char tool_remember_schema[], tool_recall_schema[];
 
 /* The file new_files keeps its watermark in, inside ctx->state_dir. */
 #define NEW_FILES_STATE "new_files.state"

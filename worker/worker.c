@@ -42,6 +42,7 @@
 #include <bsd/unistd.h>
 #include "common/buf.h"
 #include "common/jsonmp.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/redact.h"
 #include "common/util.h"
@@ -644,27 +645,21 @@ tool_ctx_interrupted(void *arg)
 
 /* ---- memory queries ------------------------------------------------------- */
 
-int
-worker_mem_query(struct worker *w, const char *memory_type, int limit,
-    const char *query, json_t **items, char *err, size_t errlen)
+/* Send a memory question (m, taken, gets its req_id) and wait for its
+ * mem_reply while still honouring a cancel: the reply, or NULL with err. */
+static json_t *
+mem_ask(struct worker *w, enum msg_type t, json_t *m, char *err, size_t errlen)
 {
 	int64_t deadline = mono_ms() + MEM_QUERY_TIMEOUT_MS;
-	json_t *m;
+	const char *what = t == MSG_MEM_RECALL ? "recall" : "memory query";
+	json_t *reply;
 
-	*items = NULL;
-	m = json_pack("{s:I, s:s, s:i}", "req_id", (json_int_t)++w->last_req,
-	    "memory_type", memory_type, "limit", limit);
-	if (m == NULL) {
-		snprintf(err, errlen, "memory query: bad arguments");
-		return -1;
-	}
-	if (query)
-		json_object_set_new(m, "query", json_string(query));
-	int rc = send_msg(w, MSG_MEM_QUERY, m);
+	json_object_set_new(m, "req_id", json_integer((json_int_t)++w->last_req));
+	int rc = send_msg(w, t, m);
 	json_decref(m);
 	if (rc < 0) {
-		snprintf(err, errlen, "memory query: cannot send it");
-		return -1;
+		snprintf(err, errlen, "%s: cannot send it", what);
+		return NULL;
 	}
 	w->wait_req = w->last_req;
 	while (w->reply == NULL && !w->quit && !w->cancel) {
@@ -674,22 +669,86 @@ worker_mem_query(struct worker *w, const char *memory_type, int limit,
 		pump(w, (int)left);
 	}
 	w->wait_req = 0;
-	if (w->reply == NULL) {
-		snprintf(err, errlen, "memory query: %s", w->quit || w->cancel ?
-		    "cancelled" : "no reply from agentd in time");
+	reply = w->reply;
+	w->reply = NULL;
+	if (reply == NULL) {
+		snprintf(err, errlen, "%s: %s", what, w->quit || w->cancel ? "cancelled" :
+		    "no reply from agentd in time");
+		return NULL;
+	}
+	const char *e = json_string_value(json_object_get(reply, "error"));
+	if (e) {
+		snprintf(err, errlen, "%s: %s", what, e);
+		json_decref(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+int
+worker_mem_query(struct worker *w, const char *memory_type, int limit,
+    const char *query, json_t **items, char *err, size_t errlen)
+{
+	json_t *m = json_pack("{s:s, s:i}", "memory_type", memory_type, "limit", limit);
+
+	*items = NULL;
+	if (m == NULL) {
+		snprintf(err, errlen, "memory query: bad arguments");
 		return -1;
 	}
-	const char *e = json_string_value(json_object_get(w->reply, "error"));
-	if (e)
-		snprintf(err, errlen, "memory query: %s", e);
-	else
-		*items = json_incref(json_object_get(w->reply, "items"));
-	json_decref(w->reply);
-	w->reply = NULL;
-	return e ? -1 : 0;
+	if (query)
+		json_object_set_new(m, "query", json_string(query));
+	json_t *reply = mem_ask(w, MSG_MEM_QUERY, m, err, errlen);
+	if (reply == NULL)
+		return -1;
+	*items = json_incref(json_object_get(reply, "items"));
+	json_decref(reply);
+	return 0;
+}
+
+json_t *
+worker_mem_recall(struct worker *w, const char *query, int limit, const json_t *types,
+    char *err, size_t errlen)
+{
+	size_t n = strlen(query);
+	json_t *m = json_pack("{s:s%, s:i}", "query", query, utf8_cut(query, n, RECALL_QUERY_MAX),
+	    "limit", limit);
+
+	if (m == NULL) {
+		snprintf(err, errlen, "recall: the query is not UTF-8");
+		return NULL;
+	}
+	if (types)
+		json_object_set_new(m, "memory_types", json_deep_copy(types));
+	json_t *reply = mem_ask(w, MSG_MEM_RECALL, m, err, errlen);
+	if (reply == NULL)
+		return NULL;
+	json_t *ans = json_pack("{s:O, s:b}", "hits", json_object_get(reply, "items"),
+	    "degraded", json_is_true(json_object_get(reply, "degraded")));
+	if (json_object_get(reply, "reason"))
+		json_object_set(ans, "reason", json_object_get(reply, "reason"));
+	json_decref(reply);
+	return ans;
 }
 
 /* ---- tools ---------------------------------------------------------------- */
+
+/* remember and recall (tool_memory.c): what the model writes is the
+ * assistant's, and its agent is the one agentd says. */
+static int
+tool_mem_store(void *arg, const char *memory_type, const char *content, const json_t *metadata)
+{
+	return worker_mem_store(arg, memory_type, "assistant", content, metadata);
+}
+
+static json_t *
+tool_mem_recall(void *arg, const char *query, int limit, const json_t *types, char *err,
+    size_t errlen)
+{
+	return worker_mem_recall(arg, query, limit, types, err, errlen);
+}
+
+static const struct tool_memory tool_memory = { tool_mem_store, tool_mem_recall };
 
 int
 worker_call_tool(struct worker *w, const char *name, const json_t *args,
@@ -699,7 +758,7 @@ worker_call_tool(struct worker *w, const char *name, const json_t *args,
 	const json_t *cmd = t ? NULL : cmdtool_find(w->spec, name);
 	int64_t limit = tool_call_timeout(w->spec);
 	struct tool_ctx ctx = { w->state_dir, tool_ctx_interrupted, w, w->spec,
-		limit > 0 ? mono_ms() + limit : 0, w->staged };
+		limit > 0 ? mono_ms() + limit : 0, w->staged, &tool_memory };
 	char reason[1024] = "";
 	bool retry = false;
 	int rc;

@@ -154,4 +154,13 @@ int worker_mem_store(struct worker *w, const char *memory_type,
 int worker_mem_query(struct worker *w, const char *memory_type, int limit,
     const char *query, json_t **items, char *err, size_t errlen);
 
+/*
+ * Ask agentd to recall (query_both_memory_types, proto/msg.h): the items of
+ * this agent's memory most related to query, of the types listed (NULL:
+ * episodic and long_term), at most limit.  Waits as worker_mem_query does.
+ * {"hits": [...], "degraded": bool[, "reason"]} (owned), or NULL and err.
+ */
+json_t *worker_mem_recall(struct worker *w, const char *query, int limit, const json_t *types,
+    char *err, size_t errlen);
+
 #endif

@@ -278,9 +278,10 @@ START_TEST(test_tool_run)
 	    "name", "alpha", "agent_id", "alpha", "task_config", "query",
 	    "Check CPU, memory, and disk usage", "tool", "system_info",
 	    "thresholds", "cpu_usage", 100), NULL);
-	ck_assert_uint_eq(json_array_size(tools), 3);
+	ck_assert_uint_eq(json_array_size(tools), 5);
 	ck_assert(list_has(tools, "system_info") && list_has(tools, "new_files") &&
-	    list_has(tools, "read_file"));
+	    list_has(tools, "read_file") && list_has(tools, "remember") &&
+	    list_has(tools, "recall"));
 	json_decref(tools);
 
 	/* kwargs reach the tool over task_config */
@@ -777,6 +778,69 @@ START_TEST(test_mem_query)
 }
 END_TEST
 
+/* remember and recall, run as tools: a write of the type asked for (and
+ * of the assistant), a mem_recall with the model's arguments, whose answer
+ * becomes the tool's output; arguments over the bounds never leave. */
+START_TEST(test_memory_tools)
+{
+	start(false);
+	json_decref(configure(json_pack("{s:s, s:s}", "name", "alpha", "agent_id", "alpha"),
+	    NULL));
+	send_run(1, json_pack("{s:s, s:s, s:s, s:{s:i}}", "tool", "remember", "content",
+	    "db1 is the primary", "memory_type", "long_term", "metadata", "prio", 1));
+	json_decref(expect_event("tool_call_started", 1));
+	json_t *m = expect(MSG_MEM_STORE);
+	ck_assert_str_eq(str(m, "memory_type"), "long_term");
+	ck_assert_str_eq(str(m, "role"), "assistant");
+	ck_assert_str_eq(str(m, "content"), "db1 is the primary");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(m, "metadata"),
+	    "prio")), 1);
+	json_decref(m);
+	json_decref(expect_event("tool_call_result", 1));
+	json_decref(expect(MSG_MEM_STORE));	/* the run's own episodic row */
+	json_decref(expect_result(1, true));
+
+	send_run(2, json_pack("{s:s, s:s, s:i, s:[s]}", "tool", "recall", "query", "primary db",
+	    "limit", 3, "memory_types", "long_term"));
+	json_decref(expect_event("tool_call_started", 2));
+	json_t *q = expect(MSG_MEM_RECALL);
+	ck_assert_str_eq(str(q, "query"), "primary db");
+	ck_assert_int_eq(json_integer_value(json_object_get(q, "limit")), 3);
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(q, "memory_types"), 0)),
+	    "long_term");
+	send_msg(MSG_MEM_REPLY, json_pack("{s:O, s:[{s:s, s:s, s:s, s:f, s:s}], s:b, s:s}",
+	    "req_id", json_object_get(q, "req_id"), "items", "memory_type", "long_term", "role",
+	    "assistant", "content", "db1 is the primary", "score", 1.0, "timestamp", "t",
+	    "degraded", 1, "reason", "the endpoint is down"));
+	json_decref(q);
+	json_decref(expect_event("tool_call_result", 2));
+	json_decref(expect(MSG_MEM_STORE));
+	json_t *r = expect_result(2, true);
+	json_t *res = json_object_get(r, "result");
+	ck_assert(json_is_true(json_object_get(res, "degraded")));
+	ck_assert_str_eq(str(res, "reason"), "the endpoint is down");
+	ck_assert_str_eq(str(json_array_get(json_object_get(res, "hits"), 0), "content"),
+	    "db1 is the primary");
+	json_decref(r);
+
+	/* refused before anything is sent: the next message is the result */
+	send_run(3, json_pack("{s:s, s:s, s:s}", "tool", "remember", "content", "x",
+	    "memory_type", "episodic"));
+	json_decref(expect_event("tool_call_started", 3));
+	json_t *e = expect_event("tool_call_error", 3);
+	ck_assert_ptr_nonnull(strstr(str(e, "error"), "long_term or working"));
+	json_decref(e);
+	json_decref(expect_result(3, false));
+	send_run(4, json_pack("{s:s, s:s, s:[s]}", "tool", "recall", "query", "x",
+	    "memory_types", "semantic"));
+	json_decref(expect_event("tool_call_started", 4));
+	json_decref(expect_event("tool_call_error", 4));
+	json_decref(expect_result(4, false));
+	send_msg(MSG_SHUTDOWN, NULL);
+	ck_assert_int_eq(wait_exit(), 0);
+}
+END_TEST
+
 /* Memory content over MEMORY_CONTENT_MAX (agentd would kill the worker for
  * it) goes cut where a character ends, saying how much was cut. */
 static int
@@ -832,6 +896,7 @@ suite(void)
 	tcase_add_test(tc, test_secrets_not_logged);
 	tcase_add_test(tc, test_secrets_redacted_on_the_way_out);
 	tcase_add_test(tc, test_mem_query);
+	tcase_add_test(tc, test_memory_tools);
 	tcase_add_test(tc, test_long_memory_cut);
 	suite_add_tcase(s, tc);
 	return s;

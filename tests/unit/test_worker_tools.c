@@ -157,8 +157,9 @@ START_TEST(test_registry_schemas)
 		ck_assert(strlen(t->description) > 20);
 		json_decref(s);
 	}
-	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(n, 5);
 	ck_assert_ptr_nonnull(tool_find("read_file"));
+	ck_assert_ptr_nonnull(tool_find("remember"));
 	ck_assert_ptr_null(tool_find("write_file"));
 	ck_assert_ptr_null(tool_find(NULL));
 	json_t *s = json_loads(tool_find("new_files")->input_schema, 0, NULL);
