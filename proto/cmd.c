@@ -24,6 +24,8 @@ static const struct cmd_arg events_args[] = {
 static const struct cmd_arg memory_args[] = {
 	{ "limit", JSON_INTEGER, 1, 10000, 0 },
 	{ "memory_type", JSON_STRING, 0, 0, FILTER_MAX },
+	{ "query", JSON_STRING, 0, 0, RECALL_QUERY_MAX },      /* a recall: store.h */
+	{ "clear", JSON_STRING, 0, 0, FILTER_MAX },            /* the type to empty */
 	{ NULL },
 };
 

@@ -51,6 +51,8 @@ usage(void)
 	    "  reload                  re-read the configuration\n"
 	    "  events [-f] [-n N] [AGENT]\n"
 	    "  memory AGENT [--type working|episodic|long_term|procedural] [-n N]\n"
+	    "  memory AGENT --query TEXT [-n N] [--type T]   the most related, with score\n"
+	    "  memory AGENT --clear TYPE\n"
 	    "  tasks                   the task registry\n"
 	    "  stop                    stop agentd\n");
 }
@@ -223,11 +225,37 @@ print_list(json_t *data)
 		    json_is_true(json_object_get(a, "paused")) ? ",paused" : "");
 }
 
+/* A recall's hits: score, type, time, content; a degraded one says why. */
+static void
+print_hits(json_t *data)
+{
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(data, "hits"), i, m) {
+		char ts[64];
+		fmt_time(str(m, "timestamp"), ts, sizeof(ts));
+		printf("%.3f %-10s %s %s\n", json_number_value(json_object_get(m, "score")),
+		    str(m, "memory_type") ? str(m, "memory_type") : "-", ts,
+		    str(m, "content") ? str(m, "content") : "");
+	}
+	if (json_is_true(json_object_get(data, "degraded")))
+		fprintf(stderr, "agentctl: ranked by words alone: %s\n", str(data, "reason") ?
+		    str(data, "reason") : "no vector for the query");
+}
+
 static void
 print_memory(json_t *data)
 {
 	size_t i;
 	json_t *m;
+	if (json_object_get(data, "hits")) {
+		print_hits(data);
+		return;
+	}
+	if (str(data, "message")) {	/* a clear */
+		printf("%s\n", str(data, "message"));
+		return;
+	}
 	json_array_foreach(data, i, m) {
 		char ts[64];
 		fmt_time(str(m, "timestamp"), ts, sizeof(ts));
@@ -497,7 +525,7 @@ struct opt_arg {
 	const char *arg;
 	json_t *value;            /* NULL: not given, nor defaulted */
 };
-enum { OPT_LIMIT, OPT_FOLLOW, OPT_TYPE, OPT__COUNT };
+enum { OPT_LIMIT, OPT_FOLLOW, OPT_TYPE, OPT_QUERY, OPT_CLEAR, OPT__COUNT };
 
 static json_t *
 request_args(int cmd, struct opt_arg *opts)
@@ -533,6 +561,7 @@ main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
 		{ "type", required_argument, NULL, 't' }, { "limit", required_argument, NULL, 'n' },
 		{ "follow", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
+		{ "query", required_argument, NULL, 'q' }, { "clear", required_argument, NULL, 'C' },
 		{ "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
 	};
 	const char *sock = getenv("AGENTD_SOCKET") ? getenv("AGENTD_SOCKET") : DEFAULT_SOCKET;
@@ -540,7 +569,10 @@ main(int argc, char **argv)
 		[OPT_LIMIT] = { "limit", json_integer(20) },
 		[OPT_FOLLOW] = { "follow", json_false() },
 		[OPT_TYPE] = { "memory_type", NULL },
+		[OPT_QUERY] = { "query", NULL },
+		[OPT_CLEAR] = { "clear", NULL },
 	};
+	bool limit_given = false;
 	int c, cmd, rc = EXIT_USAGE;
 	char *pos[4];
 	int npos = 0;
@@ -548,7 +580,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* Options may come before or after the command ("status --json x"). */
 	while (optind < argc) {
-		if ((c = getopt_long(argc, argv, "+s:jfn:t:hV", opts, NULL)) == -1) {
+		if ((c = getopt_long(argc, argv, "+s:jfn:t:q:hV", opts, NULL)) == -1) {
 			if (npos == 4) {
 				usage();
 				goto out;
@@ -559,9 +591,18 @@ main(int argc, char **argv)
 		switch (c) {
 		case 's': sock = optarg; break;
 		case 't':
-			json_decref(oa[OPT_TYPE].value);
-			oa[OPT_TYPE].value = json_string(optarg);
+		case 'q':
+		case 'C': {
+			static const char *const flags[OPT__COUNT] = { [OPT_TYPE] = "type",
+				[OPT_QUERY] = "query", [OPT_CLEAR] = "clear" };
+			int o = c == 't' ? OPT_TYPE : c == 'q' ? OPT_QUERY : OPT_CLEAR;
+			json_decref(oa[o].value);
+			if ((oa[o].value = json_string(optarg)) == NULL) {
+				fprintf(stderr, "agentctl: --%s takes UTF-8 text\n", flags[o]);
+				goto out;
+			}
 			break;
+		}
 		case 'j': json_out = true; break;
 		case 'f':
 			json_decref(oa[OPT_FOLLOW].value);
@@ -576,6 +617,7 @@ main(int argc, char **argv)
 			}
 			json_decref(oa[OPT_LIMIT].value);
 			oa[OPT_LIMIT].value = json_integer(limit);
+			limit_given = true;
 			break;
 		}
 		case 'h': usage(); rc = EXIT_OK; goto out;
@@ -589,6 +631,10 @@ main(int argc, char **argv)
 			fprintf(stderr, "agentctl: unknown command \"%s\"\n", pos[0]);
 		usage();
 		goto out;
+	}
+	if (oa[OPT_QUERY].value && !limit_given) {	/* a recall's default */
+		json_decref(oa[OPT_LIMIT].value);
+		oa[OPT_LIMIT].value = json_integer(5);
 	}
 	json_t *args = request_args(cmd, oa);
 	rc = run_command(sock, cmd, npos == 2 ? pos[1] : NULL, args);

@@ -23,6 +23,7 @@ struct cmd_call {
 	struct agent *a;          /* the agent named, when the command takes one */
 	const char *agent;        /* its name as given (CA_FILTER: maybe no agent's) */
 	json_t *args;
+	struct cmd_later *later;  /* the transport can wait for an answer (or NULL) */
 };
 
 static void
@@ -175,21 +176,59 @@ cmd_events(struct cmd_call *c, struct cmd_result *r)
 }
 
 static void
+recall_done(struct mem_recall *q, json_t *answer)
+{
+	struct cmd_later *l = q->ctx;
+	struct cmd_result r = { .code = RESP_OK, .data = answer };
+	l->done(l, &r);
+	cmd_result_clear(&r);
+}
+
+/* A recall of the agent's memory (store.h), answered through c->later. */
+static void
+recall(struct cmd_call *c, struct cmd_result *r, const char *type, json_int_t limit)
+{
+	const char *query = json_string_value(json_object_get(c->args, "query"));
+	if (c->later == NULL) {
+		refuse(r, RESP_BAD_REQUEST, "a query cannot be answered here");
+		return;
+	}
+	if (limit > RECALL_LIMIT_MAX) {
+		r->bad_arg = "limit";
+		refuse(r, RESP_BAD_REQUEST, "a query answers at most %d hits", RECALL_LIMIT_MAX);
+		return;
+	}
+	c->later->recall.done = recall_done;
+	c->later->recall.ctx = c->later;
+	r->later = true;
+	store_mem_recall(c->sup->store, &c->later->recall, c->a->name, query, limit ? (int)limit : 5,
+	    type ? 1u << memory_type_code(type) : MEMORY_RECALL_TYPES);
+}
+
+/* memory: the newest items of a type, a clear, or a recall (args.query). */
+static void
 cmd_memory(struct cmd_call *c, struct cmd_result *r)
 {
 	const char *type = json_string_value(json_object_get(c->args, "memory_type"));
+	const char *clear = json_string_value(json_object_get(c->args, "clear"));
 	json_int_t limit = json_integer_value(json_object_get(c->args, "limit"));
 	json_t *items = NULL;
 
-	if (type == NULL)
-		type = "episodic";
-	if (limit == 0)
-		limit = 20;
-	if (!memory_type_valid(type)) {
-		r->bad_arg = "memory_type";
+	if ((type || clear) && !memory_type_valid(clear ? clear : type)) {
+		r->bad_arg = clear ? "clear" : "memory_type";
 		refuse(r, RESP_BAD_REQUEST, "memory type must be working, episodic, long_term "
 		    "or procedural");
-	} else if (store_mem_context(c->sup->store, c->a->name, type, (int)limit, &items) < 0)
+	} else if (clear && store_mem_clear(c->sup->store, c->a->name, clear) < 0)
+		refuse(r, RESP_UNAVAILABLE, "memory store failed");
+	else if (clear) {
+		char what[64];
+		snprintf(what, sizeof(what), ": %s memory cleared", clear);
+		said(r, c->a, what);
+	}
+	else if (json_object_get(c->args, "query"))
+		recall(c, r, type, limit);
+	else if (store_mem_context(c->sup->store, c->a->name, type ? type : "episodic",
+	    limit ? (int)limit : 20, &items) < 0)
 		refuse(r, RESP_UNAVAILABLE, "memory store query failed");
 	else
 		answer(r, items);
@@ -219,9 +258,28 @@ void
 commands_run(struct sup *s, enum cmd_id id, const char *agent, json_t *args,
     struct cmd_result *r)
 {
+	commands_run_later(s, id, agent, args, r, NULL);
+}
+
+bool
+cmd_later_busy(const struct cmd_later *l)
+{
+	return l->recall.busy;
+}
+
+void
+cmd_later_cancel(struct cmd_later *l)
+{
+	store_mem_recall_cancel(&l->recall);
+}
+
+void
+commands_run_later(struct sup *s, enum cmd_id id, const char *agent, json_t *args,
+    struct cmd_result *r, struct cmd_later *later)
+{
 	const struct cmd_def *d = &cmd_defs[id];
 	const struct cmd_arg *bad = NULL;
-	struct cmd_call c = { .sup = s, .agent = agent, .args = args };
+	struct cmd_call c = { .sup = s, .agent = agent, .args = args, .later = later };
 	char err[256];
 
 	memset(r, 0, sizeof(*r));

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 #include "proto/cmd.h"
+#include "supervisor/store.h"
 
 struct sup;
 
@@ -21,6 +22,19 @@ struct cmd_result {
 	json_t *cursor;           /* events: the id to go on after (the page was cut) */
 	bool follow;              /* events: the page reached the end and follow was
 	                           * asked: the transport subscribes the client now */
+	bool later;               /* the answer comes through the cmd_later's done */
+};
+
+/* A command may answer later (memory with a query: its vector may have to
+ * come from an embeddings endpoint).  A transport that can wait gives
+ * commands_run_later one of these, living as long as its client; when the
+ * command takes it, r->later is set, and done(l, result) brings the answer
+ * -- before commands_run_later returns, or once it is in.  A client that
+ * goes away first cancels.  One command at a time on each. */
+struct cmd_later {
+	void (*done)(struct cmd_later *l, struct cmd_result *r);
+	void *ctx;
+	struct mem_recall recall;     /* the command's */
 };
 
 /* Runs command id for agent (NULL: none given) with args (an object, or
@@ -28,6 +42,10 @@ struct cmd_result {
  * filled either way; cmd_result_clear frees it. */
 void commands_run(struct sup *s, enum cmd_id id, const char *agent, json_t *args,
     struct cmd_result *r);
+void commands_run_later(struct sup *s, enum cmd_id id, const char *agent, json_t *args,
+    struct cmd_result *r, struct cmd_later *later);
+bool cmd_later_busy(const struct cmd_later *l);
+void cmd_later_cancel(struct cmd_later *l);
 void cmd_result_clear(struct cmd_result *r);
 
 #endif

@@ -21,6 +21,10 @@
  * misses nothing and sees nothing twice.  It may follow one agent, one
  * session, one type of event, as its `events` asked.
  *
+ * A command may answer later (memory with a query: its vector may have to
+ * come from an embeddings endpoint; commands.h's cmd_later): until it has,
+ * the client's next requests wait unread, so its answers keep their order.
+ *
  * The socket survives a hostile or starved host.  At most CTL_CLIENTS_MAX
  * clients (one more is told so and closed); one that is not following and
  * does not complete a request within CTL_IDLE_MS is dropped.  When accept
@@ -63,6 +67,8 @@ struct ctl_client {
 	char *agent, *session_id, *type;   /* follow only these events (NULL: any) */
 	struct event_filter filter;        /* ... pointing at them */
 	struct timer idle;       /* its next request is due before this (not when following) */
+	struct cmd_later later;  /* a command answering later (a recall) */
+	bool in_request;         /* handle_request is on the stack */
 	bool closing;
 	struct ctl_client *next;
 };
@@ -88,6 +94,7 @@ client_close(struct ctl_client *c)
 		return;
 	c->closing = true;
 	timer_stop(&c->idle);
+	cmd_later_cancel(&c->later);
 	for (pp = &c->sup->clients; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
@@ -97,6 +104,14 @@ client_close(struct ctl_client *c)
 	loop_del(&c->w);
 	close(c->w.fd);
 	loop_defer(client_free, c);
+}
+
+/* What to wait for: requests, unless an answer that comes later must go
+ * first; room to write, while answers wait to go. */
+static void
+client_watch(struct ctl_client *c, bool out)
+{
+	loop_mod(&c->w, (cmd_later_busy(&c->later) ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0));
 }
 
 static void
@@ -137,7 +152,7 @@ client_send(struct ctl_client *c, enum msg_type t, json_t *fields)
 		client_close(c);
 		return;
 	}
-	loop_mod(&c->w, EPOLLIN | (rc == 0 ? EPOLLOUT : 0));
+	client_watch(c, rc == 0);
 }
 
 /* A response's fields; steals data. */
@@ -193,6 +208,30 @@ subscribe(struct ctl_client *c, const char *agent, json_t *args)
 
 /* The command table (commands.c) does the work; this is its transport. */
 static void
+send_result(struct ctl_client *c, const struct cmd_result *r)
+{
+	json_t *m = response(r->code, r->error, json_incref(r->data));
+	if (r->cursor)
+		json_object_set(m, "cursor", r->cursor);
+	client_send(c, MSG_RESPONSE, m);
+	json_decref(m);
+}
+
+static void client_drain(struct ctl_client *c);
+
+/* A command's answer that came later: sent, then what the client sent
+ * meanwhile is read (unless the command is still on the stack: the loop
+ * reading it goes on by itself). */
+static void
+later_done(struct cmd_later *l, struct cmd_result *r)
+{
+	struct ctl_client *c = l->ctx;
+	send_result(c, r);
+	if (!c->in_request)
+		client_drain(c);
+}
+
+static void
 handle_request(struct ctl_client *c, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
@@ -205,54 +244,69 @@ handle_request(struct ctl_client *c, json_t *req)
 		respond(c, RESP_BAD_REQUEST, "unknown command", NULL);
 		return;
 	}
-	commands_run(c->sup, (enum cmd_id)id, agent, args, &r);
-	json_t *m = response(r.code, r.error, json_incref(r.data));
-	if (r.cursor)
-		json_object_set(m, "cursor", r.cursor);
-	client_send(c, MSG_RESPONSE, m);
-	json_decref(m);
+	c->later.done = later_done;
+	c->later.ctx = c;
+	c->in_request = true;
+	commands_run_later(c->sup, (enum cmd_id)id, agent, args, &r, &c->later);
+	c->in_request = false;
+	if (!r.later)
+		send_result(c, &r);
 	if (r.follow && !c->closing)
 		subscribe(c, agent, args);
 	cmd_result_clear(&r);
 }
 
+/* The requests read so far, until one whose answer comes later: the rest
+ * wait for it, unread. */
 static void
-client_readable(struct ctl_client *c)
+client_drain(struct ctl_client *c)
 {
 	const uint8_t *p;
 	size_t len;
 	const char *ferr;
 	char err[256];
-	ssize_t n;
+	int rc = 0;
 
-	while ((n = frame_reader_fill(&c->rd, c->w.fd)) > 0) {
-		int rc;
-		while ((rc = frame_reader_next(&c->rd, &p, &len, &ferr)) == 1) {
-			enum msg_type t = MSG__COUNT;
-			json_t *m = NULL;
-			if (msg_unpack(p, len, &t, &m, err, sizeof(err)) < 0 || t != MSG_REQUEST) {
-				if (m)
-					snprintf(err, sizeof(err), "expected a request, got %s",
-					    msg_type_name(t));
-				respond(c, RESP_BAD_REQUEST, err, NULL);
-				json_decref(m);
-				client_close(c);
-				return;
-			}
-			handle_request(c, m);
+	while (!c->closing && !cmd_later_busy(&c->later) &&
+	    (rc = frame_reader_next(&c->rd, &p, &len, &ferr)) == 1) {
+		enum msg_type t = MSG__COUNT;
+		json_t *m = NULL;
+		if (msg_unpack(p, len, &t, &m, err, sizeof(err)) < 0 || t != MSG_REQUEST) {
+			if (m)
+				snprintf(err, sizeof(err), "expected a request, got %s",
+				    msg_type_name(t));
+			respond(c, RESP_BAD_REQUEST, err, NULL);
 			json_decref(m);
-			if (c->closing)
-				return;
-			if (!c->follow)
-				timer_in(&c->idle, CTL_IDLE_MS);
-		}
-		if (rc < 0) {
-			respond(c, RESP_BAD_REQUEST, ferr, NULL);
 			client_close(c);
 			return;
 		}
+		timer_stop(&c->idle);	/* an answer due later is our wait, not the client's */
+		handle_request(c, m);
+		json_decref(m);
+		if (!c->closing && !c->follow && !cmd_later_busy(&c->later))
+			timer_in(&c->idle, CTL_IDLE_MS);
 	}
-	if (n == 0 || (errno != EAGAIN && errno != EINTR))
+	if (c->closing)
+		return;
+	if (rc < 0) {
+		respond(c, RESP_BAD_REQUEST, ferr, NULL);
+		client_close(c);
+		return;
+	}
+	client_watch(c, wqueue_pending(&c->wq) > 0);
+}
+
+static void
+client_readable(struct ctl_client *c)
+{
+	ssize_t n = 1;
+
+	while (!cmd_later_busy(&c->later) && (n = frame_reader_fill(&c->rd, c->w.fd)) > 0) {
+		client_drain(c);
+		if (c->closing)
+			return;
+	}
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		client_close(c);
 }
 
@@ -266,9 +320,11 @@ on_client(struct watch *w, uint32_t events)
 			client_close(c);
 			return;
 		}
-		loop_mod(w, EPOLLIN | (rc == 0 ? EPOLLOUT : 0));
+		client_watch(c, rc == 0);
 	}
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+	if ((events & (EPOLLHUP | EPOLLERR)) && cmd_later_busy(&c->later))
+		client_close(c);	/* gone while its answer was due: nobody to give it */
+	else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		client_readable(c);
 }
 
