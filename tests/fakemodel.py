@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """
 A loopback stand-in for the OpenAI Chat Completions and Anthropic Messages
-APIs, for tests only (the real services are not reachable here).
+APIs and OpenAI's embeddings, for tests only (the real services are not
+reachable here).
 
-  fakemodel.py --script FILE --log FILE
+  fakemodel.py --script FILE --log FILE [--vectors FILE]
 
 Binds 127.0.0.1 on a free port and prints "PORT n". The first path segment
 selects a scenario: base_url http://127.0.0.1:n/<scenario>/v1 (OpenAI) or
@@ -20,8 +21,19 @@ every string of a body, %API_KEY% becomes the key the request carried and
 %TOOL_RESULTS% every role:tool content of the request (a provider or a model
 that echoes them). Every request is appended to the log as one
 JSON line: scenario, path, headers, body.
+
+POST .../embeddings answers as OpenAI's does (platform.openai.com/docs/
+api-reference/embeddings): {"object": "list", "data": [{"object":
+"embedding", "index", "embedding"}], "model", "usage"}.  A step {"embed":
+true} gives each input its vector from the fixture (--vectors, default
+tests/embed_fixture.json: the sum of its words' vectors, normalized; a text
+with no known word gets one on the last dimension), as floats or, with
+"embed": "base64", as base64 of little-endian float32 whatever the request
+asked for (as some servers do); "dims": N makes them N long (a wrong
+dimension).  An error step is a status with OpenAI's error body, as for
+chat.  A step with no "embed" and no status embeds too.
 """
-import argparse, json, sys, threading, time
+import argparse, base64, json, math, os, re, struct, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 counters, lock = {}, threading.Lock()
@@ -91,6 +103,34 @@ def expand(body, req=None):
     return body
 
 
+def text_vector(fixture, text):
+    dim = fixture["dimensions"]
+    v = [0.0] * dim
+    for w in re.findall(r"[a-z0-9]+", text.lower()):
+        for i, x in enumerate(fixture["words"].get(w, [])):
+            v[i] += x
+    n = math.sqrt(sum(x * x for x in v))
+    if n == 0:
+        v[-1], n = 1.0, 1.0
+    return [x / n for x in v]
+
+
+def embeddings(fixture, step, req):
+    inputs = (req or {}).get("input", [])
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    data = []
+    for i, text in enumerate(inputs):
+        v = text_vector(fixture, text)
+        if "dims" in step:
+            v = (v + [0.0] * step["dims"])[:step["dims"]]
+        emb = base64.b64encode(struct.pack("<%df" % len(v), *v)).decode() \
+            if step.get("embed") == "base64" else v
+        data.append({"object": "embedding", "index": i, "embedding": emb})
+    return {"object": "list", "data": data, "model": (req or {}).get("model", "fake"),
+            "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -121,6 +161,8 @@ class Handler(BaseHTTPRequestHandler):
         status = step.get("status", 200)
         if "size" in step:
             data = b'{"pad":"' + b"x" * step["size"] + b'"}'
+        elif self.path.endswith("/embeddings") and ("embed" in step or "status" not in step):
+            data = json.dumps(embeddings(self.server.vectors, step, body)).encode()
         elif "raw" in step:
             data = step["raw"].encode()
         else:
@@ -143,11 +185,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--script", required=True)
     ap.add_argument("--log", required=True)
+    ap.add_argument("--vectors", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                      "embed_fixture.json"))
     a = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     srv.script = json.load(open(a.script))
     srv.log = a.log
+    srv.vectors = json.load(open(a.vectors))
     print(f"PORT {srv.server_address[1]}", flush=True)
     srv.serve_forever()
 
