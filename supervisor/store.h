@@ -221,6 +221,10 @@ int64_t store_mem_last_id(const struct store *s);   /* the last committed */
 /* Rows after id `after`, oldest first: {id, agent_id, session_id,
  * memory_type, role, content, timestamp, metadata}. */
 int store_mem_pending(struct store *s, int64_t after, int limit, json_t **out);
+/* The same for a vector store: each row also with its "vector" (of its
+ * agent's embedder) and "model", and none past the first row that is not
+ * embedded yet (memory/memory.h). */
+int store_mem_pending_vectors(struct store *s, int64_t after, int limit, json_t **out);
 
 /*
  * For supervisor/memory/ only: tables of its own in the state db, written

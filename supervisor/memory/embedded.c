@@ -36,8 +36,8 @@
 #include "supervisor/memory/memory.h"
 #include "supervisor/store.h"
 
-enum { EM_PUT, EM_GET, EM_CLEAR, EM_CUTOFF, EM_PRUNE, EM_PENDING, EM_FTS, EM_VEC_PUT,
-	EM_VEC_LOAD, EM_VEC_DIM, EM_SCAN, EM_ROW, EM__N };
+enum { EM_PUT, EM_GET, EM_CLEAR, EM_CUTOFF, EM_PRUNE, EM_PENDING, EM_PENDING_VEC, EM_FTS,
+	EM_VEC_PUT, EM_VEC_LOAD, EM_VEC_DIM, EM_SCAN, EM_ROW, EM__N };
 
 static const char *const sql[EM__N] = {
 	[EM_PUT] = "INSERT INTO memory (agent, session_id, memory_type, role, content, "
@@ -53,6 +53,9 @@ static const char *const sql[EM__N] = {
 	[EM_PRUNE] = "DELETE FROM memory WHERE agent = ?1 AND memory_type = ?2 AND id <= ?3",
 	[EM_PENDING] = "SELECT id, agent, session_id, memory_type, role, content, metadata, "
 	    "timestamp FROM memory WHERE id > ?1 ORDER BY id LIMIT ?2",
+	[EM_PENDING_VEC] = "SELECT m.id, m.agent, m.session_id, m.memory_type, m.role, m.content, "
+	    "m.metadata, m.timestamp, v.model, v.dim, v.vec FROM memory m LEFT JOIN memory_vec v "
+	    "ON v.id = m.id WHERE m.id > ?1 ORDER BY m.id LIMIT ?2",
 	/* The agent's filter is ours, not the query's: the text is only ever
 	 * a MATCH operand. */
 	[EM_FTS] = "SELECT m.id, bm25(memory_fts) FROM memory_fts JOIN memory m ON "
@@ -614,12 +617,36 @@ column_json_text(sqlite3_stmt *q, int col)
 	return j ? j : json_null();
 }
 
-int
-emb_pending(struct embedded *e, int64_t after, int limit, json_t **out)
+/* Columns 8-10 (model, dim, vec) as {"model", "vector"}; false when the
+ * row has no vector, or one of another model than model_of says. */
+static bool
+add_vector(sqlite3_stmt *q, json_t *item, emb_model_fn model_of, void *ctx)
+{
+	const char *agent = (const char *)sqlite3_column_text(q, 1);
+	const char *model = (const char *)sqlite3_column_text(q, 8);
+	int dim = sqlite3_column_int(q, 9);
+	const float *v = sqlite3_column_blob(q, 10);
+	if (model == NULL || strcmp(model, model_of(ctx, agent ? agent : "")) != 0 ||
+	    sqlite3_column_bytes(q, 10) != dim * (int)sizeof(float))
+		return false;
+	json_t *vec = json_array();
+	for (int i = 0; i < dim; i++) {
+		float x;
+		memcpy(&x, (const char *)v + i * sizeof(float), sizeof(x));	/* a blob: no alignment */
+		json_array_append_new(vec, json_real(x));
+	}
+	json_object_set_new(item, "model", json_string(model));
+	json_object_set_new(item, "vector", vec);
+	return true;
+}
+
+static int
+pending(struct embedded *e, int64_t after, int limit, emb_model_fn model_of, void *ctx,
+    json_t **out)
 {
 	static const char *const cols[] = { NULL, "agent_id", "session_id", "memory_type",
 		"role", "content" };
-	sqlite3_stmt *q = stmt(e, EM_PENDING);
+	sqlite3_stmt *q = stmt(e, model_of ? EM_PENDING_VEC : EM_PENDING);
 	char ts[40];
 	int rc;
 
@@ -628,6 +655,11 @@ emb_pending(struct embedded *e, int64_t after, int limit, json_t **out)
 	sqlite3_bind_int(q, 2, limit);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		json_t *item = json_object();
+		if (model_of && !add_vector(q, item, model_of, ctx)) {
+			json_decref(item);	/* not embedded yet: the rest wait behind it */
+			rc = SQLITE_DONE;
+			break;
+		}
 		json_object_set_new(item, "id", json_integer(sqlite3_column_int64(q, 0)));
 		for (int c = 1; c <= 5; c++)
 			json_object_set_new(item, cols[c], column_json_text(q, c));
@@ -640,4 +672,17 @@ emb_pending(struct embedded *e, int64_t after, int limit, json_t **out)
 	}
 	sqlite3_reset(q);
 	return rc == SQLITE_DONE ? 0 : read_failed(e, "reading the memory outbox");
+}
+
+int
+emb_pending(struct embedded *e, int64_t after, int limit, json_t **out)
+{
+	return pending(e, after, limit, NULL, NULL, out);
+}
+
+int
+emb_pending_vectors(struct embedded *e, int64_t after, int limit, emb_model_fn model_of,
+    void *ctx, json_t **out)
+{
+	return pending(e, after, limit, model_of, ctx, out);
 }

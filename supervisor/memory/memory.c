@@ -301,6 +301,18 @@ store_mem_pending(struct store *s, int64_t after, int limit, json_t **out)
 	return emb_pending(local(s), after, limit, out);
 }
 
+static const char *
+model_of(void *ctx, const char *agent)
+{
+	return embedder_model(mem_embedder_for(ctx, agent));
+}
+
+int
+store_mem_pending_vectors(struct store *s, int64_t after, int limit, json_t **out)
+{
+	return emb_pending_vectors(local(s), after, limit, model_of, store_memory(s), out);
+}
+
 /* ---- recall ------------------------------------------------------------------------ */
 
 struct terms {

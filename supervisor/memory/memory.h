@@ -16,6 +16,20 @@
  * (and whether it needs database_url), the name status shows, and its ops,
  * as ae.c has an aeApi* set per event backend.  Adding one is a file here,
  * a row there, and the name in the config table's choices.
+ *
+ * A vector store (chromadb, qdrant) is such a backend with .ships: it
+ * reads the outbox with store_mem_pending_vectors (rows in id order, each
+ * with the vector of its agent's embedder and that model's name, so a
+ * collection per model and dimension; the read stops before the first
+ * row not embedded yet, so nothing is shipped out of order), and moves
+ * the cursor with store_set_mem_shipped once the store has them -- once
+ * each, as the Redis and PostgreSQL backends do.  To answer recall it adds
+ * an op beside status: search(b, agent, vector, dim, types, k, done, ctx),
+ * the nearest rows' ids and cosines, on the loop; memory.c's answer() asks
+ * it instead of the vector index, and falls back to the index (always
+ * there: every row is embedded locally) with "degraded": true and the
+ * reason when the store fails or is down.  Its status adds its state and
+ * memory_pending to agentctl status.
  */
 #ifndef AGENTD_MEMORY_H
 #define AGENTD_MEMORY_H
@@ -188,5 +202,10 @@ int64_t emb_shipped(const struct embedded *e);
 int emb_set_shipped(struct embedded *e, int64_t id);
 int64_t emb_last_id(const struct embedded *e);
 int emb_pending(struct embedded *e, int64_t after, int limit, json_t **out);
+/* The same, each row with its "model" and "vector", up to the first row
+ * that has no vector of its agent's model (model_of) yet. */
+typedef const char *(*emb_model_fn)(void *ctx, const char *agent);
+int emb_pending_vectors(struct embedded *e, int64_t after, int limit, emb_model_fn model_of,
+    void *ctx, json_t **out);
 
 #endif

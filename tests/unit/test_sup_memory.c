@@ -368,6 +368,43 @@ START_TEST(old_db_gets_indexes)
 }
 END_TEST
 
+/* What a vector store would ship: rows in order with their vectors, none
+ * past one not embedded yet. */
+START_TEST(outbox_with_vectors)
+{
+	g.memory_store = "redis";	/* a backend that ships: the outbox keeps rows */
+	struct store *s = open_store();
+	json_t *rows;
+	ck_assert_int_eq(store_mem_append(s, "a", "sid", "episodic", "user", "one", NULL), 0);
+	ck_assert_int_eq(store_mem_append(s, "b", "sid", "long_term", "user", "two", NULL), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(store_mem_pending_vectors(s, 0, 10, &rows), 0);
+	ck_assert_uint_eq(json_array_size(rows), 0);	/* not embedded: nothing yet */
+	json_decref(rows);
+	store_mem_pump(s);
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(store_mem_append(s, "a", "sid", "episodic", "user", "three", NULL), 0);
+	ck_assert_int_eq(store_flush(s), 0);	/* committed, not embedded */
+	ck_assert_int_eq(store_mem_pending_vectors(s, 0, 10, &rows), 0);
+	ck_assert_uint_eq(json_array_size(rows), 2);
+	json_t *r = json_array_get(rows, 1);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "content")), "two");
+	ck_assert_str_eq(json_string_value(json_object_get(r, "agent_id")), "b");
+	ck_assert_str_eq(json_string_value(json_object_get(r, "model")), "hash:hash-v1/384");
+	ck_assert_uint_eq(json_array_size(json_object_get(r, "vector")), 384);
+	float v[384], norm = 0;
+	hash_embed("two", 3, v, 384);
+	for (int i = 0; i < 384; i++) {
+		ck_assert(fabs(json_real_value(json_array_get(json_object_get(r, "vector"), i)) -
+		    v[i]) < 1e-6);
+		norm += v[i] * v[i];
+	}
+	ck_assert(fabs(norm - 1) < 1e-4);
+	json_decref(rows);
+	store_close(s);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -380,6 +417,7 @@ main(void)
 	tcase_add_test(tc, recall_sqlite);
 	tcase_add_test(tc, recall_in_memory);
 	tcase_add_test(tc, old_db_gets_indexes);
+	tcase_add_test(tc, outbox_with_vectors);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
