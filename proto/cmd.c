@@ -25,6 +25,7 @@ static const struct cmd_arg memory_args[] = {
 	{ "limit", JSON_INTEGER, 1, 10000, 0 },
 	{ "memory_type", JSON_STRING, 0, 0, FILTER_MAX },
 	{ "query", JSON_STRING, 0, 0, RECALL_QUERY_MAX },      /* a recall: store.h */
+	{ "rank", JSON_STRING, 0, 0, FILTER_MAX },             /* hybrid, vector, text */
 	{ "clear", JSON_STRING, 0, 0, FILTER_MAX },            /* the type to empty */
 	{ NULL },
 };

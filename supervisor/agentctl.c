@@ -51,7 +51,8 @@ usage(void)
 	    "  reload                  re-read the configuration\n"
 	    "  events [-f] [-n N] [AGENT]\n"
 	    "  memory AGENT [--type working|episodic|long_term|procedural] [-n N]\n"
-	    "  memory AGENT --query TEXT [-n N] [--type T]   the most related, with score\n"
+	    "  memory AGENT --query TEXT [-n N] [--type T] [--rank hybrid|vector|text]\n"
+	    "                          the most related, with score and type\n"
 	    "  memory AGENT --clear TYPE\n"
 	    "  tasks                   the task registry\n"
 	    "  stop                    stop agentd\n");
@@ -525,7 +526,7 @@ struct opt_arg {
 	const char *arg;
 	json_t *value;            /* NULL: not given, nor defaulted */
 };
-enum { OPT_LIMIT, OPT_FOLLOW, OPT_TYPE, OPT_QUERY, OPT_CLEAR, OPT__COUNT };
+enum { OPT_LIMIT, OPT_FOLLOW, OPT_TYPE, OPT_QUERY, OPT_CLEAR, OPT_RANK, OPT__COUNT };
 
 static json_t *
 request_args(int cmd, struct opt_arg *opts)
@@ -562,6 +563,7 @@ main(int argc, char **argv)
 		{ "type", required_argument, NULL, 't' }, { "limit", required_argument, NULL, 'n' },
 		{ "follow", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
 		{ "query", required_argument, NULL, 'q' }, { "clear", required_argument, NULL, 'C' },
+		{ "rank", required_argument, NULL, 'R' },
 		{ "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
 	};
 	const char *sock = getenv("AGENTD_SOCKET") ? getenv("AGENTD_SOCKET") : DEFAULT_SOCKET;
@@ -571,6 +573,7 @@ main(int argc, char **argv)
 		[OPT_TYPE] = { "memory_type", NULL },
 		[OPT_QUERY] = { "query", NULL },
 		[OPT_CLEAR] = { "clear", NULL },
+		[OPT_RANK] = { "rank", NULL },
 	};
 	bool limit_given = false;
 	int c, cmd, rc = EXIT_USAGE;
@@ -592,10 +595,12 @@ main(int argc, char **argv)
 		case 's': sock = optarg; break;
 		case 't':
 		case 'q':
-		case 'C': {
+		case 'C':
+		case 'R': {
 			static const char *const flags[OPT__COUNT] = { [OPT_TYPE] = "type",
-				[OPT_QUERY] = "query", [OPT_CLEAR] = "clear" };
-			int o = c == 't' ? OPT_TYPE : c == 'q' ? OPT_QUERY : OPT_CLEAR;
+				[OPT_QUERY] = "query", [OPT_CLEAR] = "clear", [OPT_RANK] = "rank" };
+			int o = c == 't' ? OPT_TYPE : c == 'q' ? OPT_QUERY : c == 'C' ? OPT_CLEAR :
+			    OPT_RANK;
 			json_decref(oa[o].value);
 			if ((oa[o].value = json_string(optarg)) == NULL) {
 				fprintf(stderr, "agentctl: --%s takes UTF-8 text\n", flags[o]);

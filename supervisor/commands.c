@@ -184,11 +184,29 @@ recall_done(struct mem_recall *q, json_t *answer)
 	cmd_result_clear(&r);
 }
 
+/* rank: hybrid (the default), vector or text; -1 for anything else. */
+static int
+rank_of(const char *name)
+{
+	static const char *const ranks[] = { [RANK_HYBRID] = "hybrid", [RANK_VECTOR] = "vector",
+		[RANK_TEXT] = "text" };
+	for (int i = 0; name && i < (int)ARRAY_LEN(ranks); i++)
+		if (strcmp(name, ranks[i]) == 0)
+			return i;
+	return name ? -1 : RANK_HYBRID;
+}
+
 /* A recall of the agent's memory (store.h), answered through c->later. */
 static void
 recall(struct cmd_call *c, struct cmd_result *r, const char *type, json_int_t limit)
 {
 	const char *query = json_string_value(json_object_get(c->args, "query"));
+	int rank = rank_of(json_string_value(json_object_get(c->args, "rank")));
+	if (rank < 0) {
+		r->bad_arg = "rank";
+		refuse(r, RESP_BAD_REQUEST, "rank must be hybrid, vector or text");
+		return;
+	}
 	if (c->later == NULL) {
 		refuse(r, RESP_BAD_REQUEST, "a query cannot be answered here");
 		return;
@@ -200,6 +218,7 @@ recall(struct cmd_call *c, struct cmd_result *r, const char *type, json_int_t li
 	}
 	c->later->recall.done = recall_done;
 	c->later->recall.ctx = c->later;
+	c->later->recall.rank = (enum recall_rank)rank;
 	r->later = true;
 	store_mem_recall(c->sup->store, &c->later->recall, c->a->name, query, limit ? (int)limit : 5,
 	    type ? 1u << memory_type_code(type) : MEMORY_RECALL_TYPES);

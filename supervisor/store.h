@@ -172,21 +172,26 @@ void store_mem_agent(struct store *s, const char *agent, const json_t *conf);
  * vectors) and by words (FTS5, BM25), fused by reciprocal rank.  The answer
  * goes to done, a new reference for the caller: {"hits": [{"id",
  * "memory_type", "role", "content", "timestamp", "metadata", "score" (1:
- * first in both rankings), "similarity" (cosine, when the vectors ranked
- * it)}], "degraded": false} -- or "degraded": true with "reason" when the
+ * first in both rankings), "similarity" (cosine) and "vector_rank" when
+ * the vectors ranked it, "text_rank" when the words did}], "degraded":
+ * false} -- or "degraded": true with "reason" when the
  * query could not be embedded (the endpoint down, its key missing, a
  * vector of the wrong dimension) and words alone ranked.  The best `limit`
  * that fit MEMORY_REPLY_MAX, the best always.  The agent is the caller's,
  * never anything the query says.  done comes before store_mem_recall
  * returns (the hash embedder, or an endpoint known to be failing) or
  * within RECALL_WAIT_MS; a caller that goes away first cancels.  One
- * recall at a time per struct.
+ * recall at a time per struct.  rank: both rankings fused (the recall of
+ * the seed), or one alone, for scripts that measure or explain a ranking
+ * (vector alone without a query vector falls back to words, degraded).
  */
 #define RECALL_WAIT_MS 5000
+enum recall_rank { RANK_HYBRID, RANK_VECTOR, RANK_TEXT };
 struct embed_query;
 struct mem_recall {
 	void (*done)(struct mem_recall *q, json_t *answer);
 	void *ctx;
+	enum recall_rank rank;    /* the caller's; RANK_HYBRID when zeroed */
 	/* memory's */
 	struct memory *m;
 	char *agent, *query;

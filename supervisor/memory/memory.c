@@ -375,8 +375,12 @@ hits_json(struct memory *m, const char *agent, const struct fused *f, size_t n)
 		if (item == NULL)
 			continue;	/* gone since it was indexed */
 		json_object_set_new(item, "score", json_real(rounded(f[i].score)));
-		if (f[i].vec_rank)
+		if (f[i].vec_rank) {
 			json_object_set_new(item, "similarity", json_real(rounded(f[i].similarity)));
+			json_object_set_new(item, "vector_rank", json_integer(f[i].vec_rank));
+		}
+		if (f[i].text_rank)
+			json_object_set_new(item, "text_rank", json_integer(f[i].text_rank));
 		size_t sz = json_compact_size(item) + 1;
 		if (json_array_size(hits) > 0 && bytes + sz > MEMORY_REPLY_MAX) {
 			json_decref(item);
@@ -402,16 +406,16 @@ answer(struct mem_recall *q, const float *vec, int dim, const char *why)
 	buf_init(&t.b);
 	text_words(q->query, strlen(q->query), add_term, &t);
 	buf_append(&t.b, "", 1);
-	if (vec) {
+	if (vec && q->rank != RANK_TEXT) {
 		index_load(m, q->agent, model);
 		nv = vindex_search(m->index, q->agent, vec, dim, q->types, k, vh);
 	}
-	if (t.n)
+	if (t.n && (q->rank != RANK_VECTOR || vec == NULL))
 		nt = emb_fts(m->local, q->agent, (const char *)t.b.data, q->types, k, th);
 	size_t n = rrf_fuse(vh, nv, th, nt, (size_t)q->limit, f);
 	json_t *a = json_pack("{s:o, s:b}", "hits", hits_json(m, q->agent, f, n), "degraded",
-	    vec == NULL);
-	if (vec == NULL)
+	    vec == NULL && q->rank != RANK_TEXT);
+	if (vec == NULL && q->rank != RANK_TEXT)
 		json_object_set_new(a, "reason", json_string(why));
 	buf_free(&t.b);
 	free(vh);
@@ -442,6 +446,10 @@ store_mem_recall(struct store *s, struct mem_recall *q, const char *agent, const
 	q->limit = limit > 0 ? limit : 1;
 	q->types = types;
 	q->busy = true;
+	if (q->rank == RANK_TEXT) {	/* no vector needed */
+		answer(q, NULL, 0, NULL);
+		return;
+	}
 	struct embed_query *w = embedder_query(mem_embedder_for(m, agent), query, RECALL_WAIT_MS,
 	    on_vector, q);
 	if (q->busy && w)	/* not answered yet: it waits for the vector */

@@ -90,6 +90,11 @@ ctl --json memory mem --query "backup" -n 1 | jget "len(d['hits'])==1 and d['deg
 ctl --json memory mem --query "disk" --type working | jget "[h['memory_type'] for h in d['hits']]" | grep -qx '\["working"\]' ||
 	fail "--query --type working: $(ctl --json memory mem --query disk --type working)"
 ctl --json memory other --query "backup server" | jget "[h['content'] for h in d['hits']]" | grep -q nas9 || fail "other's own query"
+ctl --json memory mem --query "backup server" --rank text | jget "d['degraded']==False and all('text_rank' in h and 'vector_rank' not in h for h in d['hits'])" |
+	grep -qx true || fail "--rank text: $(ctl --json memory mem --query 'backup server' --rank text)"
+ctl --json memory mem --query "backup server" --rank vector | jget "len(d['hits'])>0 and all('vector_rank' in h and 'text_rank' not in h for h in d['hits'])" |
+	grep -qx true || fail "--rank vector: $(ctl --json memory mem --query 'backup server' --rank vector)"
+ctl memory mem --query "x" --rank bm25 > /dev/null 2>&1 && fail "an unknown rank was accepted"
 ctl memory mem --query "x" -n 51 > /dev/null 2>&1 && fail "-n 51 with --query was accepted"
 ctl memory mem --query "x" --type semantic > /dev/null 2>&1 && fail "an unknown type was accepted"
 note "agentctl memory --query: hits with score and type, the agent's own only"
