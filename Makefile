@@ -3,7 +3,8 @@
 #   make            agentd, agentd-worker, agentctl in $(BUILD)/
 #   make test       unit (Check) + integration tests, then again under ASan+UBSan
 #   make check      the same tests, once, in $(BUILD) (SAN=1 for sanitizers)
-#   make bench      benchmarks against supervisord and runit (scripts/bench)
+#   make bench      benchmarks against supervisord and runit, the relay, memory recall
+#                   (scripts/bench)
 #   make fuzz       build and run the fuzzers (libFuzzer): frames/messages, MCP input,
 #                   the config loader, the HTTP API's routes, parameters and bodies
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -112,6 +113,7 @@ bench: all
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_mcp $(BENCH_ARGS)
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_relay $(BENCH_ARGS)
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_http $(BENCH_ARGS)
+	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_memory $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:
