@@ -265,23 +265,29 @@ next_msg(int fd, enum msg_type *t, json_t **m, char *err, size_t errlen)
 }
 
 /* A memory query that names another agent every way a message could: agentd
- * must answer from this worker's agent's memory all the same.  The result
- * is what came back. */
+ * must answer from this worker's agent's memory all the same.  With
+ * `recall`, a mem_recall for `query` (default: the other agent's name).
+ * The result is what came back. */
 static int
 hook_mem_query(int fd, const json_t *args, json_t **out, char *err, size_t errlen)
 {
 	const char *victim = json_string_value(json_object_get(args, "agent"));
 	const char *type = json_string_value(json_object_get(args, "memory_type"));
+	const char *query = json_string_value(json_object_get(args, "query"));
+	bool recall = json_is_true(json_object_get(args, "recall"));
 	const json_int_t req = 1000000007;	/* not one the worker's own queries reach */
 	enum msg_type t;
 	json_t *m;
 
 	victim = victim ? victim : "";
 	m = json_pack("{s:I, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "req_id", req,
-	    "memory_type", type ? type : "episodic", "limit", 100, "query", victim,
-	    "agent_id", victim, "agent", victim, "agent_name", victim,
+	    "memory_type", type ? type : "episodic", "limit", recall ? 50 : 100, "query",
+	    query ? query : victim, "agent_id", victim, "agent", victim, "agent_name", victim,
 	    "namespace", victim, "metadata", "agent_id", victim);
-	if (send_forged(fd, MSG_MEM_QUERY, m, err, errlen) < 0 ||
+	if (recall)
+		json_object_set_new(m, "memory_types", json_pack("[s,s,s,s]", "working", "episodic",
+		    "long_term", "procedural"));
+	if (send_forged(fd, recall ? MSG_MEM_RECALL : MSG_MEM_QUERY, m, err, errlen) < 0 ||
 	    next_msg(fd, &t, &m, err, errlen) < 0)
 		return -1;
 	if (t != MSG_MEM_REPLY || json_integer_value(json_object_get(m, "req_id")) != req) {
@@ -291,6 +297,8 @@ hook_mem_query(int fd, const json_t *args, json_t **out, char *err, size_t errle
 		return -1;
 	}
 	*out = json_pack("{s:O}", "items", json_object_get(m, "items"));
+	if (json_object_get(m, "error"))
+		json_object_set(*out, "error", json_object_get(m, "error"));
 	json_decref(m);
 	return 0;
 }

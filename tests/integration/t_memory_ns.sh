@@ -3,7 +3,8 @@
 # agent_name, in the metadata) still writes its own agent's memory, locally
 # and in Redis; the other agent's memory is untouched.  A memory query that
 # names another agent the same ways (and as its search text) is answered
-# from the asker's own memory.
+# from the asker's own memory, and so is a recall (query_both_memory_types)
+# for words only the other agent's memory holds.
 . ./lib.sh
 use_redis
 redis_start
@@ -16,6 +17,9 @@ redis_start
   snoop:
     env: {AGENTD_TEST_HOOKS: '1'}
     task_config: {tool: test_mem_query, agent: victim}
+  seeker:
+    env: {AGENTD_TEST_HOOKS: '1'}
+    task_config: {tool: test_mem_query, agent: victim, recall: true, query: "new_files scanned directories count"}
 YAML
 } | write_config
 sed -i "s|^agentd:|agentd:\n  memory_store: redis\n  redis: {port: $PORT}|" "$T/agents.yaml"
@@ -51,4 +55,22 @@ wait_until 10 runs_are snoop 2 || fail "snoop did not run twice"
 own=$(ctl --json memory snoop | jget "[m['content'] for m in d][:1]")
 [ "$(asked 1 | jget "[m['content'] for m in d]")" = "$own" ] || fail "snoop's second query did not get its own row ($own): $(asked 1)"
 note "a memory query naming another agent got the asker's memory only"
+
+# seeker recalls the words of victim's rows, naming victim every way: none
+# of victim's rows come back, its own do (its first run's, the second time).
+recalled() { events_json seeker | jget "[e['payload']['result'] for e in d if e['type']=='background_task_completed'][$1]"; }
+ctl --json memory victim --query "new_files scanned directories count" | jget "len(d['hits']) > 0" | grep -qx true ||
+	fail "victim's own recall finds nothing to steal"
+ctl run seeker >/dev/null
+wait_until 10 runs_are seeker 1 || fail "seeker did not run"
+wait_until 10 sh -c "[ \"\$(AGENTD_SOCKET=$SOCK $B/agentctl --json memory seeker)\" != '[]' ]" || fail "seeker's run left no memory"
+ctl run seeker >/dev/null
+wait_until 10 runs_are seeker 2 || fail "seeker did not run twice"
+[ "$(field seeker error_count)" = 0 ] || fail "a recall failed: $(field seeker last_error)"
+recalled 0 | jget "d['items']==[] and 'error' not in d" | grep -qx true || fail "a recall naming victim got: $(recalled 0)"
+recalled 1 | jget "len(d['items']) > 0 and all('scanned' not in h['content'] for h in d['items'])" | grep -qx true ||
+	fail "seeker's second recall: $(recalled 1)"
+own=$(ctl --json memory seeker | jget "sorted(m['id'] for m in d)[:1]")
+recalled 1 | jget "sorted(h['id'] for h in d['items'])" | grep -qxF "$own" || fail "seeker's recall did not get its own row $own: $(recalled 1)"
+note "a recall naming another agent, for that agent's words, got the asker's memory only"
 exit 0
