@@ -127,7 +127,8 @@ endpoint(const char *base, const char *path, const json_t *mc)
  * variable's value is not ours to read here (agentd reads it when the
  * worker starts, agent.c), but --check-config says what it will find. */
 static void
-key_source(struct walk *w, const struct ynode *n, const struct provider *p, json_t *mc)
+key_source(struct walk *w, const struct ynode *n, const struct provider *p, json_t *mc,
+    const char *without)
 {
 	const char *env = json_string_value(json_object_get(mc, "api_key_env"));
 	const char *file = json_string_value(json_object_get(mc, "api_key_file"));
@@ -146,11 +147,11 @@ key_source(struct walk *w, const struct ynode *n, const struct provider *p, json
 	json_object_set_new(mc, "api_key_required", json_boolean(required));
 	if (required && file && access(file, R_OK) < 0)
 		warn_at(w->L, ymap_get(n, "api_key_file"), "%s.api_key_file: %s is not readable "
-		    "here; runs fail unless agentd can read it", w->path, file);
+		    "here; %s unless agentd can read it", w->path, file, without);
 	else if (required && !file && !*(getenv(env ? env : p->key_env) ?: ""))
 		warn_at(w->L, env ? ymap_get(n, "api_key_env") : n, "%s: %s is not set in this "
-		    "environment; runs fail unless agentd's has it", w->path,
-		    env ? env : p->key_env);
+		    "environment; %s unless agentd's has it", w->path,
+		    env ? env : p->key_env, without);
 }
 
 void
@@ -196,7 +197,7 @@ provider_finish(struct walk *w, const struct ynode *n, json_t *mc)
 	json_object_set_new(mc, "auth_header", json_string(p->auth));
 	json_object_set_new(mc, "headers", p->header ? json_pack("[s]", p->header) : json_array());
 	free(url);
-	key_source(w, n, p, mc);
+	key_source(w, n, p, mc, "runs fail");
 	/* What the worker uses is url: the parts it was made of are not sent. */
 	json_object_del(mc, "base_url");
 	json_object_del(mc, "deployment");
@@ -235,6 +236,6 @@ embeddings_finish(struct walk *w, const struct ynode *n, json_t *ec)
 		json_object_set_new(ec, "model", json_string(EMBED_DEFAULT_MODEL));
 	json_object_set_new(ec, "url", json_string(url));
 	free(url);
-	key_source(w, n, p, ec);
+	key_source(w, n, p, ec, "recall goes by words alone");
 	json_object_del(ec, "base_url");
 }

@@ -793,7 +793,7 @@ START_TEST(embeddings_config)
 	    "embeddings: {provider: openai}}\nbackground_agents: {}\n", &c, &e), 0);
 	ck_assert_uint_eq(e.nwarnings, 2);
 	ck_assert_str_eq(e.warnings[0], "t.yaml:1:44: warning: agentd.embeddings: OPENAI_API_KEY "
-	    "is not set in this environment; runs fail unless agentd's has it");
+	    "is not set in this environment; recall goes by words alone unless agentd's has it");
 	ck_assert_str_eq(e.warnings[1], "t.yaml:1:24: warning: agentd.memory_store qdrant is not "
 	    "yet available in this build: agentd will refuse to start with it");
 	conf_errors_free(&e);
