@@ -13,7 +13,7 @@ cat > "$T/script.json" <<'JSON'
 {
  "e_float": [{"embed": true}],
  "e_b64": [{"embed": "base64"}],
- "e_429": [{"status": 429, "headers": {"retry-after": "1"}, "body": {"error": {"message": "Rate limit reached for text-embedding-3-small", "type": "requests", "code": "rate_limit_exceeded"}}},
+ "e_429": [{"status": 429, "headers": {"retry-after": "2"}, "body": {"error": {"message": "Rate limit reached for text-embedding-3-small", "type": "requests", "code": "rate_limit_exceeded"}}},
            {"embed": true}],
  "e_500": [{"status": 500, "body": {"error": {"message": "The server had an error", "type": "server_error"}}}, {"embed": true}],
  "e_dim": [{"embed": true, "dims": 7}],
@@ -78,9 +78,10 @@ query b64 | jget "d['degraded']==False and d['hits'][0]['content']=='no space le
 	grep -qx true || fail "recall with base64 vectors: $(query b64)"
 note "base64 answers read"
 
-# 429 waited out for its Retry-After, 500 retried after a backoff
+# 429 waited out for its Retry-After (longer than the first backoff), 500
+# retried after a backoff
 wait_until 30 embedded e_429 6 || fail "rows not embedded after the 429: $(embedder e_429)"
-reqs e_429 | jget "d[1]['t'] - d[0]['t'] >= 0.95" | grep -qx true || fail "Retry-After not waited out"
+reqs e_429 | jget "d[1]['t'] - d[0]['t'] >= 1.95" | grep -qx true || fail "Retry-After (2 s, over the first backoff) not waited out"
 wait_until 30 embedded e_500 6 || fail "rows not embedded after the 500: $(embedder e_500)"
 reqs e_500 | jget "d[1]['t'] - d[0]['t'] >= 0.9" | grep -qx true || fail "a 500 retried without a backoff"
 for s in e_429 e_500; do
