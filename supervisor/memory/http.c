@@ -55,6 +55,7 @@ struct sock {
 static CURLM *multi;
 static struct timer timer;
 static int running;
+static bool closing;      /* http_shutdown: no loop pass comes any more */
 
 static void check_done(void);
 
@@ -78,8 +79,12 @@ socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *sockp)
 	if (what == CURL_POLL_REMOVE) {
 		if (s) {
 			loop_del(&s->w);
-			free(s);
 			curl_multi_assign(multi, fd, NULL);
+			/* the loop's pass may still hold an event for it */
+			if (closing)
+				free(s);
+			else
+				loop_defer(free, s);
 		}
 		return 0;
 	}
@@ -268,6 +273,8 @@ http_shutdown(void)
 	if (multi == NULL)
 		return;
 	timer_stop(&timer);
+	closing = true;
 	curl_multi_cleanup(multi);
 	multi = NULL;
+	closing = false;
 }
