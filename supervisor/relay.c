@@ -1,7 +1,7 @@
 /*
  * relay: agentd's one Redis connection, and what goes over it.  Three
  * lanes share it and a retry timer, never a batch: events (streams.c),
- * memory rows (the memory backend's, supervisor/memory/redis.c, set with
+ * memory rows (the memory backend's, supervisor/memory/redislist.c, set with
  * relay_set_lane) and agent state (here).  A lane whose batch fails makes
  * every lane wait out the same growing backoff: the cause (Redis down,
  * OOM) is nearly always theirs too.

@@ -1,7 +1,7 @@
 /*
  * relay_int: how the relay's parts meet.  relay.c owns the Redis
  * connection, the retry timer and the state lane; streams.c is the event
- * lane; supervisor/memory/redis.c the memory lane (memory_store redis).
+ * lane; supervisor/memory/redislist.c the memory lane (memory_store redis).
  * Only they include this (and test_sup_redis, which runs the event lane's
  * script against a real Redis).
  */

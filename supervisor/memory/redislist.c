@@ -1,5 +1,5 @@
 /*
- * redis: the memory backend of memory_store redis, a lane of the relay's
+ * redislist: the memory backend of memory_store redis, a lane of the relay's
  * one Redis connection (supervisor/relay_int.h), which it shares with the
  * event and state lanes and their backoff.
  *
