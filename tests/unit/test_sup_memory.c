@@ -334,6 +334,31 @@ START_TEST(recall_in_memory)
 }
 END_TEST
 
+/* The text ranking is the agent's own: another agent's many rows with the
+ * same words take none of its places. */
+START_TEST(text_ranking_per_agent)
+{
+	struct store *s = open_store();
+	char text[64];
+	for (int i = 0; i < 1300; i++) {	/* a rare word (BM25 has it count), and b's */
+		snprintf(text, sizeof(text), i < 300 ? "zebra zebra %d" : "filler %d", i);
+		ck_assert_int_eq(store_mem_append(s, i < 300 ? "b" : "c", "sid", "episodic", "user",
+		    text, NULL), 0);	/* each of b's ranks above a's */
+	}
+	ck_assert_int_eq(store_mem_append(s, "a", "sid", "episodic", "user", "a's own long note, "
+	    "of many words about the garden, the weather and the roads, and one zebra", NULL), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	struct mem_recall q = { .done = got_answer, .rank = RANK_TEXT };
+	store_mem_recall(s, &q, "a", "zebra", 5, ~0u);
+	ck_assert_uint_eq(json_array_size(json_object_get(answer, "hits")), 1);
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_array_get(
+	    json_object_get(answer, "hits"), 0), "content")), "one zebra"));
+	json_decref(answer);
+	answer = NULL;
+	store_close(s);
+}
+END_TEST
+
 /* A db from before recall: its rows are found by their words, and given
  * vectors, once it is opened. */
 START_TEST(old_db_gets_indexes)
@@ -416,6 +441,7 @@ main(void)
 	tcase_add_test(tc, fusion);
 	tcase_add_test(tc, recall_sqlite);
 	tcase_add_test(tc, recall_in_memory);
+	tcase_add_test(tc, text_ranking_per_agent);
 	tcase_add_test(tc, old_db_gets_indexes);
 	tcase_add_test(tc, outbox_with_vectors);
 	suite_add_tcase(s, tc);
