@@ -18,6 +18,7 @@
  * live on unrelated scales.  The score is then divided by the best a row
  * could have (first in every ranking), so 1 means "first in both".
  */
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,18 @@ vindex_size(const struct vindex *x, const char *agent)
 {
 	const struct coll *c = find(x, agent);
 	return c ? c->n - c->holes : 0;
+}
+
+json_t *
+vindex_status(const struct vindex *x)
+{
+	size_t vectors = 0, bytes = 0;
+	for (size_t i = 0; i < x->n; i++) {
+		vectors += x->c[i].n - x->c[i].holes;
+		bytes += x->c[i].cap * ((size_t)x->c[i].dim * sizeof(float) + sizeof(int64_t) + 1);
+	}
+	return json_pack("{s:I, s:I, s:I}", "agents", (json_int_t)x->n, "vectors",
+	    (json_int_t)vectors, "bytes", (json_int_t)bytes);
 }
 
 void

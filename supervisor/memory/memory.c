@@ -173,8 +173,8 @@ store_mem_status(const struct store *s, json_t *manager)
 	json_t *emb = json_array();
 	for (size_t i = 0; i < m->nemb; i++)
 		json_array_append_new(emb, embedder_status(m->emb[i]));
-	json_object_set_new(manager, "memory", json_pack("{s:s, s:o}", "backend",
-	    m->backend->name, "embeddings", emb));
+	json_object_set_new(manager, "memory", json_pack("{s:s, s:o, s:o}", "backend",
+	    m->backend->name, "embeddings", emb, "index", vindex_status(m->index)));
 	if (m->remote && m->backend->status)
 		m->backend->status(m->remote, manager);
 }

@@ -89,6 +89,8 @@ bool vindex_has(const struct vindex *x, const char *agent, const char *model);
 /* An empty collection for the agent (loading it starts here). */
 void vindex_reset(struct vindex *x, const char *agent, const char *model);
 size_t vindex_size(const struct vindex *x, const char *agent);
+/* {"agents", "vectors", "bytes"}: the collections loaded, what they hold. */
+json_t *vindex_status(const struct vindex *x);
 /* Add a row's vector (copied, normalized) to the agent's collection, if it
  * is loaded for that model; -1 when its dimension is not the collection's. */
 int vindex_add(struct vindex *x, const char *agent, const char *model, int64_t id, int type,

@@ -72,6 +72,8 @@ echo "$p" | grep -q "(long_term, score [0-9.]*) The backup server is nas2" || fa
 echo "$p" | grep -q "^Working memory (notes of this session):" || fail "no working memory in the prompt: $p"
 echo "$p" | grep -q "ticket 4711" || fail "the note is not in the prompt: $p"
 echo "$p" | grep -q "nas9" && fail "another agent's memory reached the prompt: $p"
+echo "$p" | sed -n '/^Recalled memory/,/^$/p' | grep -q "ticket 4711" &&
+	fail "the run's recall looked in working memory (episodic and long_term only): $p"
 echo "$p" | python3 -c "import sys; p=sys.stdin.read(); sys.exit(not p.index('Recalled memory') < p.index('Task: Check the backup server'))" ||
 	fail "memory does not come before the task"
 out=$(events_json mem | jget "[e['payload']['result']['answer'] for e in d if e['type']=='background_task_completed'][-1]")

@@ -316,6 +316,12 @@ recall_behaves(void)
 	c = recall(s, "a", "filler row 119", 1, ~0u);
 	ck_assert_str_eq(hit(c, 0), "filler row 119 about nothing in particular");
 	json_decref(c);
+	/* the index holds the rows there are, no more: 100 episodic (retention) */
+	json_t *st = json_object();
+	store_mem_status(s, st);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(json_object_get(st,
+	    "memory"), "index"), "vectors")), 100 + 1);	/* and b's one */
+	json_decref(st);
 	json_decref(answer);
 	answer = NULL;
 	store_close(s);
@@ -425,6 +431,22 @@ START_TEST(outbox_with_vectors)
 		norm += v[i] * v[i];
 	}
 	ck_assert(fabs(norm - 1) < 1e-4);
+	json_decref(rows);
+	/* a row of an agent whose embedder has not answered holds back the
+	 * rows after it, embedded or not */
+	json_t *conf = json_pack("{s:s, s:s, s:s, s:b}", "provider", "openai", "model", "m",
+	    "url", "http://127.0.0.1:9/v1/embeddings", "api_key_required", 0);
+	store_mem_agent(s, "x", conf);
+	json_decref(conf);
+	ck_assert_int_eq(store_mem_append(s, "x", "sid", "episodic", "user", "four", NULL), 0);
+	ck_assert_int_eq(store_mem_append(s, "a", "sid", "episodic", "user", "five", NULL), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	store_mem_pump(s);	/* a's by hash; x's request waits on a loop that never runs */
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(store_mem_pending_vectors(s, 2, 10, &rows), 0);
+	ck_assert_uint_eq(json_array_size(rows), 1);	/* three, and nothing past four */
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 0), "content")),
+	    "three");
 	json_decref(rows);
 	store_close(s);
 }

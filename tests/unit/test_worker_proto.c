@@ -823,6 +823,16 @@ START_TEST(test_memory_tools)
 	    "db1 is the primary");
 	json_decref(r);
 
+	/* remember keeps a fact unless told otherwise */
+	send_run(5, json_pack("{s:s, s:s}", "tool", "remember", "content", "a fact"));
+	json_decref(expect_event("tool_call_started", 5));
+	m = expect(MSG_MEM_STORE);
+	ck_assert_str_eq(str(m, "memory_type"), "long_term");
+	json_decref(m);
+	json_decref(expect_event("tool_call_result", 5));
+	json_decref(expect(MSG_MEM_STORE));
+	json_decref(expect_result(5, true));
+
 	/* refused before anything is sent: the next message is the result */
 	send_run(3, json_pack("{s:s, s:s, s:s}", "tool", "remember", "content", "x",
 	    "memory_type", "episodic"));
