@@ -124,4 +124,18 @@ for a in flt b64; do
 		fail "$a's query did not stay within its own rows: $(ctl --json memory $a --query 'space weekly replica' -n 50 --type long_term)"
 done
 note "each agent's query answered from its own rows"
+
+# Rows without vectors when agentd starts (here: flt's, taken out while it
+# was down) are embedded in batches of batch_size.
+stop_agentd || fail "agentd did not stop cleanly"
+python3 -c "import sqlite3; c=sqlite3.connect('$T/state/agentd.db'); c.execute(\"delete from memory_vec where id in (select id from memory where agent='flt')\"); c.commit()"
+before=$(reqs e_float | jget "len(d)")
+start_agentd
+wait_until 20 sh -c "$B/agentctl -s $SOCK --json status | python3 -c \"import json,sys; e=[e for e in json.load(sys.stdin)['memory']['embeddings'] if 'e_float' in (e.get('url') or '')][0]; sys.exit(e['embedded'] < 6)\"" ||
+	fail "flt's rows were not embedded again: $(embedder e_float)"
+reqs e_float | jget "[len(r['body']['input']) for r in d[$before:]]" | grep -qx '\[2, 2, 2\]' ||
+	fail "not batches of batch_size 2: $(reqs e_float | jget "[len(r['body']['input']) for r in d[$before:]]")"
+query flt | jget "d['degraded']==False and d['hits'][0]['content']=='no space left on /var'" | grep -qx true ||
+	fail "recall after embedding again: $(query flt)"
+note "rows without vectors at start embedded in batches of batch_size"
 exit 0
