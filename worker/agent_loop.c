@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "common/buf.h"
+#include "common/jsonmp.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "worker/cmdtool.h"
@@ -220,11 +221,12 @@ capped_text(const char *text, size_t n, int64_t cap)
 	return j;
 }
 
-/* A tool's output as compact JSON text, capped. */
+/* A tool's output as compact JSON text, capped; reals as people write
+ * them (a recall's 0.4841, not 0.48409999999999997). */
 static json_t *
 capped_json(const json_t *out, int64_t cap)
 {
-	char *text = json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *text = json_dumps_short(out, JSON_COMPACT);
 	json_t *j = capped_text(text ? text : "", text ? strlen(text) : 0, cap);
 	free(text);
 	return j;
