@@ -17,6 +17,8 @@ cat > "$T/script.json" <<'JSON'
            {"embed": true}],
  "e_500": [{"status": 500, "body": {"error": {"message": "The server had an error", "type": "server_error"}}}, {"embed": true}],
  "e_dim": [{"embed": true, "dims": 7}],
+ "e_slow": [{"embed": true, "delay": 1}],
+ "e_hang": [{"hang": true}],
  "e_401": [{"status": 401, "body": {"error": {"message": "Incorrect API key provided: sk-emb-SECRET-0123456789", "type": "invalid_request_error", "code": "invalid_api_key"}}}]
 }
 JSON
@@ -38,6 +40,8 @@ YAML
   agent dim "http://127.0.0.1:$PORT/e_dim/v1"
   agent down "http://127.0.0.1:$DOWN/v1"
   agent leak "http://127.0.0.1:$PORT/e_401/v1"
+  agent slow "http://127.0.0.1:$PORT/e_slow/v1"
+  agent hang "http://127.0.0.1:$PORT/e_hang/v1" "request_timeout: 1s"
 } | write_config
 export AGENTD_T_EKEY=sk-emb-SECRET-0123456789
 start_agentd
@@ -117,6 +121,31 @@ embedder e_401 | jget "d['last_error']" | grep -q "Incorrect API key provided: \
 ctl --json status > "$T/status.json"
 grep -q "sk-emb-SECRET" "$T/status.json" "$T/agentd.log" && fail "the embeddings key leaked"
 note "the key redacted from what the server quoted"
+
+# A query waiting for its vector (1 s) answers before the requests sent
+# after it on the same connection; one whose client left meanwhile is
+# dropped; one whose endpoint never answers gives up at request_timeout.
+remember slow "replica lag on db1 is 40 s"
+python3 - "$SOCK" <<'PY' || fail "answers out of order while a recall waited"
+import sys; sys.path.insert(0, "..")
+import ctlclient
+s = ctlclient.connect(sys.argv[1])
+s.sendall(ctlclient.frame({"t": "request", "cmd": "memory", "agent": "slow",
+                           "args": {"query": "db1 replica", "limit": 3}}) +
+          ctlclient.frame({"t": "request", "cmd": "status"}))
+first, second = ctlclient.read_frame(s), ctlclient.read_frame(s)
+assert "hits" in first["data"] and not first["data"]["degraded"], first
+assert "agents" in second["data"], second
+gone = ctlclient.connect(sys.argv[1])
+gone.sendall(ctlclient.frame({"t": "request", "cmd": "memory", "agent": "slow",
+                              "args": {"query": "anything", "limit": 3}}))
+gone.close()
+PY
+sleep 1.5	# the abandoned recall's vector comes back to no one
+ctl status >/dev/null || fail "agentd does not answer after a client left mid-recall"
+q=$(ctl --json memory hang --query "db1" --type long_term)
+echo "$q" | jget "d['degraded']==True and 'timed out' in d['reason']" | grep -qx true || fail "a hung endpoint: $q"
+note "a waiting recall keeps the connection's order, a client that left is no harm, a hung endpoint times out"
 
 # Isolation: the same texts in every agent, each query answered from its own.
 for a in flt b64; do
