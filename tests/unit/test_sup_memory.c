@@ -365,6 +365,51 @@ START_TEST(text_ranking_per_agent)
 }
 END_TEST
 
+/* A state db that takes no writes: rows and vectors wait with the store's
+ * other writes and are committed, recallable, once it takes them again. */
+START_TEST(recall_after_degraded)
+{
+	char path[128];
+	sqlite3 *other;
+	ck_assert_int_eq(loop_init(), 0);
+	struct store *s = open_store();
+	ck_assert_int_eq(store_mem_append(s, "a", "sid", "long_term", "user", "the vault is sealed",
+	    NULL), 0);
+	commit_and_embed(s);
+	snprintf(path, sizeof(path), "%s/agentd.db", dir);
+	ck_assert_int_eq(sqlite3_open(path, &other), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(store_mem_append(s, "a", "sid", "long_term", "user", "the vault was "
+	    "unsealed at noon", NULL), 0);
+	ck_assert_int_eq(store_flush(s), -1);	/* degraded: it waits */
+	store_mem_pump(s);
+	json_t *c = recall(s, "a", "vault unsealed", 5, ~0u);	/* the committed one only */
+	ck_assert_uint_eq(json_array_size(c), 1);
+	json_decref(c);
+	ck_assert_int_eq(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	json_t *st = store_status(s);
+	for (int i = 0; i < 50 && strcmp(json_string_value(json_object_get(st, "state")), "ok"); i++) {
+		ck_assert_int_eq(loop_once(), 0);
+		json_decref(st);
+		st = store_status(s);
+	}
+	ck_assert_str_eq(json_string_value(json_object_get(st, "state")), "ok");
+	json_decref(st);
+	store_mem_pump(s);
+	ck_assert_int_eq(store_flush(s), 0);
+	c = recall(s, "a", "vault unsealed", 5, ~0u);
+	ck_assert_str_eq(hit(c, 0), "the vault was unsealed at noon");
+	ck_assert_ptr_nonnull(json_object_get(json_array_get(json_object_get(answer, "hits"), 0),
+	    "similarity"));	/* and embedded */
+	json_decref(c);
+	json_decref(answer);
+	answer = NULL;
+	store_close(s);
+	loop_fini();
+}
+END_TEST
+
 /* A db from before recall: its rows are found by their words, and given
  * vectors, once it is opened. */
 START_TEST(old_db_gets_indexes)
@@ -464,6 +509,7 @@ main(void)
 	tcase_add_test(tc, recall_sqlite);
 	tcase_add_test(tc, recall_in_memory);
 	tcase_add_test(tc, text_ranking_per_agent);
+	tcase_add_test(tc, recall_after_degraded);
 	tcase_add_test(tc, old_db_gets_indexes);
 	tcase_add_test(tc, outbox_with_vectors);
 	suite_add_tcase(s, tc);
