@@ -389,6 +389,14 @@ parse_openai(json_t *doc, struct model_reply *r, struct model_error *e)
 		return -1;
 	}
 	r->text = buf_text(&text);
+	/* The provider's filter withheld or cut the answer: what is left is not
+	 * the model's answer, and the same request would be filtered again. */
+	if (strcmp(r->finish, "content_filter") == 0) {
+		set_err(e, MODEL_FATAL, 200, "content_filter",
+		    "the provider's content filter withheld the answer (finish_reason content_filter)%s%s",
+		    r->text[0] ? "; partial answer: " : "", r->text);
+		return -1;
+	}
 	r->calls = json_array();
 	json_array_foreach(calls, i, call) {
 		json_t *fn = json_object_get(call, "function");

@@ -1,7 +1,8 @@
 # Model replies in the shapes providers (and compatible servers) send that
 # are easy to misread, each end to end through agentd and the loopback
 # stand-in: OpenAI content as a list of parts, arguments as an object or
-# not an object, a NUL in the answer, a refusal; Anthropic pause_turn,
+# not an object, a NUL in the answer, a refusal, finish_reason
+# content_filter (a failed run, not an answer); Anthropic pause_turn,
 # refusal, a tool_use without a name, an input that is not an object.
 # total_tokens_limit against usage that is missing, negative or far too
 # small.  Tool output over tool_output_max cut on a character ('€' x
@@ -21,6 +22,8 @@ cat > "$T/script.json" <<'JSON'
  "oa_nul": [{"raw": "{\"choices\": [{\"index\": 0, \"finish_reason\": \"stop\", \"message\": {\"role\": \"assistant\", \"content\": \"a\\u0000b\"}}], \"usage\": {\"prompt_tokens\": 1, \"completion_tokens\": 1}}"}],
  "oa_refusal": [{"body": {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": null,
    "refusal": "I will not do that."}}], "usage": {"prompt_tokens": 5, "completion_tokens": 4}}}],
+ "oa_filter": [{"body": {"choices": [{"index": 0, "finish_reason": "content_filter", "message": {"role": "assistant",
+   "content": "The first half of"}}], "usage": {"prompt_tokens": 5, "completion_tokens": 4}}}],
  "an_pause": [{"body": {"anthropic_text": "searching...", "stop": "pause_turn"}}, {"body": {"anthropic_text": "done after the pause"}}],
  "an_refusal": [{"body": {"anthropic_text": "", "stop": "refusal"}}],
  "an_noname": [{"body": {"id": "msg", "type": "message", "role": "assistant", "stop_reason": "tool_use",
@@ -58,7 +61,7 @@ outputs() { # an agent printing big non-ASCII output and a NUL
 	py_tool euro "'€' * 20000"; py_tool emoji "'😀' * 10000"; py_tool nul "'abc' + chr(0) + 'def'"
 }
 { header
-  for a in oa_parts oa_args oa_nul oa_refusal tok_nolimit; do agent $a openai; done
+  for a in oa_parts oa_args oa_nul oa_refusal oa_filter tok_nolimit; do agent $a openai; done
   for a in an_pause an_refusal an_noname an_input; do agent $a anthropic; done
   for a in tok_none tok_neg tok_tiny; do agent $a openai "{total_tokens_limit: 1000, max_steps: 30}"; done
   for a in out_euro out_emoji out_nul; do outputs $a; done
@@ -67,7 +70,7 @@ export OPENAI_API_KEY=sk-test-replies ANTHROPIC_API_KEY=ak-test-replies
 start_agentd
 wait_until 10 all_idle || fail "workers not idle"
 
-ALL="oa_parts oa_args oa_nul oa_refusal tok_nolimit an_pause an_refusal an_noname an_input tok_none tok_neg tok_tiny out_euro out_emoji out_nul"
+ALL="oa_parts oa_args oa_nul oa_refusal oa_filter tok_nolimit an_pause an_refusal an_noname an_input tok_none tok_neg tok_tiny out_euro out_emoji out_nul"
 for a in $ALL; do ctl run $a >/dev/null || fail "run $a"; done
 done_run() { events_json "$1" | jget "any(e['type'] in ('background_task_completed','background_task_error') for e in d)" | grep -qx true; }
 for a in $ALL; do wait_until 30 done_run $a || fail "$a did not finish"; done
@@ -89,7 +92,9 @@ tool_content oa_args | jget "'/nonexistent-objargs' in d[0] and 'arguments are n
 	fail "object arguments not used, or a number not told as an error: $(tool_content oa_args)"
 [ "$(answer oa_nul)" = "a�b" ] || fail "a NUL in the answer: $(answer oa_nul) / $(error oa_nul)"
 is_error oa_refusal "the model refused: I will not do that."
-note "OpenAI: content parts, object and bad arguments, a NUL, a refusal"
+is_error oa_filter "content filter withheld the answer (finish_reason content_filter); partial answer: The first half of"
+[ "$(reqs oa_filter | jget 'len(d)')" = 1 ] || fail "a filtered answer was asked again"
+note "OpenAI: content parts, object and bad arguments, a NUL, a refusal, a filtered answer"
 
 # Anthropic.
 [ "$(answer an_pause)" = "done after the pause" ] || fail "pause_turn: $(answer an_pause) / $(error an_pause)"
