@@ -502,7 +502,7 @@ check_tokens(const struct limits *lim, const struct model_cfg *c, const struct m
 		return 0;
 	if (n < 0)
 		return fail(out, false, -1, "the %s reply reported no token usage it could be held "
-		    "to, so total_tokens_limit (%lld) cannot be kept", provider_name(c->provider),
+		    "to, so total_tokens_limit (%lld) cannot be kept", c->name,
 		    (long long)lim->total_tokens);
 	*counted += n;
 	if (*counted > lim->total_tokens)

@@ -496,7 +496,7 @@ classify_status(const struct model_cfg *c, int status, struct xfer *x, struct mo
 	set_err(e, retry ? MODEL_RETRYABLE : MODEL_FATAL, status,
 	    code && !strcmp(code, "insufficient_quota") ? code : type ? type :
 	    status == 429 ? "rate_limit" : status >= 500 ? "server_error" : "http_error",
-	    "%s HTTP %d: %.*s", provider_name(c->provider), status,
+	    "%s HTTP %d: %.*s", c->name, status,
 	    (int)utf8_cut(msg, strlen(msg), 300), msg);
 	e->retry_after_ms = x->retry_after_ms;
 	free(clean);
@@ -564,25 +564,25 @@ model_call(const struct model_cfg *c, const char *system, const json_t *messages
 		set_err(e, MODEL_CANCELLED, 0, "cancelled", "cancelled");
 	else if (x.too_big)
 		set_err(e, MODEL_FATAL, (int)status, "response_too_large",
-		    "%s response body exceeds %u MiB", provider_name(c->provider), MODEL_BODY_MAX >> 20);
+		    "%s response body exceeds %u MiB", c->name, MODEL_BODY_MAX >> 20);
 	else if (cc == CURLE_OPERATION_TIMEDOUT)
 		set_err(e, MODEL_RETRYABLE, 0, "timeout", "%s request timed out after %lld ms",
-		    provider_name(c->provider), (long long)c->timeout_ms);
+		    c->name, (long long)c->timeout_ms);
 	else if (cc != CURLE_OK)
 		set_err(e, MODEL_RETRYABLE, 0, "connection", "%s request failed: %s",
-		    provider_name(c->provider), curl_easy_strerror(cc));
+		    c->name, curl_easy_strerror(cc));
 	else if (status != 200)
 		classify_status(c, (int)status, &x, e);
 	else if (strncasecmp(x.content_type, "application/json", 16) != 0)
 		set_err(e, MODEL_FATAL, 200, "malformed_response", "%s answered with content type "
-		    "\"%s\", not JSON", provider_name(c->provider), x.content_type);
+		    "\"%s\", not JSON", c->name, x.content_type);
 	else {
 		json_error_t je;
 		json_t *doc = json_loadb((const char *)buf_head(&x.body), buf_pending(&x.body),
 		    JSON_ALLOW_NUL, &je);
 		if (!json_is_object(doc))
 			set_err(e, MODEL_FATAL, 200, "malformed_response", "%s response is not JSON: %s",
-			    provider_name(c->provider), je.text);
+			    c->name, je.text);
 		else
 			rc = c->provider == PROVIDER_ANTHROPIC ? parse_anthropic(doc, r, e) :
 			    parse_openai(doc, r, e);

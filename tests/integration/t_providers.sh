@@ -3,7 +3,8 @@
 # key from its own variable; azure builds its deployment URL with
 # api-version and sends api-key.  A key the config names but agentd's
 # environment lacks: logged, shown in status, and the run fails at once
-# with that reason -- no request reaches the provider.
+# with that reason -- no request reaches the provider.  Errors name the
+# service (groq), not its wire format.
 . ./lib.sh
 
 cat > "$T/script.json" <<'JSON'
@@ -13,6 +14,7 @@ cat > "$T/script.json" <<'JSON'
  "gq": [{"body": {"openai_text": "ok"}}], "ds": [{"body": {"openai_text": "ok"}}],
  "mi": [{"body": {"openai_text": "ok"}}], "to": [{"body": {"openai_text": "ok"}}],
  "ge": [{"body": {"openai_text": "ok"}}], "az": [{"body": {"openai_text": "ok"}}],
+ "gqerr": [{"status": 401, "body": {"error": {"message": "Invalid API Key", "type": "invalid_request_error"}}}],
  "nokey": [{"body": {"openai_text": "must not be asked"}}]
 }
 JSON
@@ -35,6 +37,7 @@ YAML
   agent or openrouter /api/v1; agent gq groq /openai/v1; agent ds deepseek ""
   agent mi mistral /v1; agent to together /v1; agent ge gemini /v1beta/openai
   agent az azure "" ", deployment: dep1"
+  agent gqerr groq /openai/v1
   agent nokey openai /v1 ", api_key_env: AGENTD_T_NO_SUCH_KEY"
 } | write_config
 export OPENAI_API_KEY=k-oa ANTHROPIC_API_KEY=k-an OPENROUTER_API_KEY=k-or GROQ_API_KEY=k-gq
@@ -45,9 +48,9 @@ start_agentd
 wait_until 10 all_idle || fail "workers not idle"
 
 ALL="oa an ol or gq ds mi to ge az"
-for a in $ALL nokey; do ctl run $a >/dev/null || fail "run $a"; done
+for a in $ALL gqerr nokey; do ctl run $a >/dev/null || fail "run $a"; done
 finished() { events_json "$1" | jget "any(e['type'] in ('background_task_completed', 'background_task_error') for e in d)" | grep -qx true; }
-for a in $ALL nokey; do wait_until 20 finished $a || fail "$a did not finish"; done
+for a in $ALL gqerr nokey; do wait_until 20 finished $a || fail "$a did not finish"; done
 req() { # scenario: its first request
 	python3 -c "import json,sys; print(json.dumps([json.loads(l) for l in open('$T/requests.log') if json.loads(l)['scenario']=='$1'][0]))"
 }
@@ -80,6 +83,9 @@ header_is az api-key k-az
 header_is az authorization null
 # model_request events name the service
 events_json gq | jget "[e['payload']['provider'] for e in d if e['type']=='model_request'][0]" | grep -qx groq || fail "model_request does not name groq"
+# and so do its errors (the wire format is OpenAI's; the service is groq)
+events_json gqerr | jget "[e['payload']['error'] for e in d if e['type']=='background_task_error'][0]" |
+	grep -q "^groq HTTP 401: Invalid API Key" || fail "error does not name groq: $(events_json gqerr | jget "[e['payload'] for e in d if e['type']=='background_task_error']")"
 
 # The missing key: a log line, a status field, a run failed at once, for
 # good, with the reason -- and nothing sent.
