@@ -408,11 +408,15 @@ static const struct field cmdtool_fields[] = {
 };
 static const struct table cmdtool_table = { .fields = cmdtool_fields };
 
-/* local_tools: names of built-ins, and command tools declared in place. */
+const char *const builtin_tool_names[] = { "system_info", "new_files", "read_file", "remember",
+	"recall", NULL };
+
+/* local_tools: names of built-ins, and command tools declared in place.  A
+ * name that is neither is an error here, not a tool the worker ignores. */
 static json_t *
 conv_local_tools(struct walk *w, const struct ynode *n, const struct field *f)
 {
-	static const struct field builtin = { "item", V_STR, .min = 1, .conv = check_tool_name };
+	static const struct field builtin = { "item", V_CHOICE, .choices = builtin_tool_names };
 	static const struct field cmdtool = { "item", V_MAP, .sub = &cmdtool_table };
 	if (n->kind != Y_SEQ) {
 		err_at(w->L, n, "%s must be a list", w->path);

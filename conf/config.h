@@ -198,6 +198,11 @@ const struct agent_conf *config_find(const struct config *c, const char *name);
 struct agent_conf *agent_conf_dup(const struct agent_conf *a);
 void agent_conf_free(struct agent_conf *a);
 
+/* The worker's built-in tools, by name: what a name in local_tools may be
+ * (worker/tools.c's table holds them; test_worker_tools checks the two
+ * agree). */
+extern const char *const builtin_tool_names[];
+
 const char *overlap_name(enum overlap_policy p);
 const char *restart_name(enum restart_policy p);
 

@@ -449,6 +449,9 @@ START_TEST(schema_mistakes)
 		{ "  a: {local_tools: [{name: \"no spaces\", command: [x]}]}\n",
 		  "t.yaml:2:28: background_agents.a.local_tools[0].name: a tool name is 1-64 of "
 		  "A-Z a-z 0-9 _ -" },
+		{ "  a: {local_tools: [system_info, disk_usage]}\n",
+		  "t.yaml:2:34: background_agents.a.local_tools[1] must be one of system_info, "
+		  "new_files, read_file, remember, recall, not \"disk_usage\"" },
 		{ "  a: {local_tools: [system_info, system_info]}\n",
 		  "t.yaml:2:34: background_agents.a.local_tools[1]: tool system_info is listed "
 		  "twice" },

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/util.h"
+#include "conf/config.h"
 #include "worker/tools.h"
 
 static char tmp[64];
@@ -155,9 +156,11 @@ START_TEST(test_registry_schemas)
 		ck_assert(json_is_object(json_object_get(s, "properties")));
 		ck_assert_ptr_eq(tool_find(t->name), t);
 		ck_assert(strlen(t->description) > 20);
+		ck_assert_str_eq(builtin_tool_names[n], t->name);   /* what the config accepts */
 		json_decref(s);
 	}
 	ck_assert_uint_eq(n, 5);
+	ck_assert_ptr_null(builtin_tool_names[n]);
 	ck_assert_ptr_nonnull(tool_find("read_file"));
 	ck_assert_ptr_nonnull(tool_find("remember"));
 	ck_assert_ptr_null(tool_find("write_file"));
