@@ -367,6 +367,36 @@ xstrdup(const char *s)
 	return d;
 }
 
+int
+utf8_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(buf, size, fmt, ap);
+	if (n < 0 || (size_t)n < size || size == 0)
+		return n;
+	/* Cut at size - 1: drop a last sequence that lost its tail (its lead
+	 * byte says how long it is). */
+	size_t len = size - 1, k = len;
+	while (k > 0 && len - k < 3 && ((unsigned char)buf[k - 1] & 0xc0) == 0x80)
+		k--;
+	if (k > 0) {
+		unsigned char c = (unsigned char)buf[k - 1];
+		size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+		if (c >= 0xc0 && len - (k - 1) < need)
+			buf[k - 1] = '\0';
+	}
+	return n;
+}
+
+int
+utf8_snprintf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = utf8_vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
 size_t
 utf8_cut(const char *s, size_t len, size_t max)
 {

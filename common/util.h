@@ -6,6 +6,7 @@
 #ifndef AGENTD_UTIL_H
 #define AGENTD_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -56,6 +57,13 @@ int mkdir_p(const char *path, int mode);
 /* The largest length <= max that does not split a UTF-8 sequence of s (of
  * length len; bytes that are not UTF-8 are cut anywhere). */
 size_t utf8_cut(const char *s, size_t len, size_t max);
+
+/* snprintf for text that may not fit: a cut falls between characters, so
+ * the result stays UTF-8 (a JSON string) when what was written was. */
+int utf8_snprintf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int utf8_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* strdup that aborts on ENOMEM (allocation failure is not a recoverable
  * state for these programs). */

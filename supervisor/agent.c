@@ -222,7 +222,7 @@ agent_secrets(struct agent *a)
 		FILE *f = fopen(file, "re");
 		if (f && fgets(key, sizeof(key), f))
 			key[strcspn(key, "\r\n")] = '\0';
-		snprintf(why, sizeof(why), "model_config.api_key_file %s: %s", file,
+		utf8_snprintf(why, sizeof(why), "model_config.api_key_file %s: %s", file,
 		    f == NULL ? strerror(errno) : "holds no key");
 		if (f)
 			fclose(f);
@@ -409,7 +409,7 @@ worker_fault(struct agent *a, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
+	utf8_vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	if (a->fault)	/* the first fault is the cause */
 		return;
@@ -598,7 +598,7 @@ agent_on_exit(struct agent *a, int status)
 			snprintf(why, sizeof(why), "timeout: run exceeded %lld ms",
 			    (long long)a->conf->run_timeout_ms);
 		else
-			snprintf(why, sizeof(why), "worker %s", a->fault ? a->fault : how);
+			utf8_snprintf(why, sizeof(why), "worker %s", a->fault ? a->fault : how);
 		bool retryable = a->cur->cancel_reason == NULL || a->cur->timed_out;
 		run_attempt_failed(a, why, retryable && !a->sup->stopping, -1);
 	}
@@ -902,11 +902,11 @@ run_attempt_failed(struct agent *a, const char *error, bool retryable,
 	char why[800];
 
 	if (retryable && retry_after_ms > c->retry_max_delay_ms)
-		snprintf(why, sizeof(why), "%s (the server asked to wait %llds, more than "
+		utf8_snprintf(why, sizeof(why), "%s (the server asked to wait %llds, more than "
 		    "retry_max_delay %llds)", error, (long long)(retry_after_ms / 1000),
 		    (long long)(c->retry_max_delay_ms / 1000));
 	else
-		snprintf(why, sizeof(why), "%s", error);
+		utf8_snprintf(why, sizeof(why), "%s", error);
 	a->st.error_count++;
 	free(a->last_error);
 	a->last_error = xstrdup(why);
@@ -1087,9 +1087,9 @@ on_result(struct agent *a, json_t *m)
 		snprintf(why, sizeof(why), "timeout: run exceeded %lld ms",
 		    (long long)a->conf->run_timeout_ms);
 	else if (r->cancel_reason)
-		snprintf(why, sizeof(why), "cancelled: %s", r->cancel_reason);
+		utf8_snprintf(why, sizeof(why), "cancelled: %s", r->cancel_reason);
 	else
-		snprintf(why, sizeof(why), "%s", err ? err : "run failed");
+		utf8_snprintf(why, sizeof(why), "%s", err ? err : "run failed");
 	json_t *ra = json_object_get(m, "retry_after_ms");
 	bool retryable = r->timed_out || (r->cancel_reason == NULL &&
 	    json_is_true(json_object_get(m, "retryable")));

@@ -39,7 +39,7 @@ refuse(struct cmd_result *r, int code, const char *fmt, ...)
 	char why[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
+	utf8_vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	r->code = code;
 	free(r->error);
@@ -51,7 +51,7 @@ static void
 said(struct cmd_result *r, const struct agent *a, const char *what)
 {
 	char m[256];
-	snprintf(m, sizeof(m), "%s%s", a->name, what);
+	utf8_snprintf(m, sizeof(m), "%s%s", a->name, what);
 	answer(r, json_pack("{s:s, s:s}", "agent", a->name, "message", m));
 }
 

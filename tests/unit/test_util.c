@@ -244,6 +244,27 @@ START_TEST(repeated_log_lines)
 }
 END_TEST
 
+/* A cut text stays UTF-8: a last character that lost bytes goes whole. */
+START_TEST(utf8_cuts)
+{
+	char b[16];
+	static const struct { size_t size; const char *want; } cases[] = {
+		{ 3, "ab" }, { 4, "ab" }, { 5, "ab" }, { 6, "ab\xe2\x82\xac" },	/* ab€ */
+		{ 9, "ab\xe2\x82\xac" }, { 10, "ab\xe2\x82\xac\xf0\x9f\x98\x80" },	/* then 😀 */
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		int n = utf8_snprintf(b, cases[i].size, "ab%s%s", "\xe2\x82\xac", "\xf0\x9f\x98\x80");
+		ck_assert_int_eq(n, 9);
+		ck_assert_msg(strcmp(b, cases[i].want) == 0, "size %zu: \"%s\"", cases[i].size, b);
+	}
+	/* bytes that are not UTF-8 are cut where they fall */
+	utf8_snprintf(b, 4, "%s", "a\x80\x80\x80\x80");
+	ck_assert_str_eq(b, "a\x80\x80");
+	utf8_snprintf(b, 4, "%s", "abcdef");
+	ck_assert_str_eq(b, "abc");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -258,6 +279,7 @@ main(void)
 	tcase_add_test(tc, json_bounds);
 	tcase_add_test(tc, shortest_reals);
 	tcase_add_test(tc, repeated_log_lines);
+	tcase_add_test(tc, utf8_cuts);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
