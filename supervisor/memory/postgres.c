@@ -56,7 +56,16 @@ struct pgship {
 	int64_t batch_last;
 	json_t *prune;          /* [agent, type, agent, type, ...] of the batch */
 	char last_error[256];
+	int64_t error_at;       /* wall ms the failing began (0: never) */
+	int64_t recovered_at;   /* wall ms it was last connected again */
 };
+
+/* Failing: dropped since it last got through (status says why until then). */
+static bool
+failing(const struct pgship *p)
+{
+	return p->error_at > p->recovered_at;
+}
 
 static void start(struct pgship *p);
 static void pg_pump(void *b);
@@ -74,6 +83,8 @@ static void
 drop(struct pgship *p, const char *what)
 {
 	set_error(p, what);
+	if (!failing(p))
+		p->error_at = wall_ms();
 	if (p->w.added)
 		loop_del(&p->w);
 	if (p->conn)
@@ -222,6 +233,8 @@ step_done(struct pgship *p)
 	case PG_SCHEMA:
 		log_info("postgresql: connected; shipping memory");
 		p->backoff = 0;
+		if (failing(p))
+			p->recovered_at = wall_ms();
 		p->st = PG_IDLE;
 		break;
 	case PG_INSERT:
@@ -357,9 +370,17 @@ static void
 pg_status(const void *b, json_t *manager)
 {
 	const struct pgship *p = b;
-	json_object_set_new(manager, "postgresql", json_pack("{s:s, s:I, s:s}", "postgresql",
-	    p->st >= PG_IDLE ? "up" : "down", "memory_pending", (json_int_t)(store_mem_last_id(
-	    p->store) - store_mem_shipped(p->store)), "last_error", p->last_error));
+	char at[32], until[32];
+	/* as Redis's: last_error is what is wrong now, last_failure the last episode */
+	json_t *o = json_pack("{s:s, s:I, s:s?}", "postgresql", p->st >= PG_IDLE ? "up" : "down",
+	    "memory_pending", (json_int_t)(store_mem_last_id(p->store) - store_mem_shipped(p->store)),
+	    "last_error", failing(p) ? p->last_error : NULL);
+	iso8601(p->error_at, at, sizeof(at));
+	iso8601(failing(p) ? 0 : p->recovered_at, until, sizeof(until));
+	json_object_set_new(o, "last_failure", p->error_at == 0 ? json_null() :
+	    json_pack("{s:s, s:s, s:s?}", "error", p->last_error, "at", at, "until",
+	    until[0] ? until : NULL));
+	json_object_set_new(manager, "postgresql", o);
 }
 
 static void

@@ -33,11 +33,17 @@ runs0=$(field ticker run_count)
 wait_until 10 sh -c "[ \$($B/agentctl -s $SOCK --json status ticker | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"run_count\"])') -ge $((runs0 + 5)) ]" \
 	|| fail "runs stopped while PostgreSQL was down"
 [ "$(pending)" -gt 0 ] || fail "nothing waited in the outbox"
+pgs() { ctl --json status | jget "d['postgresql']"; }
+pgs | jget "d['postgresql']=='down' and bool(d['last_error']) and d['last_failure']['until'] is None" | grep -qx true ||
+	fail "PostgreSQL down, status: $(pgs)"
 pg_start
 ctl pause ticker >/dev/null
 wait_until 15 drained || fail "outbox not drained after PostgreSQL came back"
 check_rows "after a PostgreSQL restart"
-note "PostgreSQL killed and restarted: the newest rows, once each, in order"
+# what is wrong now is gone once it is back; the episode is kept
+pgs | jget "d['postgresql']=='up' and d['last_error'] is None and bool(d['last_failure']['error']) and d['last_failure']['until'] >= d['last_failure']['at']" |
+	grep -qx true || fail "PostgreSQL back, status: $(pgs)"
+note "PostgreSQL killed and restarted: the newest rows, once each, in order; its error shown while down, kept as last_failure after"
 
 pg_kill
 ctl resume ticker >/dev/null
