@@ -155,10 +155,16 @@ relay_lane_failed(struct relay *r, const char *what, int64_t last, const char *w
 }
 
 void
-relay_lane_error(struct relay *r, const char *why)
+relay_lane_retry(struct relay *r, const char *why)
 {
+	if (r->closing)
+		return;
 	set_error(r, why);
-	log_error("relay: %s", r->last_error);
+	if (timer_armed(&r->retry))	/* the other lane's failure waits already */
+		return;
+	grow_backoff(r);
+	log_warn("relay: %s; trying again in %lld ms", r->last_error, (long long)r->backoff);
+	timer_in(&r->retry, r->backoff);
 }
 
 void

@@ -34,8 +34,9 @@ extern const char streams_script[];
  * every lane waits out a growing backoff before relay_pump runs again. */
 void relay_lane_failed(struct relay *r, const char *what, int64_t last, const char *why);
 /* Something a lane needs failed outside a batch (loading its script):
- * the relay's error, logged; the next connection tries again. */
-void relay_lane_error(struct relay *r, const char *why);
+ * the relay's error, logged, and relay_pump again after the backoff, where
+ * the lane tries again. */
+void relay_lane_retry(struct relay *r, const char *why);
 /* A lane's batch landed: the backoff starts over. */
 void relay_lane_ok(struct relay *r);
 

@@ -122,6 +122,7 @@ struct streams {
 	char epoch[32];
 	char sha[48];
 	bool ready;              /* the script is loaded */
+	bool loading;            /* its SCRIPT LOAD is in flight */
 	struct outgoing *tail;   /* ring of TAIL_MAX, consecutive ids, oldest first */
 	size_t tail_head, tail_n, tail_bytes;
 	struct flight flight[PIPELINE];  /* oldest first, from head */
@@ -134,6 +135,7 @@ struct streams {
 };
 
 static void on_reply(struct rconn *rc, redisReply *reply, const char *err, void *priv);
+static void load_script(struct streams *x);
 
 /* ---- RESP ------------------------------------------------------------------ */
 
@@ -385,7 +387,11 @@ send_group(struct streams *x, const struct batch *b, const struct group *g)
 void
 streams_pump(struct streams *x)
 {
-	while (x && x->ready && !x->failed && x->nflight < PIPELINE) {
+	if (x && !x->ready) {
+		load_script(x);
+		return;
+	}
+	while (x && !x->failed && x->nflight < PIPELINE) {
 		int64_t from = x->sent > store_shipped(x->store) ? x->sent : store_shipped(x->store);
 		int64_t upto = store_last_id(x->store);
 		if (from >= upto)
@@ -481,13 +487,17 @@ on_reply(struct rconn *rc, redisReply *reply, const char *err, void *priv)
 		flight_done(x);
 }
 
+/* A SCRIPT LOAD that fails (LOADING while Redis reads its data, NOPERM, a
+ * lost connection) is tried again from the relay's retry timer, with its
+ * backoff: the lane is never left waiting for a script that will not come. */
 static void
 on_script_loaded(struct rconn *rc, redisReply *reply, const char *err, void *priv)
 {
 	struct streams *x = priv;
+	x->loading = false;
 	if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
 		snprintf(x->why, sizeof(x->why), "SCRIPT LOAD: %s", reply ? reply->str : err);
-		log_error("relay: %s", x->why);
+		relay_lane_retry(x->relay, x->why);
 		return;
 	}
 	snprintf(x->sha, sizeof(x->sha), "%s", reply->str);
@@ -495,14 +505,24 @@ on_script_loaded(struct rconn *rc, redisReply *reply, const char *err, void *pri
 	streams_pump(x);
 }
 
+static void
+load_script(struct streams *x)
+{
+	const char *argv[] = { "SCRIPT", "LOAD", streams_script };
+	if (x->loading)
+		return;
+	/* not up: the next connection loads it */
+	x->loading = rconn_command(x->rc, on_script_loaded, x, 3, argv, NULL) == 0;
+}
+
 void
 streams_connected(struct streams *x)
 {
-	const char *argv[] = { "SCRIPT", "LOAD", streams_script };
 	if (x == NULL)
 		return;
 	x->ready = false;
-	rconn_command(x->rc, on_script_loaded, x, 3, argv, NULL);
+	x->loading = false;	/* one in flight went down with the old connection */
+	load_script(x);
 }
 
 /* ---- life ----------------------------------------------------------------------- */

@@ -43,6 +43,7 @@ struct rmem {
 	struct store *store;
 	struct relay *relay;
 	bool ready;              /* the connection is up and the script loaded */
+	bool loading;            /* its SCRIPT LOAD is in flight */
 	char sha[48];
 	char keep[24];           /* memory_retention */
 	struct relay_batch batch;
@@ -54,10 +55,11 @@ static void
 on_script_loaded(struct rconn *rc, redisReply *reply, const char *err, void *priv)
 {
 	struct rmem *m = priv;
+	m->loading = false;
 	if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
 		char why[320];
 		snprintf(why, sizeof(why), "SCRIPT LOAD: %s", reply ? reply->str : err);
-		relay_lane_error(m->relay, why);
+		relay_lane_retry(m->relay, why);	/* the next pump loads it again */
 		return;
 	}
 	snprintf(m->sha, sizeof(m->sha), "%s", reply->str);
@@ -70,13 +72,18 @@ load_script(struct rmem *m)
 {
 	const char *argv[] = { "SCRIPT", "LOAD", script };
 	m->ready = false;
-	rconn_command(relay_conn(m->relay), on_script_loaded, m, 3, argv, NULL);
+	if (m->loading)
+		return;
+	/* not up: the next connection loads it */
+	m->loading = rconn_command(relay_conn(m->relay), on_script_loaded, m, 3, argv, NULL) == 0;
 }
 
 static void
 connected(void *ctx)
 {
-	load_script(ctx);
+	struct rmem *m = ctx;
+	m->loading = false;	/* one in flight went down with the old connection */
+	load_script(m);
 }
 
 /* Every call of the batch answered: the cursor moves past it. */
@@ -195,7 +202,11 @@ pump(void *ctx)
 	const char *key;
 	int64_t from = store_mem_shipped(m->store);
 
-	if (!m->ready || b->last || from >= store_mem_last_id(m->store))
+	if (!m->ready) {
+		load_script(m);
+		return;
+	}
+	if (b->last || from >= store_mem_last_id(m->store))
 		return;
 	if (store_mem_pending(m->store, from, BATCH, &rows) < 0 || json_array_size(rows) == 0) {
 		json_decref(rows);
