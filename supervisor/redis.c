@@ -11,6 +11,11 @@
  * a server that accepts connections but answers nothing (stopped, hung:
  * the kernel still completes the TCP handshake) is never taken for up.
  *
+ * An idle connection is probed: a PING after IDLE_PROBE_MS without a
+ * command, held to the reply timeout like any command, so a server that
+ * froze while agentd had nothing to send (agents paused, a long interval)
+ * is not shown up for as long as it stays quiet.
+ *
  * The hiredis context is freed only outside hiredis callbacks (hiredis
  * defers a free requested from inside one), and every command's callback
  * runs exactly once: with its reply, or with NULL when the connection
@@ -28,6 +33,10 @@
 #include "supervisor/redis.h"
 
 enum rstate { R_DOWN, R_CONNECTING, R_SETUP, R_UP };
+
+/* One wake-up every 5 s on an idle connection: short enough that status
+ * is not wrong for long, cheap beside what any client of Redis sends. */
+#define IDLE_PROBE_MS 5000
 
 struct pending {
 	struct rconn *r;
@@ -105,7 +114,7 @@ arm_reply_deadline(struct rconn *r)
 	if (r->head)
 		timer_at(&r->timer, r->head->sent + r->o.reply_timeout_ms);
 	else
-		timer_stop(&r->timer);
+		timer_in(&r->timer, IDLE_PROBE_MS);
 }
 
 static void
@@ -123,6 +132,14 @@ drop_context(struct rconn *r, const char *why)
 }
 
 static void start_connect(struct rconn *r);
+static int queue_command(struct rconn *r, rconn_reply_fn fn, void *priv, int argc,
+    const char **argv, const size_t *lens, const char *cmd, size_t len);
+
+/* Any answer will do (an error too: the server answered). */
+static void
+on_probe(struct rconn *r, redisReply *reply, const char *err, void *priv)
+{
+}
 
 static void
 on_timer(struct timer *t)
@@ -146,6 +163,12 @@ on_timer(struct timer *t)
 		drop_context(r, why);
 		break;
 	case R_UP:
+		if (r->head == NULL) {	/* idle: the probe */
+			const char *ping[] = { "PING" };
+			if (queue_command(r, on_probe, NULL, 1, ping, NULL, NULL, 0) < 0)
+				drop_context(r, "sending a PING failed");
+			break;
+		}
 		snprintf(why, sizeof(why), "no reply within %lld ms",
 		    (long long)r->o.reply_timeout_ms);
 		drop_context(r, why);

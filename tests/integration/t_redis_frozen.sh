@@ -2,7 +2,8 @@
 # connections, nothing answers) is shown as it is: unresponsive while a
 # command waits, then down, and never up again until it answers -- then up,
 # with the error gone from last_error and kept only as history (when it
-# began and ended), and every event shipped once.
+# began and ended), and every event shipped once.  Frozen while nothing
+# is sent (the agent paused), the idle probe finds it.
 . ./lib.sh
 use_redis
 redis_start
@@ -39,4 +40,12 @@ ctl pause ticker >/dev/null
 wait_until 20 outbox_is pending -eq 0 || fail "outbox not drained"
 n=$(events_json | jget "len(d)")
 [ "$(R XLEN background_agent_events)" = "$n" ] || fail "Redis has $(R XLEN background_agent_events) events, the log $n"
+
+# Frozen while agentd has nothing to send: the idle probe finds it.
+kill -STOP "$REDIS_PID"
+wait_until 30 sh -c "$B/agentctl -s $SOCK --json status | grep -q '\"redis\": \"\(unresponsive\|down\)\"'" ||
+	fail "a Redis frozen while idle still shown: $(ctl --json status | jget "d['outbox']")"
+kill -CONT "$REDIS_PID"
+wait_until 20 redis_is up || fail "not up once the idle Redis answers again"
+note "frozen while idle: found by the probe, up again after"
 exit 0
