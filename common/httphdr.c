@@ -2,6 +2,7 @@
  * httphdr: see httphdr.h.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,4 +31,20 @@ http_retry_after_ms(const char *v)
 	if (t <= 0)
 		return -1;
 	return t > time(NULL) ? (int64_t)(t - time(NULL)) * 1000 : 0;
+}
+
+bool
+http_retry_header(const char *p, size_t len, char *line, size_t linelen, int64_t *retry_ms)
+{
+	const char *v;
+
+	snprintf(line, linelen, "%.*s", (int)(len < linelen ? len : linelen - 1), p);
+	line[strcspn(line, "\r\n")] = '\0';
+	if (http_header_is(line, strlen(line), "retry-after-ms", &v))
+		*retry_ms = atoll(v);
+	else if (http_header_is(line, strlen(line), "retry-after", &v) && *retry_ms < 0)
+		*retry_ms = http_retry_after_ms(v);
+	else
+		return false;
+	return true;
 }

@@ -18,4 +18,11 @@ bool http_header_is(const char *line, size_t n, const char *name, const char **v
  * retry-after-ms, which some APIs send too, is a plain integer. */
 int64_t http_retry_after_ms(const char *value);
 
+/* One header line as libcurl hands it over (CRLF and all, p[0..len)):
+ * line gets it as a string (cut to linelen), and a retry-after-ms or, when
+ * none came before it, a Retry-After sets *retry_ms.  True when it was one
+ * of those. */
+bool http_retry_header(const char *p, size_t len, char *line, size_t linelen,
+    int64_t *retry_ms);
+
 #endif

@@ -170,13 +170,9 @@ on_header(char *p, size_t size, size_t n, void *ud)
 	char line[512];
 	const char *v;
 
-	snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
-	line[strcspn(line, "\r\n")] = '\0';
-	if (http_header_is(line, strlen(line), "retry-after-ms", &v))
-		x->retry_after_ms = atoll(v);
-	else if (http_header_is(line, strlen(line), "retry-after", &v) && x->retry_after_ms < 0)
-		x->retry_after_ms = http_retry_after_ms(v);
-	else if (http_header_is(line, strlen(line), "x-should-retry", &v))
+	if (http_retry_header(p, len, line, sizeof(line), &x->retry_after_ms))
+		return len;
+	if (http_header_is(line, strlen(line), "x-should-retry", &v))
 		x->should_retry = strncasecmp(v, "true", 4) == 0;
 	else if (http_header_is(line, strlen(line), "content-type", &v))
 		snprintf(x->content_type, sizeof(x->content_type), "%s", v);

@@ -199,14 +199,8 @@ on_header(char *p, size_t size, size_t n, void *ud)
 	struct http_req *r = ud;
 	size_t len = size * n;
 	char line[256];
-	const char *v;
 
-	snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
-	line[strcspn(line, "\r\n")] = '\0';
-	if (http_header_is(line, strlen(line), "retry-after-ms", &v))
-		r->retry_after_ms = atoll(v);
-	else if (http_header_is(line, strlen(line), "retry-after", &v) && r->retry_after_ms < 0)
-		r->retry_after_ms = http_retry_after_ms(v);
+	http_retry_header(p, len, line, sizeof(line), &r->retry_after_ms);
 	return len;
 }
 
