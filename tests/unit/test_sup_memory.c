@@ -19,37 +19,12 @@
 #include "supervisor/memory/memory.h"
 #include "supervisor/store.h"
 
-static char dir[64];
-static struct global_conf g;
+#include "tests/unit/store_fixture.h"
 
 static void
 setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/agentd-mem-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	memset(&g, 0, sizeof(g));
-	g.state_dir = dir;
-	g.event_store = "database";
-	g.memory_store = "database";
-	g.event_retention = 1000;
-	g.memory_retention = 100;
-}
-
-static void
-teardown(void)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	(void)!system(cmd);
-}
-
-static struct store *
-open_store(void)
-{
-	struct store *s;
-	char err[256];
-	ck_assert_msg(store_open(&s, &g, err, sizeof(err)) == 0, "%s", err);
-	return s;
+	fixture_setup("mem");
 }
 
 /* ---- the hash embedder ----------------------------------------------------------- */
