@@ -88,6 +88,12 @@
 #define EMBED_BATCH_MAX 256
 #define EMBED_REPLY_MAX (32u << 20)
 
+/* A remote vector store's answer: a search's hits (at most 200 candidates,
+ * ids and scores, a few KiB), a collection's description, the list of
+ * collections (one per model and dimension) -- never vectors or content,
+ * which agentd does not ask back. */
+#define VSTORE_REPLY_MAX (1u << 20)
+
 /* The control socket: connections at once (followers included; one more
  * is told why and closed), and how long a client that is not following
  * may take to complete its next request frame (one that stops mid-frame

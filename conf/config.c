@@ -707,8 +707,8 @@ agent_finish(struct walk *w, const struct ynode *n, json_t *obj)
 
 static const char *const event_stores[] = { "memory", "database", "redis_stream", NULL };
 static const char *const state_stores[] = { "database", "redis", NULL };
-/* qdrant and chromadb are the seed's names, accepted here and refused at
- * start until their backends are in supervisor/memory/. */
+/* chromadb is the seed's name, accepted here and refused at start until
+ * its backend is in supervisor/memory/. */
 static const char *const memory_stores[] = { "memory", "database", "redis", "qdrant",
 	"chromadb", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
@@ -728,6 +728,54 @@ static const struct field redis_fields[] = {
 	{ NULL },
 };
 static const struct table redis_table = { .fields = redis_fields };
+
+/* A collection name is in URLs as it is. */
+static json_t *
+check_prefix(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	if (n->len >= 1 && n->len <= 64 && chars_in(n->value, "_-"))
+		return json_string(n->value);
+	err_at(w->L, n, "%s: \"%s\" is not 1 to 64 of A-Z a-z 0-9 _ -", w->path, n->value);
+	return NULL;
+}
+
+/* One place for the key, and --check-config says what agentd will find
+ * (the key itself is agentd's to read, supervisor/memory/qdrant.c). */
+static void
+qdrant_finish(struct walk *w, const struct ynode *n, json_t *obj)
+{
+	struct global_conf *g = w->base;
+	if (g == NULL)
+		return;
+	if (g->qdrant_url && (ymap_get(n, "host") || ymap_get(n, "port")))
+		err_at(w->L, ymap_get(n, "url"), "%s: url and host/port both say where Qdrant is; "
+		    "keep one", w->path);
+	if (g->qdrant_key_env && g->qdrant_key_file)
+		err_at(w->L, ymap_get(n, "api_key_file"), "%s: api_key_env and api_key_file both "
+		    "name a key; keep one", w->path);
+	else if (g->qdrant_key_file && access(g->qdrant_key_file, R_OK) < 0)
+		warn_at(w->L, ymap_get(n, "api_key_file"), "%s.api_key_file: %s is not readable here; "
+		    "Qdrant refuses agentd unless agentd can read it", w->path, g->qdrant_key_file);
+	else if (g->qdrant_key_env && !*(getenv(g->qdrant_key_env) ?: ""))
+		warn_at(w->L, ymap_get(n, "api_key_env"), "%s: %s is not set in this environment; "
+		    "Qdrant refuses agentd unless agentd's has it", w->path, g->qdrant_key_env);
+}
+
+/* memory_store qdrant: where it is, how agentd names its collections. */
+static const struct field qdrant_fields[] = {
+	{ "url", V_STR, .max = 511, .conv = check_base_url, .ctype = C_STR, GC(qdrant_url) },
+	{ "host", V_STR, .min = 1, .max = 255, .dflt = "127.0.0.1", .ctype = C_STR,
+	  GC(qdrant_host) },
+	{ "port", V_INT, .min = 1, .max = 65535, .dflt = "6333", .ctype = C_INT, GC(qdrant_port) },
+	{ "collection_prefix", V_STR, .dflt = "agentd", .conv = check_prefix, .ctype = C_STR,
+	  GC(qdrant_prefix) },
+	{ "api_key_env", V_STR, .conv = check_env_name, .ctype = C_STR, GC(qdrant_key_env) },
+	{ "api_key_file", V_STR, .conv = check_abs_path, .ctype = C_STR, GC(qdrant_key_file) },
+	{ "request_timeout", V_DURATION, .min = 100, .max = MIN(10), .dflt = "10s",
+	  .ctype = C_I64, GC(qdrant_timeout_ms) },
+	{ NULL },
+};
+static const struct table qdrant_table = { .fields = qdrant_fields, .finish = qdrant_finish };
 
 int
 listen_addr_parse(const char *spec, struct listen_addr *a, char *err, size_t errlen)
@@ -843,8 +891,7 @@ global_finish(struct walk *w, const struct ynode *n, json_t *obj)
 	}
 	check_sun_path(w, ymap_get(n, "control_socket") ?: ymap_get(n, "state_dir") ?: n,
 	    "control_socket", g->control_socket);
-	if (g->memory_store && (!strcmp(g->memory_store, "qdrant") ||
-	    !strcmp(g->memory_store, "chromadb")))
+	if (g->memory_store && !strcmp(g->memory_store, "chromadb"))
 		warn_at(w->L, ymap_get(n, "memory_store"), "agentd.memory_store %s is not yet "
 		    "available in this build: agentd will refuse to start with it",
 		    g->memory_store);
@@ -875,6 +922,7 @@ static const struct field global_fields[] = {
 	  .ctype = C_I64, GC(ack_timeout_ms) },
 	{ "worker_path", V_STR, .min = 1, .ctype = C_STR, GC(worker_path) },
 	{ "redis", V_MAP, .sub = &redis_table, .dflt = "{}", .ctype = C_STRUCT },
+	{ "qdrant", V_MAP, .sub = &qdrant_table, .dflt = "{}", .ctype = C_STRUCT },
 	{ "http", V_MAP, .sub = &http_table, .dflt = "{}", .ctype = C_STRUCT },
 	{ "embeddings", V_MAP, .sub = &embeddings_table, .ctype = C_JSON, GC(embeddings) },
 	{ NULL },
@@ -931,6 +979,21 @@ env_overrides(struct loader *L, struct global_conf *g)
 	if ((v = getenv("REDIS_STREAM_KEY")) && *v) {
 		free(g->redis_stream_key);
 		g->redis_stream_key = xstrdup(v);
+	}
+	if ((v = getenv("QDRANT_HOST")) && *v) {
+		free(g->qdrant_host);
+		g->qdrant_host = xstrdup(v);
+		free(g->qdrant_url);
+		g->qdrant_url = NULL;
+	}
+	if ((v = getenv("QDRANT_PORT")) && *v) {
+		n = strtoll(v, &end, 10);
+		if (*end || n < 1 || n > 65535)
+			err_at(L, NULL, "environment variable QDRANT_PORT: bad port \"%s\"", v);
+		else
+			g->qdrant_port = (int)n;
+		free(g->qdrant_url);
+		g->qdrant_url = NULL;
 	}
 }
 
@@ -1281,6 +1344,11 @@ config_free(struct config *c)
 	free(g->redis_password);
 	free(g->redis_socket);
 	free(g->redis_stream_key);
+	free(g->qdrant_url);
+	free(g->qdrant_host);
+	free(g->qdrant_prefix);
+	free(g->qdrant_key_env);
+	free(g->qdrant_key_file);
 	free(g->worker_path);
 	free_strv(g->http_listen);
 	free(g->http_token_file);

@@ -18,7 +18,8 @@
  *
  * The seed's environment variables override the file where the seed names
  * them: EVENT_STORE_TYPE, MEMORY_STORE_TYPE, REDIS_HOST, REDIS_PORT,
- * REDIS_DB, REDIS_STREAM_KEY (and REDIS_PASSWORD, ours).
+ * REDIS_DB, REDIS_STREAM_KEY (and REDIS_PASSWORD, ours), QDRANT_HOST and
+ * QDRANT_PORT (which replace agentd.qdrant.url when set).
  *
  * Supervisor-side settings (schedule, retries, restart policy, limits,
  * user/group, env) are parsed into struct agent_conf.  What the worker runs
@@ -134,7 +135,7 @@ struct global_conf {
 	bool log_json;              /* log_format: json */
 	char *log_file;             /* NULL: stderr */
 	char *event_store;          /* "database" (default), "memory", "redis_stream" */
-	char *memory_store;         /* "database" (default), "memory", "redis" */
+	char *memory_store;         /* "database" (default), "memory", "redis", "qdrant" */
 	char *state_store;          /* "database" (default), "redis" (mirrored there) */
 	char *database_url;         /* memory_store database: postgresql://... ships there */
 	json_t *embeddings;         /* agentd.embeddings, normalized (NULL: hash, 384) */
@@ -149,6 +150,13 @@ struct global_conf {
 	char *redis_socket;
 	char *redis_stream_key;     /* default background_agent_events */
 	int64_t redis_stream_maxlen;/* default 100000 */
+	char *qdrant_url;           /* agentd.qdrant.url; NULL: http://host:port */
+	char *qdrant_host;          /* default 127.0.0.1 */
+	int qdrant_port;            /* default 6333 */
+	char *qdrant_prefix;        /* collection names start with it; default agentd */
+	char *qdrant_key_env;       /* where agentd reads the api-key, if anywhere */
+	char *qdrant_key_file;
+	int64_t qdrant_timeout_ms;  /* per request; default 10s */
 	char *worker_path;          /* agentd-worker binary; default: beside agentd */
 	char **http_listen;         /* "unix:PATH" | "HOST:PORT", NULL-terminated;
 	                               default unix:<state_dir>/http.sock; none: off */

@@ -17,7 +17,9 @@
  *     - the values of its env entries marked `secret: true`.
  *   global, learned at start:
  *     - the Redis password (agentd.redis.password, REDIS_PASSWORD);
- *     - the password in database_url, as libpq reads it.
+ *     - the password in database_url, as libpq reads it;
+ *     - Qdrant's api-key (agentd.qdrant.api_key_env or api_key_file, read
+ *       as the qdrant backend reads it).
  *
  * What the worker is told: the strings of `secrets` are its own already;
  * its other secrets go to it as `secrets.redact` (a list), so it redacts
@@ -42,6 +44,7 @@
 #include "common/log.h"
 #include "common/redact.h"
 #include "common/util.h"
+#include "supervisor/memory/memory.h"
 #include "supervisor/sup.h"
 
 /* ---- per agent ------------------------------------------------------------- */
@@ -158,12 +161,23 @@ database_password(const struct global_conf *g)
 	return pw;
 }
 
+static char *
+qdrant_key(const struct global_conf *g)
+{
+	char key[4096], why[320];
+	char *v = qdrant_read_key(g, key, sizeof(key), why, sizeof(why)) == 0 && key[0] ?
+	    xstrdup(key) : NULL;
+	explicit_bzero(key, sizeof(key));
+	return v;
+}
+
 static const struct {
 	const char *what;
 	char *(*get)(const struct global_conf *g);   /* malloc'd, or NULL: none */
 } global_sources[] = {
 	{ "agentd.redis.password", redis_password },
 	{ "the password in database_url", database_password },
+	{ "agentd.qdrant's api-key", qdrant_key },
 };
 
 void

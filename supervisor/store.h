@@ -188,6 +188,7 @@ void store_mem_agent(struct store *s, const char *agent, const json_t *conf);
 #define RECALL_WAIT_MS 5000
 enum recall_rank { RANK_HYBRID, RANK_VECTOR, RANK_TEXT };
 struct embed_query;
+struct mem_search;
 struct mem_recall {
 	void (*done)(struct mem_recall *q, json_t *answer);
 	void *ctx;
@@ -198,6 +199,9 @@ struct mem_recall {
 	int limit;
 	unsigned types;
 	struct embed_query *wait;
+	struct mem_search *search;  /* a vector store's, for the query's vector */
+	float *vec;               /* kept while it searches: the index's if it fails */
+	int dim;
 	bool busy;
 };
 void store_mem_recall(struct store *s, struct mem_recall *q, const char *agent,

@@ -43,9 +43,7 @@ struct memory {
 static const struct mem_backend mem_database = { .store = "database", .name = "database" };
 static const struct mem_backend mem_memory = { .store = "memory", .name = "memory",
 	.in_memory = true };
-/* The seed's vector stores, named but not in this build yet. */
-static const struct mem_backend mem_qdrant = { .store = "qdrant", .name = "qdrant",
-	.absent = true };
+/* The seed's vector store, named but not in this build yet. */
 static const struct mem_backend mem_chromadb = { .store = "chromadb", .name = "chromadb",
 	.absent = true };
 
@@ -85,6 +83,8 @@ on_drop(void *ctx, const char *agent, int type, int64_t upto)
 {
 	struct memory *m = ctx;
 	vindex_drop(m->index, agent, type, upto);
+	if (m->remote && m->backend->drop)
+		m->backend->drop(m->remote, agent, type, upto);
 }
 
 static const struct mem_backend *
@@ -112,7 +112,7 @@ mem_open(struct memory **out, struct store *s, const struct global_conf *g, char
 	if (((b = find_backend(name, g->database_url != NULL)) == NULL &&
 	    (b = find_backend(name, false)) == NULL) || b->absent) {
 		snprintf(err, errlen, "memory_store %s is not %savailable in this build "
-		    "(available: database, memory, redis)", name, b ? "yet " : "");
+		    "(available: database, memory, redis, qdrant)", name, b ? "yet " : "");
 		return -1;
 	}
 	struct memory *m = xcalloc(1, sizeof(*m));
@@ -186,14 +186,14 @@ store_mem_stop(struct store *s)
 	int64_t left = emb_last_id(m->local) - emb_shipped(m->local);
 	for (size_t i = 0; i < m->nemb; i++)
 		embedder_stop(m->emb[i]);
+	if (m->remote) {	/* before http: its requests are cancelled there */
+		if (left > 0)
+			log_info("%lld memory rows not yet in %s stay in the outbox for the next "
+			    "start", (long long)left, m->backend->name);
+		m->backend->stop(m->remote);
+		m->remote = NULL;
+	}
 	http_shutdown();
-	if (m->remote == NULL)
-		return;
-	if (left > 0)
-		log_info("%lld memory rows not yet in %s stay in the outbox for the next start",
-		    (long long)left, m->backend->name);
-	m->backend->stop(m->remote);
-	m->remote = NULL;
 }
 
 /* ---- embedders ------------------------------------------------------------------------- */
@@ -392,41 +392,97 @@ hits_json(struct memory *m, const char *agent, const struct fused *f, size_t n)
 	return hits;
 }
 
+static size_t
+candidates(const struct mem_recall *q)
+{
+	return (size_t)q->limit * 4 > CANDIDATES_MIN ? (size_t)q->limit * 4 : CANDIDATES_MIN;
+}
+
+/* The vector ranking is in (vh, nv; none without a query vector): the
+ * words' ranking, both fused, the hits read back, the answer. */
 static void
-answer(struct mem_recall *q, const float *vec, int dim, const char *why)
+finish(struct mem_recall *q, const struct vhit *vh, size_t nv, bool have_vec, bool degraded,
+    const char *why)
 {
 	struct memory *m = q->m;
-	size_t k = (size_t)q->limit * 4 > CANDIDATES_MIN ? (size_t)q->limit * 4 : CANDIDATES_MIN;
-	struct vhit *vh = xcalloc(k, sizeof(*vh)), *th = xcalloc(k, sizeof(*th));
-	struct fused *f = xcalloc(2 * k, sizeof(*f));
+	size_t k = candidates(q);
+	struct vhit *th = xcalloc(k, sizeof(*th));
+	struct fused *f = xcalloc(nv + k, sizeof(*f));
 	struct terms t = { .n = 0 };
-	size_t nv = 0, nt = 0;
-	const char *model = embedder_model(mem_embedder_for(m, q->agent));
+	size_t nt = 0;
 
 	buf_init(&t.b);
 	text_words(q->query, strlen(q->query), add_term, &t);
 	buf_append(&t.b, "", 1);
-	if (vec && q->rank != RANK_TEXT) {
-		index_load(m, q->agent, model);
-		nv = vindex_search(m->index, q->agent, vec, dim, q->types, k, vh);
-	}
-	if (t.n && (q->rank != RANK_VECTOR || vec == NULL))
+	if (t.n && (q->rank != RANK_VECTOR || !have_vec))
 		nt = emb_fts(m->local, q->agent, (const char *)t.b.data, q->types, k, th);
 	size_t n = rrf_fuse(vh, nv, th, nt, (size_t)q->limit, f);
 	json_t *a = json_pack("{s:o, s:b}", "hits", hits_json(m, q->agent, f, n), "degraded",
-	    vec == NULL && q->rank != RANK_TEXT);
-	if (vec == NULL && q->rank != RANK_TEXT)
+	    degraded);
+	if (degraded)
 		json_object_set_new(a, "reason", json_string(why));
 	buf_free(&t.b);
-	free(vh);
 	free(th);
 	free(f);
 	q->busy = false;
 	q->wait = NULL;
+	q->search = NULL;
 	free(q->agent);
 	free(q->query);
+	free(q->vec);
 	q->agent = q->query = NULL;
+	q->vec = NULL;
 	q->done(q, a);	/* may start another on q */
+}
+
+/* The vector ranking from agentd's own index. */
+static void
+index_rank(struct mem_recall *q, const float *vec, int dim, bool degraded, const char *why)
+{
+	struct memory *m = q->m;
+	size_t k = candidates(q), nv = 0;
+	struct vhit *vh = xcalloc(k, sizeof(*vh));
+
+	if (vec && q->rank != RANK_TEXT) {
+		index_load(m, q->agent, embedder_model(mem_embedder_for(m, q->agent)));
+		nv = vindex_search(m->index, q->agent, vec, dim, q->types, k, vh);
+	}
+	finish(q, vh, nv, vec != NULL, degraded, why);
+	free(vh);
+}
+
+/* A vector store's ranking; when it has none, the index's, degraded. */
+static void
+on_hits(void *ctx, const struct vhit *hits, size_t n, const char *why)
+{
+	struct mem_recall *q = ctx;
+	char reason[600];
+
+	q->search = NULL;
+	if (hits) {
+		finish(q, hits, n, true, false, NULL);
+		return;
+	}
+	snprintf(reason, sizeof(reason), "%s: %s (vectors searched in agentd's index)",
+	    q->m->backend->name, why);
+	index_rank(q, q->vec, q->dim, true, reason);
+}
+
+static void
+answer(struct mem_recall *q, const float *vec, int dim, const char *why)
+{
+	struct memory *m = q->m;
+	if (vec == NULL || q->rank == RANK_TEXT || m->remote == NULL || m->backend->search == NULL) {
+		index_rank(q, vec, dim, vec == NULL && q->rank != RANK_TEXT, why);
+		return;
+	}
+	q->vec = xmalloc((size_t)dim * sizeof(float));
+	memcpy(q->vec, vec, (size_t)dim * sizeof(float));
+	q->dim = dim;
+	struct mem_search *s = m->backend->search(m->remote, q->agent, vec, dim, q->types,
+	    candidates(q), on_hits, q);
+	if (s)	/* not answered yet */
+		q->search = s;
 }
 
 static void
@@ -462,9 +518,14 @@ store_mem_recall_cancel(struct mem_recall *q)
 	if (!q->busy)
 		return;
 	embed_query_cancel(q->wait);
+	if (q->search)
+		q->m->backend->search_cancel(q->search);
 	q->wait = NULL;
+	q->search = NULL;
 	q->busy = false;
 	free(q->agent);
 	free(q->query);
+	free(q->vec);
 	q->agent = q->query = NULL;
+	q->vec = NULL;
 }

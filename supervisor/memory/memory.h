@@ -43,6 +43,11 @@ struct memory;
 struct relay;
 struct store;
 
+struct mem_search;
+struct vhit;
+/* A vector store's hits, best first (NULL: why it has none). */
+typedef void (*mem_search_fn)(void *ctx, const struct vhit *hits, size_t n, const char *why);
+
 /* A remote backend's ops; NULL ops where it has nothing to do. */
 struct mem_backend {
 	const char *store;       /* the memory_store value it serves */
@@ -58,9 +63,22 @@ struct mem_backend {
 	void (*stop)(void *b);
 	void (*pump)(void *b);   /* after every commit: ship what waits */
 	void (*status)(const void *b, json_t *manager);   /* adds its fields */
+	/* A vector store: the k nearest of the agent's rows of those types
+	 * (the filter is the backend's to send), to done; the handle while it
+	 * waits, NULL once done has come. */
+	struct mem_search *(*search)(void *b, const char *agent, const float *vector, int dim,
+	    unsigned types, size_t k, mem_search_fn done, void *ctx);
+	void (*search_cancel)(struct mem_search *s);   /* done never comes */
+	/* The agent's rows of that type (-1: any) with id <= upto are gone. */
+	void (*drop)(void *b, const char *agent, int type, int64_t upto);
 };
 
-extern const struct mem_backend mem_redis, mem_postgres;
+extern const struct mem_backend mem_redis, mem_postgres, mem_qdrant;
+
+/* qdrant.c: agentd.qdrant's api-key (key[0] == '\0': none configured); -1
+ * with why when one is configured and cannot be read. */
+int qdrant_read_key(const struct global_conf *g, char *key, size_t len, char *why,
+    size_t wlen);
 
 /* postgres.c: is this a PostgreSQL URL (postgresql:// or postgres://)? */
 bool mem_pg_url(const char *url);

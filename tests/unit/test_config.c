@@ -792,12 +792,12 @@ START_TEST(embeddings_config)
 
 	/* OpenAI's own endpoint needs its key: a warning here */
 	unsetenv("OPENAI_API_KEY");
-	ck_assert_int_eq(config_load_string("t.yaml", "agentd: {memory_store: qdrant, "
+	ck_assert_int_eq(config_load_string("t.yaml", "agentd: {memory_store: chromadb, "
 	    "embeddings: {provider: openai}}\nbackground_agents: {}\n", &c, &e), 0);
 	ck_assert_uint_eq(e.nwarnings, 2);
-	ck_assert_str_eq(e.warnings[0], "t.yaml:1:44: warning: agentd.embeddings: OPENAI_API_KEY "
+	ck_assert_str_eq(e.warnings[0], "t.yaml:1:46: warning: agentd.embeddings: OPENAI_API_KEY "
 	    "is not set in this environment; recall goes by words alone unless agentd's has it");
-	ck_assert_str_eq(e.warnings[1], "t.yaml:1:24: warning: agentd.memory_store qdrant is not "
+	ck_assert_str_eq(e.warnings[1], "t.yaml:1:24: warning: agentd.memory_store chromadb is not "
 	    "yet available in this build: agentd will refuse to start with it");
 	conf_errors_free(&e);
 	config_free(c);
@@ -819,6 +819,66 @@ START_TEST(embeddings_config)
 END_TEST
 
 /* An agent's spec must fit the config message that carries it. */
+/* agentd.qdrant: defaults, the seed's QDRANT_HOST/QDRANT_PORT over the
+ * file (and over its url), a key from one place, what --check-config can
+ * say without connecting. */
+START_TEST(qdrant_block)
+{
+	struct config *c = load_ok("agentd: {memory_store: qdrant}\nbackground_agents: {}\n");
+	ck_assert_str_eq(c->g.memory_store, "qdrant");
+	ck_assert_ptr_null(c->g.qdrant_url);
+	ck_assert_str_eq(c->g.qdrant_host, "127.0.0.1");
+	ck_assert_int_eq(c->g.qdrant_port, 6333);
+	ck_assert_str_eq(c->g.qdrant_prefix, "agentd");
+	ck_assert_int_eq(c->g.qdrant_timeout_ms, 10000);
+	config_free(c);
+	c = load_ok("agentd: {qdrant: {url: \"https://q.example:6334/\", collection_prefix: mem_1, "
+	    "api_key_file: /etc/hostname, request_timeout: 2s}}\nbackground_agents: {}\n");
+	ck_assert_str_eq(c->g.qdrant_url, "https://q.example:6334/");
+	ck_assert_str_eq(c->g.qdrant_prefix, "mem_1");
+	ck_assert_str_eq(c->g.qdrant_key_file, "/etc/hostname");
+	ck_assert_int_eq(c->g.qdrant_timeout_ms, 2000);
+	config_free(c);
+
+	setenv("QDRANT_HOST", "qdrant", 1);
+	setenv("QDRANT_PORT", "6400", 1);
+	setenv("MEMORY_STORE_TYPE", "qdrant", 1);
+	c = load_ok("agentd: {qdrant: {url: \"http://elsewhere:1\"}}\nbackground_agents: {}\n");
+	ck_assert_str_eq(c->g.memory_store, "qdrant");
+	ck_assert_ptr_null(c->g.qdrant_url);	/* the seed's variables win */
+	ck_assert_str_eq(c->g.qdrant_host, "qdrant");
+	ck_assert_int_eq(c->g.qdrant_port, 6400);
+	config_free(c);
+	setenv("QDRANT_PORT", "0", 1);
+	load_err("background_agents: {}\n", "environment variable QDRANT_PORT: bad port \"0\"");
+	unsetenv("QDRANT_HOST");
+	unsetenv("QDRANT_PORT");
+	unsetenv("MEMORY_STORE_TYPE");
+
+	only_error("agentd: {qdrant: {url: \"ftp://q\"}}\nbackground_agents: {}\n",
+	    "t.yaml:1:24: agentd.qdrant.url must be an http:// or https:// URL without ?query, "
+	    "not \"ftp://q\"");
+	only_error("agentd: {qdrant: {url: \"http://q\", port: 1}}\nbackground_agents: {}\n",
+	    "t.yaml:1:24: agentd.qdrant: url and host/port both say where Qdrant is; keep one");
+	only_error("agentd: {qdrant: {collection_prefix: \"a/b\"}}\nbackground_agents: {}\n",
+	    "t.yaml:1:38: agentd.qdrant.collection_prefix: \"a/b\" is not 1 to 64 of A-Z a-z 0-9 _ -");
+	only_error("agentd: {qdrant: {api_key_env: K, api_key_file: /k}}\nbackground_agents: {}\n",
+	    "t.yaml:1:49: agentd.qdrant: api_key_env and api_key_file both name a key; keep one");
+	only_error("agentd: {qdrant: {port: 65536}}\nbackground_agents: {}\n",
+	    "t.yaml:1:25: agentd.qdrant.port must be between 1 and 65535");
+
+	struct conf_errors e = { 0 };
+	unsetenv("AGENTD_T_QKEY");
+	ck_assert_int_eq(config_load_string("t.yaml", "agentd: {qdrant: {api_key_env: AGENTD_T_QKEY}}"
+	    "\nbackground_agents: {}\n", &c, &e), 0);
+	ck_assert_uint_eq(e.nwarnings, 1);
+	ck_assert_str_eq(e.warnings[0], "t.yaml:1:32: warning: agentd.qdrant: AGENTD_T_QKEY is not "
+	    "set in this environment; Qdrant refuses agentd unless agentd's has it");
+	conf_errors_free(&e);
+	config_free(c);
+}
+END_TEST
+
 START_TEST(spec_bounds)
 {
 	struct buf b;
@@ -1013,6 +1073,7 @@ main(void)
 	tcase_add_test(tc, api_key_warnings);
 	tcase_add_test(tc, embeddings_config);
 	tcase_add_test(tc, spec_bounds);
+	tcase_add_test(tc, qdrant_block);
 	tcase_add_test(tc, http_block);
 	tcase_add_test(tc, env_secrets);
 	tcase_add_test(tc, fingerprint_covers_everything);

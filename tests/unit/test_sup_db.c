@@ -557,9 +557,9 @@ START_TEST(clean_failures)
 	ck_assert_int_eq(store_open(&s, &g, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "kafka"));
 	g.event_store = "database";
-	g.memory_store = "qdrant";
+	g.memory_store = "weaviate";
 	ck_assert_int_eq(store_open(&s, &g, err, sizeof(err)), -1);
-	ck_assert_ptr_nonnull(strstr(err, "qdrant"));
+	ck_assert_ptr_nonnull(strstr(err, "weaviate"));
 	g.memory_store = "database";
 	snprintf(path, sizeof(path), "%s/agentd.db", dir);
 	FILE *f = fopen(path, "w");
