@@ -136,6 +136,23 @@ start_fakemodel() {
 	PORT=$(awk '/PORT/ {print $2}' "$T/fake.out")
 }
 
+# start_qdrant [ARG...]: the Qdrant stand-in (tests/qdrantstub.py; no Qdrant
+# server can be installed here) on $QPORT (a free one the first time, the
+# same one again), its collections kept in $T/qdrant.state, its requests
+# in $T/qdrant.log, its faults read from $T/qdrant.faults; qdrant_kill; Q
+# METHOD PATH [BODY] asks it as a client would (prints the answer).
+start_qdrant() {
+	QPORT=${QPORT:-$(free_port)}
+	python3 ../qdrantstub.py --port "$QPORT" --log "$T/qdrant.log" --state "$T/qdrant.state" \
+		--faults "$T/qdrant.faults" "$@" > "$T/qdrant.out" 2>&1 &
+	QDRANT_PID=$!
+	at_exit 'kill $QDRANT_PID'
+	wait_until 10 grep -q PORT "$T/qdrant.out" || fail "the Qdrant stand-in did not start: $(cat "$T/qdrant.out")"
+}
+qdrant_kill() { kill -9 "$QDRANT_PID"; wait "$QDRANT_PID" 2>/dev/null; QDRANT_PID=; }
+Q() { curl -s --max-time 30 -X "$1" -H "api-key: ${QKEY:-}" -H 'Content-Type: application/json' \
+	${3:+--data "$3"} "http://127.0.0.1:$QPORT$2"; }
+
 # free_port: a free TCP port on the loopback.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
