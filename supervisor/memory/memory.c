@@ -9,7 +9,9 @@
  * the table the first time an agent is asked for), the best BM25 rows from
  * the text index (embedded.c), fused (index.c) and read back from the
  * table, the agent's own only.  Without a vector for the query the words
- * alone rank, and the answer says it is degraded and why.  Candidates
+ * alone rank, and the answer says it is degraded and why.  With a vector
+ * store (qdrant) the nearest rows are its answer instead of the index's;
+ * when it has none (down, failing) the index's, degraded, with why.  Candidates
  * from each ranking: four times what is asked for, at least 50, so a row
  * ranked well by both is not lost to a row ranked first by one.
  */

@@ -29,7 +29,8 @@
  * it instead of the vector index, and falls back to the index (always
  * there: every row is embedded locally) with "degraded": true and the
  * reason when the store fails or is down.  Its status adds its state and
- * memory_pending to agentctl status.
+ * memory_pending to agentctl status.  Rows that go here (a clear,
+ * retention) are told to it with drop, for it to delete there too.
  */
 #ifndef AGENTD_MEMORY_H
 #define AGENTD_MEMORY_H
