@@ -8,8 +8,8 @@ format (api.qdrant.tech) for what agentd uses, errors included.
   qdrantstub.py --log FILE [--state FILE] [--faults FILE] [--api-key KEY] [--port N]
 
 Binds 127.0.0.1 (on --port, else a free one) and prints "PORT n".  Every
-request is appended to the log as one JSON line: method, path, query,
-headers, body.  With --state the collections are kept in that file (written
+request is appended to the log as one JSON line: t (when it came), method,
+path, query, headers, body.  With --state the collections are kept in that file (written
 after every change, read at start), so a stub killed and started again has
 what it had, as a Qdrant with storage does.  --faults names a file read at
 every request: {"status": 503} answers every request with that status and
@@ -35,7 +35,7 @@ Filters: must / must_not / should of {"key", "match": {"value"} | {"any"}},
 --api-key, a request without the api-key header is refused 401 and one with
 another key 403, in plain text as Qdrant's middleware does.
 """
-import argparse, json, math, os, sys, threading, time
+import argparse, json, math, os, socket, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -234,6 +234,12 @@ def main():
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def setup(self):
+            super().setup()
+            # headers and body are two writes: without this, Nagle holds the
+            # body for the client's delayed ACK (40 ms a request)
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, *a):
             pass
 
@@ -256,7 +262,7 @@ def main():
                 body = "<not json>"
             with lock:
                 with open(args.log, "a") as f:
-                    f.write(json.dumps({"method": self.command, "path": u.path, "query": u.query,
+                    f.write(json.dumps({"t": t0, "method": self.command, "path": u.path, "query": u.query,
                                         "headers": dict(self.headers), "body": body}) + "\n")
             fault = {}
             if args.faults and os.path.exists(args.faults):
