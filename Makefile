@@ -114,6 +114,7 @@ bench: all
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_relay $(BENCH_ARGS)
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_http $(BENCH_ARGS)
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_memory $(BENCH_ARGS)
+	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_qdrant $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:
