@@ -133,6 +133,11 @@ qdrant_read_key(const struct global_conf *g, char *key, size_t len, char *why, s
 			snprintf(why, wlen, "agentd.qdrant.api_key_env: %s is not set in agentd's "
 			    "environment", g->qdrant_key_env);
 	}
+	for (const char *p = key; !why[0] && *p; p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f)	/* it goes into a header line */
+			snprintf(why, wlen, "agentd.qdrant's api-key holds a control character");
+	if (why[0])
+		explicit_bzero(key, len);
 	return why[0] ? -1 : 0;
 }
 

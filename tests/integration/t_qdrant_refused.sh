@@ -2,7 +2,8 @@
 # name agentd wants with another vector size is not written to (status says
 # what it has and what the model gives; the rows wait; recall is degraded,
 # saying why); a wrong api-key (here from api_key_file) is Qdrant's 403,
-# shown as such, and the key is never shown.
+# shown as such, and the key is never shown; a key with a line break in it
+# is refused by agentd, never sent as a header.
 . ./lib.sh
 
 QKEY=qk-t-refused-0123456789
@@ -45,4 +46,16 @@ wait_until 30 sh -c "$B/agentctl -s $SOCK --json status | grep -q 'HTTP 403: Inv
 tail -n 1 "$T/qdrant.log" | jget "d['headers']['api-key']" | grep -qx "qk-wrong-key-0123456789" || fail "the file's key was not sent"
 { ctl --json status; cat "$T/agentd.log"; } | grep -q "qk-wrong-key-0123456789" && fail "the key was shown"
 note "a wrong api-key: $(qd last_error)"
+stop_agentd || fail "agentd did not stop"
+
+# A key that would break the header line: refused, nothing sent.
+sed -i "s|api_key_file: $T/qkey|api_key_env: AGENTD_T_QKEY|" "$T/agents.yaml"
+export AGENTD_T_QKEY="$(printf 'qk-t-refused\r\nX-Injected: 1')"
+: > "$T/qdrant.log"
+start_agentd
+wait_until 10 all_idle || fail "workers did not come up"
+[ "$(qd qdrant)" = "no key" ] || fail "status: $(ctl --json status | jget "d['qdrant']")"
+qd last_error | grep -qx "agentd.qdrant's api-key holds a control character" || fail "last_error: $(qd last_error)"
+[ -s "$T/qdrant.log" ] && fail "a request was sent: $(cat "$T/qdrant.log")"
+note "a key with a line break: $(qd last_error)"
 stop_agentd || fail "agentd did not stop"
