@@ -133,6 +133,11 @@
 #define STORE_PENDING_EVENTS 10000
 #define STORE_PENDING_BYTES (16u << 20)
 
+/* The most tokens one model request may say it used (a worker's
+ * model_request event): a larger count is a worker's lie, left out of
+ * /metrics's counters, which it could otherwise wrap. */
+#define TOKENS_PER_REQUEST_MAX (1ll << 32)
+
 _Static_assert(SPEC_MAX + SECRETS_MAX + (64u << 10) <= FRAME_MAX,
     "a config frame must hold the largest spec with its secrets");
 _Static_assert(EVENT_PAYLOAD_MAX + (64u << 10) <= FRAME_MAX,

@@ -100,6 +100,9 @@ set_state(struct agent *a, enum wstate to)
 		log_agent(LL_ERROR, a->name, "bug: worker state %s -> %s is not a "
 		    "transition of the state machine", wstate_name(a->state), wstate_name(to));
 	a->state = to;
+	a->state_mono = mono_ms();
+	if (to == W_IDLE || to == W_RUNNING || to == W_RETRYING)
+		a->was_up = true;
 }
 
 static const char *
@@ -716,6 +719,7 @@ begin_run(struct agent *a, bool manual, json_t *kwargs)
 	r->run_id = a->st.run_count;
 	r->attempt = 1;
 	r->started_wall = a->st.last_run;
+	r->started_us = mono_us();
 	r->kwargs = run_kwargs(a, kwargs);
 	r->manual = manual;
 	r->retry_after_ms = -1;
@@ -736,6 +740,7 @@ skip_run(struct agent *a, const char *reason)
 {
 	snprintf(a->skip_reason, sizeof(a->skip_reason), "%s", reason);
 	a->st.skipped_count++;
+	metrics_run_end(&a->m, RUN_END_SKIPPED, -1);
 	agent_save(a);
 	log_agent(LL_INFO, a->name, "run skipped: %s", reason);
 	event_emit(a, "background_task_skipped", json_pack("{s:s, s:s, s:I}",
@@ -928,6 +933,7 @@ run_attempt_failed(struct agent *a, const char *error, bool retryable,
 	timer_stop(&a->run_timer);
 	timer_stop(&a->ack_timer);
 	if (will_retry) {
+		a->m.retries++;
 		r->attempt++;
 		r->dispatched = false;
 		r->timed_out = false;
@@ -940,6 +946,8 @@ run_attempt_failed(struct agent *a, const char *error, bool retryable,
 	if (a->state == W_RUNNING)
 		set_state(a, W_IDLE);
 	a->last_failed = true;
+	metrics_run_end(&a->m, r->timed_out ? RUN_END_TIMEOUT : r->cancel_reason ?
+	    RUN_END_CANCELLED : RUN_END_FAILED, mono_us() - r->started_us);
 	emit_status(a, "error", why);
 	finish_run(a);
 }
@@ -1075,6 +1083,7 @@ on_result(struct agent *a, json_t *m)
 			json_object_set_new(p, "overhead_us", json_integer(total > ext ? total - ext : 0));
 		}
 		event_emit(a, "background_task_completed", p);
+		metrics_run_end(&a->m, RUN_END_COMPLETED, mono_us() - r->started_us);
 		if (a->state == W_RUNNING)
 			set_state(a, W_IDLE);
 		emit_status(a, "idle", NULL);
@@ -1226,6 +1235,7 @@ on_event(struct agent *a, json_t *m)
 		json_object_set(a->mcp, server, payload);
 	if (a->cur)
 		json_object_set_new(payload, "run_count", json_integer(a->cur->run_id));
+	metrics_worker_event(&a->m, type, payload);
 	event_emit(a, type, payload);
 }
 

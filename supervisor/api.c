@@ -28,6 +28,8 @@ static const struct qparam memory_q[] = {
 
 const struct route api_routes[] = {
 	{ "GET", "/healthz", -1, http_healthz, R_PUBLIC, NULL, NULL, NULL },
+	{ "GET", "/readyz", -1, http_readyz, R_PUBLIC, NULL, NULL, NULL },
+	{ "GET", "/metrics", -1, http_metrics, 0, NULL, NULL, NULL },
 	{ "GET", "/v1/status", CMD_STATUS, NULL, 0, NULL, NULL, NULL },
 	{ "GET", "/v1/agents", CMD_LIST, NULL, 0, NULL, NULL, NULL },
 	{ "GET", "/v1/agents/{id}", CMD_STATUS, NULL, 0, NULL, NULL, NULL },

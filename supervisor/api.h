@@ -5,8 +5,8 @@
  * A route is a row: a method, a path whose {id} segment names the agent,
  * and what serves it -- a command of proto/cmd.h's catalogue (the command
  * table does the work, as it does for the control socket), or a handler of
- * its own (/healthz, the event stream; later /metrics, the dashboard).  A
- * new endpoint is a row in api_routes[] (api.c); a new operation for both
+ * its own (the probes and /metrics, metrics.c; the event stream; later the
+ * dashboard).  A new endpoint is a row in api_routes[] (api.c); a new operation for both
  * agentctl and the API is a command row in proto/cmd.c, a handler in
  * commands.c and a route row here.
  *

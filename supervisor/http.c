@@ -11,9 +11,9 @@
  * Who may ask: a unix listener (mode 0600) checks each connection's peer
  * uid as the control socket does (SO_PEERCRED: agentd's uid or root; 403
  * otherwise); a TCP listener wants `Authorization: Bearer TOKEN` on every
- * request but the public routes (/healthz), compared in constant time, the
- * token from agentd.http.token_file or AGENTD_HTTP_TOKEN, never logged nor
- * said back.  What may be asked is bounded where it enters: the request
+ * request but the public routes (the probes, /healthz and /readyz: a probe
+ * seldom can send a token), compared in constant time, the token from
+ * agentd.http.token_file or AGENTD_HTTP_TOKEN, never logged nor said back.  What may be asked is bounded where it enters: the request
  * line and headers by the memory each connection gets (HTTP_CONN_MEMORY),
  * a body by HTTP_BODY_MAX (refused by its Content-Length before it is
  * read, or as it grows), connections by HTTP_CLIENTS_MAX per listener
@@ -45,6 +45,7 @@
 #include "common/redact.h"
 #include "common/util.h"
 #include "supervisor/http_int.h"
+#include "supervisor/metrics.h"
 #include "supervisor/sup.h"
 
 /* One request, from its headers to its answer (MHD's per-request pointer). */
@@ -120,6 +121,24 @@ int
 http_healthz(struct api_req *req)
 {
 	return reply_text(req->conn, 200, xstrdup("ok\n"), 3, "text/plain", NULL);
+}
+
+/* The exposition, made in one buffer that MHD then owns. */
+int
+http_metrics(struct api_req *req)
+{
+	struct buf b;
+	buf_init(&b);
+	metrics_render(req->sup, &b);
+	return reply_text(req->conn, 200, (char *)b.data, b.len,
+	    "text/plain; version=0.0.4; charset=utf-8", NULL);
+}
+
+int
+http_readyz(struct api_req *req)
+{
+	json_t *r = metrics_readiness(req->sup);
+	return http_reply_json(req->conn, json_is_true(json_object_get(r, "ready")) ? 200 : 503, r);
 }
 
 /* events: the page, where it ends (the id to go on after) and whether there

@@ -46,6 +46,8 @@ void http_run_resumed(struct listener *l);
 
 /* Route handlers (api.c's table). */
 int http_healthz(struct api_req *req);
+int http_metrics(struct api_req *req);
+int http_readyz(struct api_req *req);
 int sse_open(struct api_req *req);
 json_t *http_events_shape(const struct api_req *req, const struct cmd_result *r);
 

@@ -41,6 +41,10 @@ void loop_del(struct watch *w);
  * due timers.  Returns -1 on a fatal epoll error. */
 int loop_once(void);
 uint64_t loop_wakeups(void);
+/* The lag: how late each timer fired past its deadline (a pass's events
+ * come first, then its due timers), measured as they fire. */
+struct hist;
+const struct hist *loop_lag(void);
 /* Run fn(arg) once the current pass is over (safe teardown). */
 void loop_defer(void (*fn)(void *), void *arg);
 

@@ -156,6 +156,8 @@ struct store {
 	bool outbox;              /* events wait here until shipped_id passes them */
 	int64_t shipped_id;       /* highest event id the relay has delivered */
 	int64_t outbox_dropped;   /* unshipped events dropped at the outbox bound */
+	int64_t shipped_n;        /* events the relay delivered, since start */
+	int64_t errors;           /* statements and commits that failed, since start */
 	json_t *outbox_drops;     /* agent -> what of it was dropped, until taken */
 	void (*on_commit)(void *ctx);
 	void *on_commit_ctx;
@@ -189,6 +191,7 @@ static int
 db_fail(struct store *s, const char *what)
 {
 	log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
+	s->errors++;
 	return -1;
 }
 
@@ -894,6 +897,7 @@ static int
 failed(struct store *s, const char *what)
 {
 	snprintf(s->err, sizeof(s->err), "%s: %s", what, sqlite3_errmsg(s->db));
+	s->errors++;
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	rolled_back(s);
@@ -1028,6 +1032,19 @@ store_status(const struct store *s)
 	json_object_set_new(o, "since", since[0] ? json_string(since) : json_null());
 	json_object_set_new(o, "next_retry", next[0] ? json_string(next) : json_null());
 	return o;
+}
+
+void
+store_stats(const struct store *s, struct store_stats *o)
+{
+	*o = (struct store_stats){ .degraded = s->degraded, .errors = s->errors,
+		.pending_events = s->degraded ? (int64_t)s->pend_events : 0,
+		.pending_memory = s->degraded ? (int64_t)s->pend_mem : 0,
+		.dropped_events = s->dropped_events, .dropped_memory = s->dropped_mem,
+		.events_outbox = s->outbox, .events_shipped = s->shipped_n,
+		.events_unshipped = s->ev_committed > s->shipped_id ?
+		    s->ev_committed - s->shipped_id : 0 };
+	store_mem_stats(s, o);
 }
 
 /* ---- state ---------------------------------------------------------------- */
@@ -1422,6 +1439,8 @@ store_set_shipped(struct store *s, int64_t id)
 {
 	if (id <= s->shipped_id && id != 0)
 		return 0;
+	if (id > s->shipped_id)
+		s->shipped_n += id - s->shipped_id;
 	s->shipped_id = id;
 	return store_touch(s);
 }

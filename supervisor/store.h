@@ -132,6 +132,21 @@ int64_t store_outbox_dropped(const struct store *s);
  * took no writes for too long) once the db takes them again. */
 json_t *store_take_drops(struct store *s);
 
+/* The store's numbers for /metrics, with no JSON made: as they stand,
+ * or since agentd started (errors: statements and commits that failed;
+ * shipped: rows an outbox delivered). */
+struct store_stats {
+	bool degraded;
+	int64_t errors;
+	int64_t pending_events, pending_memory;   /* waiting in memory while degraded */
+	int64_t dropped_events, dropped_memory;   /* at the pending bound */
+	bool events_outbox;                       /* event_store redis_stream */
+	int64_t events_unshipped, events_shipped;
+	const char *mem_backend;                  /* the memory outbox's, or NULL: none */
+	int64_t memory_unshipped, memory_shipped;
+};
+void store_stats(const struct store *s, struct store_stats *out);
+
 /* {"state": "ok" | "degraded", "error", "since", "next_retry",
  *  "pending_events", "pending_memory", "pending_bytes", "dropped_events",
  *  "dropped_memory"}: whether the last commit failed, and what waits. */
@@ -218,6 +233,7 @@ int store_mem_start(struct store *s, const struct global_conf *g, struct relay *
     char *err, size_t errlen);
 void store_mem_pump(struct store *s);
 void store_mem_status(const struct store *s, json_t *manager);
+void store_mem_stats(const struct store *s, struct store_stats *out);   /* mem_* */
 void store_mem_stop(struct store *s);
 
 /* The memory outbox, for the backends that ship rows (redis, postgresql):

@@ -23,6 +23,7 @@
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "supervisor/loop.h"
+#include "supervisor/metrics.h"
 #include "supervisor/store.h"
 
 enum wstate {
@@ -37,6 +38,7 @@ enum wstate {
 	                  * (descriptors, processes, memory); tried again on
 	                  * restart_timer, outside the crash budget */
 	W_RETRYING,      /* idle, and a run waits on retry_timer for its next attempt */
+	W__COUNT
 };
 
 /* What became of a request for a run. */
@@ -58,6 +60,7 @@ struct run {
 	int64_t run_id;          /* = run_count at its start */
 	int attempt;             /* 1-based */
 	int64_t started_wall;    /* the run's start (first attempt) */
+	int64_t started_us;      /* the same, monotonic (its duration) */
 	int64_t attempt_mono;    /* the current attempt's dispatch */
 	int64_t attempt_us;      /* the same, in microseconds */
 	json_t *kwargs;          /* given to the task, echoed in started event */
@@ -75,9 +78,12 @@ struct agent {
 	char *name;
 	struct agent_conf *conf;       /* owned copy */
 	struct agent_state st;         /* persisted counters */
+	struct agent_metrics m;        /* the rest, since agentd started (metrics.h) */
 	char *dir;                     /* <state_dir>/agents/<name> */
 
 	enum wstate state;
+	int64_t state_mono;            /* when it went into it (readiness) */
+	bool was_up;                   /* a worker of it was ready since agentd started */
 	enum after_exit after;
 	pid_t pid;
 	int64_t spawned_mono;

@@ -40,6 +40,7 @@ struct memory {
 	struct embedder **emb;    /* [0]: agentd's (agentd.embeddings) */
 	size_t nemb;
 	json_t *agents;           /* agent -> index in emb, for those with their own */
+	int64_t shipped_n;        /* rows the remote backend took, since start */
 };
 
 static const struct mem_backend mem_database = { .store = "database", .name = "database" };
@@ -294,7 +295,26 @@ store_mem_clear(struct store *s, const char *agent, const char *memory_type)
 }
 
 int64_t store_mem_shipped(const struct store *s) { return emb_shipped(local(s)); }
-int store_set_mem_shipped(struct store *s, int64_t id) { return emb_set_shipped(local(s), id); }
+
+int
+store_set_mem_shipped(struct store *s, int64_t id)
+{
+	struct memory *m = store_memory(s);
+	int64_t was = emb_shipped(m->local);
+	if (id > was)
+		m->shipped_n += id - was;
+	return emb_set_shipped(m->local, id);
+}
+
+void
+store_mem_stats(const struct store *s, struct store_stats *o)
+{
+	struct memory *m = store_memory(s);
+	int64_t left = emb_last_id(m->local) - emb_shipped(m->local);
+	o->mem_backend = m->remote ? m->backend->name : NULL;
+	o->memory_unshipped = left > 0 ? left : 0;
+	o->memory_shipped = m->shipped_n;
+}
 int64_t store_mem_last_id(const struct store *s) { return emb_last_id(local(s)); }
 
 int
