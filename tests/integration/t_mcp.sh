@@ -33,10 +33,12 @@ note "server-everything: echo, add, structured, image, resource_link, unknown to
 # Progress keeps a call alive past its timeout; without progress it times
 # out, the server is told, the late answer is dropped, and the server
 # (which still answers a ping) stays.
-out=$(probe -t 1000 -c trigger-long-running-operation '{"duration":2,"steps":1}' \
-	-c trigger-long-running-operation '{"duration":2,"steps":5}' -c echo '{"message":"still here"}' -- $EV)
-has "$(line 2 <<<"$out")" 'no response to tools/call in 1000 ms' "timeout"
-has "$(line 3 <<<"$out")" 'Duration: 2 seconds, Steps: 5' "progress extends the deadline (and the late answer is not taken)"
+# A progress every 0.2 s against a 2 s deadline: ten times what it needs,
+# so a loaded machine does not make it time out.
+out=$(probe -t 2000 -c trigger-long-running-operation '{"duration":4,"steps":1}' \
+	-c trigger-long-running-operation '{"duration":4,"steps":20}' -c echo '{"message":"still here"}' -- $EV)
+has "$(line 2 <<<"$out")" 'no response to tools/call in 2000 ms' "timeout"
+has "$(line 3 <<<"$out")" 'Duration: 4 seconds, Steps: 20' "progress extends the deadline (and the late answer is not taken)"
 has "$(line 4 <<<"$out")" 'Echo: still here' "server kept after a timeout"
 note "progress extends a call; a timeout cancels; the late response is dropped"
 
