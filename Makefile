@@ -44,7 +44,8 @@ ALL_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-I. $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 
-LIB_SRC := $(wildcard common/*.c proto/*.c conf/*.c)
+COMMON_SRC := $(wildcard common/*.c)
+LIB_SRC := $(COMMON_SRC) $(wildcard proto/*.c conf/*.c)
 SUP_SRC := $(filter-out supervisor/main.c supervisor/agentctl.c,$(wildcard supervisor/*.c \
 	supervisor/memory/*.c))
 WRK_SRC := $(filter-out worker/main.c,$(wildcard worker/*.c))
@@ -121,14 +122,14 @@ fuzz:
 	@mkdir -p $(BUILD)/fuzz
 	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
 		-fsanitize=fuzzer,address,undefined \
-		-o $(BUILD)/fuzz/fuzz_frame tests/fuzz/fuzz_frame.c \
-		common/buf.c common/jsonmp.c common/util.c common/log.c proto/frame.c proto/msg.c \
+		-o $(BUILD)/fuzz/fuzz_frame tests/fuzz/fuzz_frame.c $(COMMON_SRC) \
+		proto/frame.c proto/msg.c \
 		$(PKG_LIBS) -lm
 	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DAGENTD_VERSION='"fuzz"' -I. $(PKG_CFLAGS) \
 		-fsanitize=fuzzer,address,undefined \
 		-o $(BUILD)/fuzz/fuzz_mcp tests/fuzz/fuzz_mcp.c worker/mcp_http.c worker/tools.c \
 		worker/tool_system_info.c worker/tool_new_files.c worker/tool_read_file.c \
-		worker/tool_memory.c common/buf.c common/util.c common/log.c common/jsonmp.c \
+		worker/tool_memory.c $(COMMON_SRC) \
 		$(PKG_LIBS) -lm
 	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
 		-fsanitize=fuzzer,address,undefined \
