@@ -31,6 +31,10 @@
  * (config_error), until an update fixes it or a delete removes it.  One
  * whose name the file has taken meanwhile stays in the db, left out, with
  * an error in the log, until the file's agent is renamed.
+ *
+ * The config as given holds what the file would hold, secrets included
+ * (an MCP header's token, an env value marked secret): the state db keeps
+ * it as the file does, and export shows it redacted, as every exit does.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,8 +247,9 @@ api_agent_export(struct agent *a, struct cmd_result *r)
 	if (!owned(a->sup, a, "export", r))
 		return;
 	r->code = RESP_OK;
-	r->data = json_pack("{s:s, s:O, s:s}", "name", a->name, "config", a->given,
-	    "etag", a->etag);
+	/* as every exit: an MCP header's token, an env value marked secret */
+	r->data = json_pack("{s:s, s:o, s:s}", "name", a->name, "config",
+	    sup_redact(a->sup, json_deep_copy(a->given)), "etag", a->etag);
 	r->etag = xstrdup(a->etag);
 }
 

@@ -94,7 +94,7 @@ static const char *schema =
     "CREATE INDEX IF NOT EXISTS events_type ON events (type, id);"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);"
     "CREATE TABLE IF NOT EXISTS api_agents (name TEXT PRIMARY KEY, config TEXT NOT NULL, "
-    "etag TEXT NOT NULL, created INTEGER NOT NULL);";
+    "etag TEXT NOT NULL);";
 
 /*
  * The listing's queries, one per set of filters (agent, session, type),
@@ -1164,7 +1164,6 @@ api_write(struct store *s, const char *sql_text, const char *name, const char *c
 		if (config) {
 			sqlite3_bind_text(q, 2, config, -1, SQLITE_STATIC);
 			sqlite3_bind_text(q, 3, etag, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(q, 4, wall_ms());
 		}
 		rc = sqlite3_step(q);
 	}
@@ -1181,8 +1180,8 @@ int
 store_api_put(struct store *s, const char *name, const char *config, const char *etag,
     char *err, size_t errlen)
 {
-	return api_write(s, "INSERT INTO api_agents (name, config, etag, created) "
-	    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET config = ?2, etag = ?3",
+	return api_write(s, "INSERT INTO api_agents (name, config, etag) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET config = ?2, etag = ?3",
 	    name, config, etag, err, errlen);
 }
 
@@ -1198,8 +1197,9 @@ store_api_list(struct store *s)
 {
 	sqlite3_stmt *q;
 	json_t *out = json_array();
+	/* an update keeps its row's rowid: this is the order they were created in */
 	int rc = sqlite3_prepare_v2(s->db, "SELECT name, config, etag FROM api_agents "
-	    "ORDER BY created, name", -1, &q, NULL);
+	    "ORDER BY rowid", -1, &q, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		json_t *config = json_loads((const char *)sqlite3_column_text(q, 1), 0, NULL);
 		json_array_append_new(out, json_pack("{s:s, s:o*, s:s}", "name",
