@@ -109,6 +109,13 @@ ctl update yamled -f "$T/badpatch.yaml" 2> "$T/err"; rc=$?
 ctl update filed -f "$T/patch.yaml" 2> "$T/err"; [ $? = 1 ] && grep -q "belongs to the file" "$T/err" ||
 	fail "agentctl update of a file agent: $(cat "$T/err")"
 ctl export filed 2> /dev/null && fail "export of a file agent"
+printf 'env:\n  AGENTD_T_TOKEN: {value: "tok-%s", secret: true}\n' "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$T/secret.yaml"
+secret=$(sed -n 's/.*value: "\(tok-[0-9a-f]*\)".*/\1/p' "$T/secret.yaml")
+ctl update yamled -f "$T/secret.yaml" > /dev/null || fail "agentctl update with a secret"
+wait_until 20 state_is yamled idle || fail "yamled not back after its env changed"
+ctl export yamled | grep -q "AGENTD_T_TOKEN" || fail "export lacks the env entry"
+ctl export yamled | grep -q "$secret" && fail "export shows a secret env value"
+[ "$(hcode /v1/agents/yamled/config)" = 200 ] && ! hbody | grep -q "$secret" || fail "GET config shows the secret: $(hbody)"
 ctl export yamled > "$T/yamled.yaml" || fail "agentctl export"
 { header; sed 1d "$T/yamled.yaml"; } > "$T/moved.yaml"
 "$B/agentd" --check-config -c "$T/moved.yaml" > "$T/check.out" 2>&1 || fail "export does not load as a file: $(cat "$T/check.out")"
@@ -136,8 +143,8 @@ ctl reload 2> "$T/err"; [ $? = 1 ] && grep -q "agent made belongs to the API" "$
 YAML
 } | write_config
 kill -HUP "$AGENTD_PID"
-wait_until 10 sh -c "[ \"\$(\"$B/agentctl\" -s \"$SOCK\" --json status filed | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"schedule\"])')\" = 7h ]" ||
-	fail "the good reload did not apply"
+sched_is() { [ "$(field "$1" schedule)" = "$2" ]; }
+wait_until 10 sched_is filed 7h || fail "the good reload did not apply"
 [ "$(field made owner)" = api ] && [ "$(field made pid)" = "$made_pid" ] || fail "a reload touched an API agent"
 [ "$(field yamled owner)" = api ] || fail "a reload removed an API agent"
 
