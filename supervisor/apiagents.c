@@ -8,6 +8,8 @@
  * API agent; a name one owner has is refused to the other -- a create of a
  * file agent's name, and a reload that would add a file agent with an API
  * agent's name (that reload is refused whole, the running config kept).
+ * The same goes for agent_id, which the file keeps unique among its own:
+ * an API agent's agent_id is its name, and no other agent may have it.
  *
  * An API agent's config is the JSON it was created with: one agent as it
  * would stand under background_agents:, its name its agent_id.  It is
@@ -47,6 +49,18 @@
 #include "proto/msg.h"
 #include "supervisor/commands.h"
 #include "supervisor/sup.h"
+
+/* The agent whose agent_id is id: the file checks its own for
+ * duplicates, this is the check across owners (a session id is made of
+ * it, and two agents' sessions must not meet). */
+static struct agent *
+find_agent_id(const struct sup *s, const char *id)
+{
+	for (size_t i = 0; i < s->nagents; i++)
+		if (strcmp(s->agents[i]->conf->agent_id, id) == 0)
+			return s->agents[i];
+	return NULL;
+}
 
 static size_t
 api_count(const struct sup *s)
@@ -158,6 +172,9 @@ api_agent_create(struct sup *s, const json_t *config, struct cmd_result *r)
 		cmd_refuse(r, RESP_REFUSED, "an agent named %s exists already (%s)", ac->name,
 		    a->api ? "created over the API: update it, or delete it first" :
 		    "the file's: the API cannot replace it");
+	else if ((a = find_agent_id(s, ac->agent_id)))
+		cmd_refuse(r, RESP_REFUSED, "agent_id %s is agent %s's already (%s)", ac->agent_id,
+		    a->name, a->api ? "created over the API" : "the file's");
 	else if (api_count(s) >= API_AGENTS_MAX)
 		cmd_refuse(r, RESP_REFUSED, "agentd holds %d agents created over the API, its "
 		    "bound: delete one first", API_AGENTS_MAX);
@@ -289,10 +306,10 @@ api_agents_load(struct sup *s)
 		struct conf_errors errs = { 0 };
 		struct agent *a;
 
-		if (sup_find(s, name)) {
+		if (sup_find(s, name) || find_agent_id(s, name)) {
 			log_agent(LL_ERROR, name, "created over the API, left out: the file defines an "
-			    "agent of that name now (rename the file's to bring it back; it stays in "
-			    "the state db)");
+			    "agent of that name or agent_id now (change the file's to bring it back; "
+			    "it stays in the state db)");
 			continue;
 		}
 		if (config == NULL)
@@ -322,13 +339,19 @@ api_agents_reload_check(struct sup *s, const struct config *nc, char **errtext)
 	buf_init(&b);
 	for (size_t i = 0; i < nc->nagents; i++) {
 		const struct agent *a = sup_find(s, nc->agents[i].name);
+		const struct agent *id = find_agent_id(s, nc->agents[i].agent_id);
 		char line[512];
-		if (a == NULL || !a->api)
+		if (a && a->api)
+			snprintf(line, sizeof(line), "%s%s:%d:%d: agent %s belongs to the API "
+			    "(created at run time): the file cannot define it too; delete it over "
+			    "the API, or give the file's another name", b.len ? "\n" : "", nc->path,
+			    nc->agents[i].line, nc->agents[i].col, a->name);
+		else if (id && id->api)
+			snprintf(line, sizeof(line), "%s%s:%d:%d: agent %s: agent_id %s is agent %s's, "
+			    "created over the API", b.len ? "\n" : "", nc->path, nc->agents[i].line,
+			    nc->agents[i].col, nc->agents[i].name, id->conf->agent_id, id->name);
+		else
 			continue;
-		snprintf(line, sizeof(line), "%s%s:%d:%d: agent %s belongs to the API (created at "
-		    "run time): the file cannot define it too; delete it over the API, or give "
-		    "the file's another name", b.len ? "\n" : "", nc->path, nc->agents[i].line,
-		    nc->agents[i].col, a->name);
 		buf_append(&b, line, strlen(line));
 	}
 	if (b.len == 0) {

@@ -14,6 +14,9 @@ command -v curl > /dev/null || fail "curl missing (scripts/bootstrap installs it
 { header; cat <<YAML
   filed:
     task_config: {tool: system_info}
+  idd:
+    agent_id: taken
+    task_config: {tool: system_info}
 YAML
 } | write_config
 AGENTD_WRAP="env AGENTD_T_WHO=tester" start_agentd
@@ -28,7 +31,7 @@ etag=$(hbody | jget "d['etag']")
 grep -qi "^ETag: \"$etag\"" "$T/h" || fail "create's ETag header: $(cat "$T/h")"
 [ "$(hbody | jget "[d['owner'], d['name'], d['schedule']]")" = '["api", "made", "1h"]' ] || fail "create said $(hbody)"
 wait_until 20 all_idle || fail "the new agent's worker is not idle"
-[ "$(ctl --json list | jget "{a['name']: a['owner'] for a in d}")" = '{"filed": "file", "made": "api"}' ] ||
+[ "$(ctl --json list | jget "{a['name']: a['owner'] for a in d}")" = '{"filed": "file", "idd": "file", "made": "api"}' ] ||
 	fail "list owners: $(ctl --json list)"
 ctl status | grep -q "^made .* api$" || fail "status table owner: $(ctl status)"
 [ "$(hcode /v1/agents/made)" = 200 ] && [ "$(hbody | jget "d['etag']")" = "$etag" ] || fail "GET etag: $(hbody)"
@@ -56,6 +59,8 @@ hbody | jget "[e['message'] for e in d['error']['errors'] if e['pointer'] == '/i
 [ "$(hcode -X POST -H "$J" -d '{"agent_id": "filed"}' /v1/agents)" = 409 ] && hbody | grep -q "the file's" ||
 	fail "create over a file agent: $(hbody)"
 [ "$(hcode -X POST -H "$J" -d '{"agent_id": "made"}' /v1/agents)" = 409 ] || fail "create twice: $(hbody)"
+[ "$(hcode -X POST -H "$J" -d '{"agent_id": "taken"}' /v1/agents)" = 409 ] &&
+	hbody | grep -q "agent_id taken is agent idd's already (the file's)" || fail "a file agent's agent_id: $(hbody)"
 [ "$(hcode -X PATCH -H "$J" -d '{"interval": "2h"}' /v1/agents/filed)" = 409 ] &&
 	hbody | grep -q "filed belongs to the file" || fail "patch of a file agent: $(hbody)"
 [ "$(hcode -X DELETE /v1/agents/filed)" = 409 ] || fail "delete of a file agent: $(hbody)"
@@ -129,10 +134,15 @@ made_pid=$(field made pid)
     interval: 7h
   made:
     task_config: {tool: system_info}
+  alias:
+    agent_id: yamled
+    task_config: {tool: system_info}
 YAML
 } | write_config
 kill -HUP "$AGENTD_PID"
 wait_until 10 grep -q "agent made belongs to the API" "$T/agentd.log" || fail "the clashing reload was not refused"
+grep -q "agent alias: agent_id yamled is agent yamled's, created over the API" "$T/agentd.log" ||
+	fail "the reload's agent_id clash is not said"
 [ "$(field made owner)" = api ] && [ "$(field made pid)" = "$made_pid" ] || fail "the clash touched made"
 [ "$(field filed schedule)" = manual ] || fail "a refused reload changed filed"
 ctl reload 2> "$T/err"; [ $? = 1 ] && grep -q "agent made belongs to the API" "$T/err" || fail "agentctl reload: $(cat "$T/err")"
