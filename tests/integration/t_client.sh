@@ -4,7 +4,8 @@
 # get_manager_status, delete_agent, errors as AgentdError with the API's
 # code, message and pointer, and `async for event in
 # event_router.stream(session_id=...)`, resumed with Last-Event-ID after
-# its connection drops, nothing lost or repeated.
+# its connection drops and across a SIGKILL and restart of agentd, nothing
+# lost or repeated.
 . ./lib.sh
 
 { header; cat <<YAML
@@ -17,6 +18,7 @@ wait_until 20 all_idle || fail "workers not idle"
 cat > "$T/seed_example.py" <<'PY'
 import asyncio
 import sys
+import threading
 import time
 
 from agentd import AgentdError, BackgroundAgentManager, EventRouter, MemoryRouter
@@ -106,6 +108,18 @@ seqs = [e.seq for e in seen]
 assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs  # nothing lost, nothing twice
 assert all(e.payload.session_id == status["session_id"] for e in seen if e.type != "background_agent_status")
 
+# While agentd cannot be reached the stream waits and tries again.
+errs = []
+def dead_socket():
+    try:
+        next(iter(EventRouter(socket_path=sys.argv[0] + ".nosock").stream(retry_delay=0.05)))
+    except Exception as e:
+        errs.append(e)
+waiting = threading.Thread(target=dead_socket, daemon=True)
+waiting.start()
+waiting.join(2)
+assert waiting.is_alive() and not errs, errs
+
 manager.delete_agent("system_health")
 deadline = time.monotonic() + 60  # it is listed, stopping, until its worker has exited
 while True:
@@ -122,6 +136,34 @@ PY
 cd "$T" && PYTHONPATH="$OLDPWD/../../scripts/client" AGENTD_HTTP_SOCKET="$HTTP_SOCK" \
 	timeout 120 python3 seed_example.py > "$T/example.out" 2>&1 || fail "the seed example: $(cat "$T/example.out")"
 cd "$OLDPWD"
+
+# A real drop: agentd killed and started again under a running stream,
+# which connects again with Last-Event-ID -- every event once, in order.
+cat > "$T/follow.py" <<'PY'
+import sys
+from agentd import EventRouter
+for event in EventRouter().stream(agent=sys.argv[1], after=0, retry_delay=0.2):
+    print(event.id, event.seq, event.type, flush=True)
+PY
+(cd "$T" && PYTHONPATH="$OLDPWD/../../scripts/client" AGENTD_HTTP_SOCKET="$HTTP_SOCK" exec python3 follow.py filed \
+	> "$T/follow.out" 2> "$T/follow.err") &
+FOLLOW=$!
+at_exit 'kill $FOLLOW'
+completed() { [ "$(grep -c background_task_completed "$T/follow.out")" -ge "$1" ]; }
+ctl run filed > /dev/null || fail "run filed"
+wait_until 30 completed 1 || fail "the stream did not see the run: $(cat "$T/follow.out" "$T/follow.err")"
+kill_agentd
+start_agentd
+wait_until 20 all_idle || fail "workers not idle after the restart"
+ctl run filed > /dev/null || fail "run filed again"
+wait_until 60 completed 2 || fail "the stream did not come back: $(cat "$T/follow.out" "$T/follow.err")"
+python3 - "$T/follow.out" <<'PY' || fail "the stream lost or repeated events: $(cat "$T/follow.out")"
+import sys
+rows = [line.split() for line in open(sys.argv[1])]
+ids, seqs = [int(r[0]) for r in rows], [int(r[1]) for r in rows]
+assert ids == sorted(set(ids)), ids
+assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+PY
 grep -qx "Agent ID: system_health" "$T/example.out" && grep -qx "Total Agents: 2" "$T/example.out" &&
 	grep -q "^Refused: /model_config/provider: background_agents.broken.model_config.provider: unknown provider" "$T/example.out" &&
 	grep -qx "seed example done" "$T/example.out" || fail "the example's output: $(cat "$T/example.out")"
