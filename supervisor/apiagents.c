@@ -36,7 +36,9 @@
  *
  * The config as given holds what the file would hold, secrets included
  * (an MCP header's token, an env value marked secret): the state db keeps
- * it as the file does, and export shows it redacted, as every exit does.
+ * it as the file does, and export shows it redacted, as every exit does
+ * (not at all while it does not load: its secrets are learned from its
+ * loaded config, when its worker starts).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +265,11 @@ api_agent_export(struct agent *a, struct cmd_result *r)
 {
 	if (!owned(a->sup, a, "export", r))
 		return;
+	if (a->conf_error) {	/* its secrets are learned from a config that loads */
+		cmd_refuse(r, RESP_REFUSED, "%s: its config no longer loads, so its secrets cannot "
+		    "be told apart to hide them; update it first (%s)", a->name, a->conf_error);
+		return;
+	}
 	r->code = RESP_OK;
 	/* as every exit: an MCP header's token, an env value marked secret */
 	r->data = json_pack("{s:s, s:o, s:s}", "name", a->name, "config",

@@ -176,6 +176,8 @@ wait_until 20 state_is yamled idle || fail "yamled not back after SIGKILL"
 [ "$(field made state)" = stopped ] && [ "$(field made pid)" = null ] || fail "made started without its variable"
 field made config_error | grep -q "AGENTD_T_WHO" || fail "made's config_error: $(ctl --json status made)"
 ctl run made 2> "$T/err"; [ $? = 1 ] && grep -q "not started" "$T/err" || fail "run of a broken agent: $(cat "$T/err")"
+ctl export made > /dev/null 2> "$T/err"; [ $? = 1 ] && grep -q "no longer loads" "$T/err" ||
+	fail "export of a broken agent: $(cat "$T/err")"
 [ "$(hcode -X PATCH -H "$J" -d '{"system_instruction": "fixed"}' /v1/agents/made)" = 200 ] || fail "fix: $(hbody)"
 wait_until 20 state_is made idle || fail "made did not start once fixed"
 ctl --json status made | jget "'config_error' in d" | grep -qx false || fail "config_error stays"
