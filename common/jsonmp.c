@@ -355,3 +355,20 @@ json_dumps_short(const json_t *j, size_t flags)
 	buf_free(&d.out);
 	return s;
 }
+
+json_t *
+json_merge_patch(const json_t *target, const json_t *patch)
+{
+	if (!json_is_object(patch))
+		return json_deep_copy(patch);
+	json_t *out = json_is_object(target) ? json_deep_copy(target) : json_object();
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)patch, k, v) {
+		if (json_is_null(v))
+			json_object_del(out, k);
+		else
+			json_object_set_new(out, k, json_merge_patch(json_object_get(out, k), v));
+	}
+	return out;
+}

@@ -42,4 +42,9 @@ size_t json_compact_size(const json_t *j);
  */
 char *json_dumps_short(const json_t *j, size_t flags);
 
+/* patch applied to target as a JSON merge patch (RFC 7396: an object
+ * merges key by key, a null removes its key, anything else replaces):
+ * a new value; target is not changed. */
+json_t *json_merge_patch(const json_t *target, const json_t *patch);
+
 #endif

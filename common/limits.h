@@ -124,6 +124,13 @@
 #define HTTP_TOKEN_MIN 16
 #define HTTP_TOKEN_MAX 4096
 
+/* Agents created over the API.  Each is a worker process and a config in
+ * the state db that is read back whole at every start, so a client that
+ * creates in a loop must meet a bound before the host's process table or
+ * agentd's start time does: 1024, as many as a file of agents holds in
+ * practice (the benchmarks run 1000). */
+#define API_AGENTS_MAX 1024
+
 /* What agentd holds in memory while its state db takes no writes (a full
  * disk, an I/O error): at most this many events (and never more than
  * event_retention, what the log would keep of them) and this many bytes of

@@ -409,3 +409,12 @@ utf8_cut(const char *s, size_t len, size_t max)
 			return (unsigned char)s[k - 1] >= 0xc0 ? k - 1 : max;
 	return max;
 }
+
+bool
+strv_equal(char *const *a, char *const *b)
+{
+	for (; a && b && *a && *b; a++, b++)
+		if (strcmp(*a, *b))
+			return false;
+	return (a && *a) == (b && *b);
+}

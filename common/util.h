@@ -68,6 +68,8 @@ int utf8_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 /* strdup that aborts on ENOMEM (allocation failure is not a recoverable
  * state for these programs). */
 char *xstrdup(const char *s);
+/* Two NULL-terminated string lists (NULL: empty) hold the same strings. */
+bool strv_equal(char *const *a, char *const *b);
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);

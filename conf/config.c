@@ -49,13 +49,30 @@
 void
 conf_errors_free(struct conf_errors *e)
 {
-	for (size_t i = 0; i < e->n; i++)
+	for (size_t i = 0; i < e->n; i++) {
 		free(e->msgs[i]);
+		free(e->pointers ? e->pointers[i] : NULL);
+	}
+	free(e->pointers);
 	for (size_t i = 0; i < e->nwarnings; i++)
 		free(e->warnings[i]);
 	free(e->msgs);
 	free(e->warnings);
 	memset(e, 0, sizeof(*e));
+}
+
+char *
+conf_errors_join(const struct conf_errors *e)
+{
+	struct buf b;
+	buf_init(&b);
+	for (size_t i = 0; i < e->n; i++) {
+		if (i)
+			buf_append(&b, "\n", 1);
+		buf_append(&b, e->msgs[i], strlen(e->msgs[i]));
+	}
+	buf_append(&b, "", 1);
+	return (char *)b.data;
 }
 
 /* ---- ${VAR} interpolation ------------------------------------------------- */
@@ -1055,24 +1072,30 @@ resolve_task(struct loader *L, struct agent_conf *a, const json_t *obj, const st
 	json_object_set_new(a->spec, "task_config", tc);
 }
 
+char *
+config_digest(const json_t *v)
+{
+	char *text = json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+	uint64_t h1 = 1469598103934665603ULL, h2 = 1099511628211ULL * 31;
+	for (const unsigned char *p = (const unsigned char *)text; p && *p; p++) {
+		h1 = (h1 ^ *p) * 1099511628211ULL;
+		h2 = (h2 ^ *p) * 0x100000001b3ULL + 0x9e3779b97f4a7c15ULL;
+	}
+	free(text);
+	char hex[40];
+	snprintf(hex, sizeof(hex), "%016llx%016llx", (unsigned long long)h1,
+	    (unsigned long long)h2);
+	return xstrdup(hex);
+}
+
 /* Equal fingerprints: nothing the agent runs with changed (its spec and
  * every supervisor setting, both normalized). */
 static void
 fingerprint(struct agent_conf *a, const json_t *obj)
 {
 	json_t *all = json_pack("{s:O, s:O}", "spec", a->spec, "agent", obj);
-	char *text = json_dumps(all, JSON_SORT_KEYS | JSON_COMPACT);
-	uint64_t h1 = 1469598103934665603ULL, h2 = 1099511628211ULL * 31;
-	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-		h1 = (h1 ^ *p) * 1099511628211ULL;
-		h2 = (h2 ^ *p) * 0x100000001b3ULL + 0x9e3779b97f4a7c15ULL;
-	}
-	free(text);
+	a->fingerprint = config_digest(all);
 	json_decref(all);
-	char hex[40];
-	snprintf(hex, sizeof(hex), "%016llx%016llx", (unsigned long long)h1,
-	    (unsigned long long)h2);
-	a->fingerprint = xstrdup(hex);
 }
 
 /* The spec as its worker will receive it, and its bounds (limits.h). */
@@ -1117,6 +1140,40 @@ parse_agent(struct loader *L, const struct ynode *key, const struct ynode *m,
 	build_spec(L, a, obj, key, m, w.path);
 	fingerprint(a, obj);
 	json_decref(obj);
+}
+
+int
+config_agent_from_json(const json_t *body, const json_t *tasks, struct agent_conf **out,
+    struct conf_errors *errs)
+{
+	struct config scratch = { .tasks = (json_t *)tasks };
+	struct loader L = { .file = NULL, .errs = errs, .cfg = &scratch };
+	const json_t *id = json_object_get(body, "agent_id");
+
+	memset(errs, 0, sizeof(*errs));
+	*out = NULL;
+	struct ynode *root = ytree_from_json(body, "");
+	if (!json_is_string(id)) {
+		struct ynode *at = ymap_get(root, "agent_id");
+		err_at(&L, at ? at : root, "agent_id is %s (the agent's name: a text)",
+		    at ? "not a text" : "required");
+		ytree_free(root);
+		return -1;
+	}
+	struct ynode *key = ymap_get(root, "agent_id");
+	struct agent_conf *a = xcalloc(1, sizeof(*a));
+	interpolate_tree(&L, root);
+	if (root->kind == Y_MAP)
+		parse_agent(&L, key, root, a);
+	else
+		err_at(&L, root, "an agent's config must be a mapping");
+	ytree_free(root);
+	if (errs->n) {
+		agent_conf_free(a);
+		return -1;
+	}
+	*out = a;
+	return 0;
 }
 
 static void

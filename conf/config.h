@@ -182,8 +182,9 @@ struct config {
 };
 
 struct conf_errors {
-	char **msgs;                /* "file:line:col: message" */
+	char **msgs;                /* "file:line:col: message" ("/pointer: message" for JSON) */
 	size_t n;
+	char **pointers;            /* JSON: each message's pointer ("": the whole); else NULL */
 	char **warnings;            /* "file:line:col: warning: message" */
 	size_t nwarnings;
 };
@@ -197,8 +198,19 @@ int config_load_buffer(const char *name, const char *data, size_t len, struct co
     struct conf_errors *errs);
 int config_load_string(const char *name, const char *yaml, struct config **out,
     struct conf_errors *errs);
+/* One agent from JSON (an agent created over the API): its name is its
+ * agent_id, and it is checked by the same tables, with the same messages,
+ * as an agent of the file, each error naming its JSON pointer (errs->
+ * pointers); ${VAR} is expanded as in the file; task names a task of tasks
+ * (the running config's).  0 and *out, or -1 with errs. */
+int config_agent_from_json(const json_t *body, const json_t *tasks, struct agent_conf **out,
+    struct conf_errors *errs);
+/* A hex digest of v's canonical JSON (sorted keys). */
+char *config_digest(const json_t *v);
 void config_free(struct config *c);
 void conf_errors_free(struct conf_errors *e);
+/* The messages, one a line (malloc'd). */
+char *conf_errors_join(const struct conf_errors *e);
 
 const struct agent_conf *config_find(const struct config *c, const char *name);
 

@@ -21,9 +21,14 @@ vformat_at(struct loader *L, const struct ynode *n, const char *tag, const char 
 {
 	char msg[768];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	size_t len = strlen(L->file) + strlen(msg) + 48;
+	const char *ptr = n && n->pointer ? n->pointer : "";
+	size_t len = strlen(L->file ? L->file : ptr) + strlen(msg) + 48;
 	char *line = xmalloc(len);
-	snprintf(line, len, "%s:%d:%d: %s%s", L->file, n ? n->line : 1, n ? n->col : 1, tag, msg);
+	if (L->file == NULL)	/* a JSON body: where is its pointer (none: the whole) */
+		snprintf(line, len, "%s%s%s%s", ptr, *ptr ? ": " : "", tag, msg);
+	else
+		snprintf(line, len, "%s:%d:%d: %s%s", L->file, n ? n->line : 1, n ? n->col : 1,
+		    tag, msg);
 	return line;
 }
 
@@ -38,6 +43,10 @@ void
 err_at(struct loader *L, const struct ynode *n, const char *fmt, ...)
 {
 	va_list ap;
+	if (L->file == NULL) {
+		size_t count = L->errs->n;
+		push_msg(&L->errs->pointers, &count, xstrdup(n && n->pointer ? n->pointer : ""));
+	}
 	va_start(ap, fmt);
 	push_msg(&L->errs->msgs, &L->errs->n, vformat_at(L, n, "", fmt, ap));
 	va_end(ap);
@@ -168,6 +177,7 @@ conv_str(struct walk *w, const struct ynode *n, const struct field *f)
 		struct ynode e = empty;
 		e.line = n->line;
 		e.col = n->col;
+		e.pointer = n->pointer;
 		return conv_str(w, &e, f);
 	}
 	if ((f->flags & F_TEXT) && !n->quoted && (parse_int(n->value, &iv) ||
@@ -517,7 +527,7 @@ out_name(const struct field *f, char *buf, size_t len)
 static json_t *
 default_of(struct walk *w, const struct ynode *at, const struct field *f)
 {
-	struct ynode d = { .line = at->line, .col = at->col };
+	struct ynode d = { .line = at->line, .col = at->col, .pointer = at->pointer };
 	/* "{}" and "[]" stand for an empty collection of their kind */
 	d.kind = !strcmp(f->dflt, "{}") ? Y_MAP : !strcmp(f->dflt, "[]") ? Y_SEQ : Y_SCALAR;
 	d.value = (char *)f->dflt;

@@ -31,7 +31,7 @@
 #include "conf/yamltree.h"
 
 struct loader {
-	const char *file;
+	const char *file;             /* NULL: a JSON body, its nodes' pointers say where */
 	struct conf_errors *errs;
 	struct config *cfg;
 };

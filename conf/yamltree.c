@@ -15,11 +15,19 @@
  * (common/limits.h).  Past either the document is refused, naming the
  * alias, before the copy is made -- a 714-byte bomb fails after a few
  * thousand nodes, not after gigabytes.
+ *
+ * From JSON, no bound is needed here: the value was measured where it
+ * entered (depth and size, the command's arg row), and a JSON tree's
+ * nodes are its values, one each.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#include "common/buf.h"
+#include "common/jsonmp.h"
 #include "common/limits.h"
 #include "common/util.h"
 #include "conf/yamltree.h"
@@ -63,6 +71,7 @@ ytree_free(struct ynode *n)
 	free(n->vals);
 	free(n->value);
 	free(n->anchor);
+	free(n->pointer);
 	free(n);
 }
 
@@ -78,6 +87,7 @@ node_copy(const struct ynode *src)
 	n->col = src->col;
 	n->quoted = src->quoted;
 	n->is_null = src->is_null;
+	n->pointer = src->pointer ? xstrdup(src->pointer) : NULL;
 	if (src->value) {
 		n->value = xmalloc(src->len + 1);
 		memcpy(n->value, src->value, src->len + 1);
@@ -312,4 +322,242 @@ ymap_get(const struct ynode *map, const char *key)
 		if (strcmp(map->keys[i]->value, key) == 0)
 			return map->vals[i];
 	return NULL;
+}
+
+/* ---- JSON ------------------------------------------------------------------------ */
+
+static struct ynode *
+json_scalar(const char *text, bool quoted, bool null, const char *pointer)
+{
+	struct ynode *n = xcalloc(1, sizeof(*n));
+	n->kind = Y_SCALAR;
+	n->value = xstrdup(text);
+	n->len = strlen(text);
+	n->quoted = quoted;
+	n->is_null = null;
+	n->pointer = xstrdup(pointer);
+	return n;
+}
+
+/* pointer + "/" + token, its ~ and / escaped (RFC 6901). */
+static char *
+pointer_join(const char *pointer, const char *token)
+{
+	size_t len = strlen(pointer);
+	char *p = xmalloc(len + 2 * strlen(token) + 2);
+	char *o = p + len;
+	memcpy(p, pointer, len);
+	*o++ = '/';
+	for (const char *t = token; *t; t++) {
+		if (*t == '~' || *t == '/') {
+			*o++ = '~';
+			*o++ = *t == '~' ? '0' : '1';
+		} else
+			*o++ = *t;
+	}
+	*o = '\0';
+	return p;
+}
+
+struct ynode *
+ytree_from_json(const json_t *v, const char *pointer)
+{
+	char num[64];
+	switch (json_typeof(v)) {
+	case JSON_STRING: {
+		struct ynode *n = json_scalar("", true, false, pointer);
+		free(n->value);
+		n->len = json_string_length(v);
+		n->value = xmalloc(n->len + 1);
+		memcpy(n->value, json_string_value(v), n->len + 1);
+		return n;
+	}
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return json_scalar(num, false, false, pointer);
+	case JSON_REAL:
+		snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+		return json_scalar(num, false, false, pointer);
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return json_scalar(json_is_true(v) ? "true" : "false", false, false, pointer);
+	case JSON_NULL:
+		return json_scalar("", false, true, pointer);
+	case JSON_OBJECT:
+	case JSON_ARRAY:
+		break;
+	}
+	struct ynode *n = xcalloc(1, sizeof(*n));
+	n->kind = json_is_object(v) ? Y_MAP : Y_SEQ;
+	n->pointer = xstrdup(pointer);
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *item;
+		json_object_foreach((json_t *)v, k, item) {
+			char *p = pointer_join(pointer, k);
+			push_child(n, json_scalar(k, true, false, p), ytree_from_json(item, p));
+			free(p);
+		}
+	} else {
+		size_t i;
+		json_t *item;
+		json_array_foreach(v, i, item) {
+			snprintf(num, sizeof(num), "%zu", i);
+			char *p = pointer_join(pointer, num);
+			push_child(n, NULL, ytree_from_json(item, p));
+			free(p);
+		}
+	}
+	return n;
+}
+
+/* A plain scalar as YAML 1.1 types it, or NULL: text. */
+static json_t *
+plain_value(const struct ynode *n)
+{
+	static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes", "YES" };
+	static const char *const no[] = { "false", "False", "FALSE", "no", "No", "NO" };
+	char *end;
+	if (n->is_null)
+		return json_null();
+	for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
+		if (!strcmp(n->value, yes[i]))
+			return json_true();
+		if (!strcmp(n->value, no[i]))
+			return json_false();
+	}
+	errno = 0;
+	long long iv = strtoll(n->value, &end, 10);
+	if (n->len && *end == '\0' && errno == 0)
+		return json_integer(iv);
+	double dv = strtod(n->value, &end);
+	if (n->len && *end == '\0' && errno == 0 && isfinite(dv) && !strpbrk(n->value, "xXnNiI"))
+		return json_real(dv);
+	return NULL;
+}
+
+json_t *
+ytree_to_json(const struct ynode *n, char *err, size_t errlen)
+{
+	json_t *v;
+	if (n->kind == Y_SCALAR) {
+		v = n->quoted ? NULL : plain_value(n);
+		if (v == NULL && (v = json_stringn(n->value, n->len)) == NULL)
+			snprintf(err, errlen, "%d:%d: not valid UTF-8 text", n->line, n->col);
+		return v;
+	}
+	v = n->kind == Y_MAP ? json_object() : json_array();
+	for (size_t i = 0; i < n->n; i++) {
+		json_t *item = ytree_to_json(n->vals[i], err, errlen);
+		if (item == NULL || (n->kind == Y_MAP ?
+		    json_object_set_new(v, n->keys[i]->value, item) : json_array_append_new(v, item)) < 0) {
+			if (item)
+				snprintf(err, errlen, "%d:%d: a key is not valid UTF-8 text",
+				    n->keys[i]->line, n->keys[i]->col);
+			json_decref(v);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+/* ---- YAML out ---------------------------------------------------------------------- */
+
+static int
+emit(yaml_emitter_t *e, yaml_event_t *ev)
+{
+	return yaml_emitter_emit(e, ev) ? 0 : -1;
+}
+
+/* kind: 'k' a key (plain where libyaml can), 's' a string (never plain,
+ * where it could read back as another type; a block of lines literal),
+ * 'p' a number, boolean or null (plain). */
+static int
+emit_scalar(yaml_emitter_t *e, const char *text, size_t len, char kind)
+{
+	yaml_event_t ev;
+	yaml_scalar_style_t style = kind == 'p' ? YAML_PLAIN_SCALAR_STYLE :
+	    kind == 's' && memchr(text, '\n', len) ? YAML_LITERAL_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE;
+	yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)len,
+	    kind != 's', kind != 'p', style);
+	return emit(e, &ev);
+}
+
+static int
+emit_json(yaml_emitter_t *e, const json_t *v)
+{
+	yaml_event_t ev;
+	char *text;
+	int rc;
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return emit_scalar(e, json_string_value(v), json_string_length(v), 's');
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *item;
+		yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
+		if (emit(e, &ev) < 0)
+			return -1;
+		json_object_foreach((json_t *)v, k, item)
+			if (emit_scalar(e, k, strlen(k), 'k') < 0 || emit_json(e, item) < 0)
+				return -1;
+		yaml_mapping_end_event_initialize(&ev);
+		return emit(e, &ev);
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *item;
+		yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE);
+		if (emit(e, &ev) < 0)
+			return -1;
+		json_array_foreach(v, i, item)
+			if (emit_json(e, item) < 0)
+				return -1;
+		yaml_sequence_end_event_initialize(&ev);
+		return emit(e, &ev);
+	}
+	default:
+		text = json_is_null(v) ? xstrdup("null") : json_dumps_short(v, JSON_ENCODE_ANY);
+		rc = text ? emit_scalar(e, text, strlen(text), 'p') : -1;
+		free(text);
+		return rc;
+	}
+}
+
+static int
+yaml_out(void *ctx, unsigned char *data, size_t size)
+{
+	buf_append(ctx, data, size);
+	return 1;
+}
+
+char *
+yaml_from_json(const json_t *v)
+{
+	yaml_emitter_t e;
+	yaml_event_t ev;
+	struct buf out;
+	int rc = 0;
+
+	buf_init(&out);
+	yaml_emitter_initialize(&e);
+	yaml_emitter_set_output(&e, yaml_out, &out);
+	yaml_emitter_set_unicode(&e, 1);
+	yaml_emitter_set_width(&e, -1);
+	yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+	rc |= emit(&e, &ev);
+	yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
+	rc |= rc ? -1 : emit(&e, &ev);
+	rc |= rc ? -1 : emit_json(&e, v);
+	yaml_document_end_event_initialize(&ev, 1);
+	rc |= rc ? -1 : emit(&e, &ev);
+	yaml_stream_end_event_initialize(&ev);
+	rc |= rc ? -1 : emit(&e, &ev);
+	yaml_emitter_delete(&e);
+	if (rc) {
+		buf_free(&out);
+		return NULL;
+	}
+	buf_append(&out, "", 1);
+	return (char *)out.data;
 }

@@ -5,10 +5,20 @@
  * copy of its anchored node, within the bounds of common/limits.h (an alias
  * bomb is a syntax error at the alias); scalars keep whether they were
  * quoted, which decides whether "true" or "42" is a string.
+ *
+ * The same tree is made from JSON (an agent created over the API): each
+ * node then knows its JSON pointer (RFC 6901, "/model_config/provider"),
+ * which messages name instead of a line and column; a JSON string is a
+ * quoted scalar, a number or a boolean a plain one, so the schema reads a
+ * JSON value exactly as it reads the same value in the file.  The other
+ * way, a YAML tree becomes JSON as the file means it (agentctl create
+ * sends a YAML file's agent so), and JSON becomes block YAML for the file
+ * (agentctl export).
  */
 #ifndef AGENTD_YAMLTREE_H
 #define AGENTD_YAMLTREE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -25,6 +35,7 @@ struct ynode {
 	struct ynode **vals;    /* Y_MAP values, Y_SEQ items */
 	size_t n, cap;
 	char *anchor;
+	char *pointer;          /* from JSON: where in the document; NULL from YAML */
 };
 
 /* Parse; NULL with "line:col: problem" in err on a YAML syntax error, a
@@ -33,5 +44,16 @@ struct ynode {
 struct ynode *ytree_parse(const char *text, size_t len, char *err, size_t errlen);
 void ytree_free(struct ynode *n);
 struct ynode *ymap_get(const struct ynode *map, const char *key);
+
+/* v as a tree whose nodes know their pointers, under pointer (the root's:
+ * ""). */
+struct ynode *ytree_from_json(const json_t *v, const char *pointer);
+/* n as JSON, its plain scalars typed as YAML types them (null, booleans,
+ * integers, numbers; on and off stay text, as in a free-form value); NULL
+ * with "line:col: problem" in err when a scalar is not UTF-8. */
+json_t *ytree_to_json(const struct ynode *n, char *err, size_t errlen);
+/* v as a block-style YAML document (malloc'd), or NULL when libyaml
+ * cannot emit it. */
+char *yaml_from_json(const json_t *v);
 
 #endif

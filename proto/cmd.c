@@ -35,6 +35,24 @@ static const struct cmd_arg run_args[] = {
 	{ NULL },
 };
 
+/* An agent's config as created (one agent as under background_agents:),
+ * and a merge patch over it: a spec's bound, as its worker receives it. */
+static const struct cmd_arg create_args[] = {
+	{ "config", JSON_OBJECT, 0, 0, SPEC_MAX },
+	{ NULL },
+};
+
+static const struct cmd_arg update_args[] = {
+	{ "patch", JSON_OBJECT, 0, 0, SPEC_MAX },
+	{ "if_match", JSON_STRING, 0, 0, FILTER_MAX },      /* the ETag the writer read */
+	{ NULL },
+};
+
+static const struct cmd_arg delete_args[] = {
+	{ "if_match", JSON_STRING, 0, 0, FILTER_MAX },
+	{ NULL },
+};
+
 const struct cmd_def cmd_defs[CMD__COUNT] = {
 	[CMD_STATUS] = { "status", CA_MAYBE, no_args },
 	[CMD_LIST] = { "list", CA_NONE, no_args },
@@ -47,6 +65,10 @@ const struct cmd_def cmd_defs[CMD__COUNT] = {
 	[CMD_MEMORY] = { "memory", CA_ONE, memory_args },
 	[CMD_TASKS] = { "tasks", CA_NONE, no_args },
 	[CMD_STOP] = { "stop", CA_NONE, no_args },
+	[CMD_CREATE] = { "create", CA_NONE, create_args },
+	[CMD_UPDATE] = { "update", CA_ONE, update_args },
+	[CMD_DELETE] = { "delete", CA_ONE, delete_args },
+	[CMD_EXPORT] = { "export", CA_ONE, no_args },
 };
 
 int

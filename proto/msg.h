@@ -91,6 +91,7 @@ enum resp_code {
 	RESP_BAD_REQUEST = 2,    /* malformed, an unknown command, args out of bounds */
 	RESP_UNKNOWN_AGENT = 3,
 	RESP_UNAVAILABLE = 4,    /* agentd cannot answer it now: a store query failed */
+	RESP_PRECONDITION = 5,   /* a write whose if_match is not the agent's ETag now */
 	RESP__COUNT
 };
 

@@ -1403,16 +1403,38 @@ agent_restart_cmd(struct agent *a)
 		schedule_next(a, true);
 }
 
+static bool
+str_equal(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* What a worker is started with: its spec, and what it is spawned under. */
+static bool
+worker_conf_equal(const struct agent_conf *a, const struct agent_conf *b)
+{
+	return json_equal(a->spec, b->spec) && str_equal(a->user, b->user) &&
+	    str_equal(a->group, b->group) && strv_equal(a->env, b->env) &&
+	    strv_equal(a->secret_env, b->secret_env) &&
+	    a->limits.memory == b->limits.memory && a->limits.nofile == b->limits.nofile &&
+	    a->limits.nproc == b->limits.nproc && a->limits.cpu_ms == b->limits.cpu_ms &&
+	    a->limits.cpu_quota == b->limits.cpu_quota;
+}
+
+/* Only what changed restarts: a new schedule, retry or restart policy is
+ * the supervisor's alone, and the worker (with its MCP servers) stays. */
 void
 agent_replace_conf(struct agent *a, const struct agent_conf *conf)
 {
+	bool respawn = !worker_conf_equal(a->conf, conf);
 	agent_conf_free(a->conf);
 	a->conf = agent_conf_dup(conf);
 	store_mem_agent(a->sup->store, a->name, conf->embeddings);
 	a->queued = 0;
 	a->sched_at_wall = 0;
 	schedule_next(a, true);
-	agent_stop(a, AFTER_RESPAWN, "configuration changed");
+	if (respawn)
+		agent_stop(a, AFTER_RESPAWN, "configuration changed");
 }
 
 struct agent *
@@ -1480,6 +1502,9 @@ agent_free(struct agent *a)
 	free(a->key_error);
 	free(a->dir);
 	free(a->name);
+	json_decref(a->given);
+	free(a->etag);
+	free(a->conf_error);
 	free(a);
 }
 
@@ -1538,6 +1563,11 @@ agent_status_json(const struct agent *a)
 	json_object_set_new(o, "last_error", a->last_error ? json_string(a->last_error) : json_null());
 	json_object_set_new(o, "api_key_error", a->key_error ? json_string(a->key_error) : json_null());
 	json_object_set_new(o, "queued_runs", json_integer(a->queued));
+	json_object_set_new(o, "owner", json_string(a->api ? "api" : "file"));
+	if (a->etag)
+		json_object_set_new(o, "etag", json_string(a->etag));
+	if (a->conf_error)
+		json_object_set_new(o, "config_error", json_string(a->conf_error));
 	if (a->cur) {
 		json_t *run = json_pack("{s:I, s:i}", "run_id", (json_int_t)a->cur->run_id,
 		    "attempt", a->cur->attempt);

@@ -22,7 +22,9 @@
 #include <unistd.h>
 #include "common/buf.h"
 #include "common/jsonmp.h"
+#include "common/limits.h"
 #include "common/util.h"
+#include "conf/yamltree.h"
 #include "proto/cmd.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
@@ -35,6 +37,7 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNKNOWN = 3,
 static const int code_exits[RESP__COUNT] = {
 	[RESP_OK] = EXIT_OK, [RESP_REFUSED] = EXIT_REFUSED, [RESP_BAD_REQUEST] = EXIT_USAGE,
 	[RESP_UNKNOWN_AGENT] = EXIT_UNKNOWN, [RESP_UNAVAILABLE] = EXIT_REFUSED,
+	[RESP_PRECONDITION] = EXIT_REFUSED,
 };
 
 static bool json_out;
@@ -55,6 +58,11 @@ usage(void)
 	    "                          the most related, with score and type\n"
 	    "  memory AGENT --clear TYPE\n"
 	    "  tasks                   the task registry\n"
+	    "  create FILE             an agent from FILE (one agent's YAML mapping, with\n"
+	    "                          agent_id, as under background_agents:), owned by the API\n"
+	    "  update AGENT -f FILE    FILE's keys merged over an API agent's config\n"
+	    "  delete AGENT            an API agent, for good\n"
+	    "  export AGENT            an API agent as YAML for the configuration file\n"
 	    "  stop                    stop agentd\n");
 }
 
@@ -105,12 +113,12 @@ fmt_int(json_t *v, char *out, size_t len)
 		snprintf(out, len, "-");
 }
 
-#define COLS 9
+#define COLS 10
 static void
 print_status_table(json_t *agents)
 {
 	static const char *head[COLS] = { "AGENT", "STATE", "PID", "UPTIME", "RUNS",
-		"ERRORS", "LAST RUN", "NEXT RUN", "RESTARTS" };
+		"ERRORS", "LAST RUN", "NEXT RUN", "RESTARTS", "OWNER" };
 	size_t n = json_array_size(agents), w[COLS];
 	char (*cells)[COLS][64] = xcalloc(n ? n : 1, sizeof(*cells));
 
@@ -128,6 +136,7 @@ print_status_table(json_t *agents)
 		fmt_time(str(a, "last_run"), cells[i][6], 64);
 		fmt_time(str(a, "next_run"), cells[i][7], 64);
 		fmt_int(json_object_get(a, "restart_count"), cells[i][8], 64);
+		snprintf(cells[i][9], 64, "%s", str(a, "owner") ? str(a, "owner") : "-");
 		for (int c = 0; c < COLS; c++)
 			if (strlen(cells[i][c]) > w[c])
 				w[c] = strlen(cells[i][c]);
@@ -283,10 +292,35 @@ print_message(json_t *data)
 		print_json(data);
 }
 
+/* An API agent written: its state and ETag. */
+static void
+print_written(json_t *data)
+{
+	printf("%s: %s, owner %s, etag %s\n", str(data, "name"), str(data, "state"),
+	    str(data, "owner"), str(data, "etag"));
+}
+
+/* An API agent as the file would hold it. */
+static void
+print_export(json_t *data)
+{
+	json_t *doc = json_pack("{s:{s:O}}", "background_agents", str(data, "name"),
+	    json_object_get(data, "config"));
+	char *yaml = doc ? yaml_from_json(doc) : NULL;
+	json_decref(doc);
+	if (yaml == NULL) {
+		fprintf(stderr, "agentctl: the config cannot be written as YAML\n");
+		return;
+	}
+	fputs(yaml, stdout);
+	free(yaml);
+}
+
 /* How each command's answer is shown to people (--json: as it came). */
 static void (*const printers[CMD__COUNT])(json_t *) = {
 	[CMD_STATUS] = print_status, [CMD_LIST] = print_list, [CMD_MEMORY] = print_memory,
-	[CMD_RELOAD] = print_reload,
+	[CMD_RELOAD] = print_reload, [CMD_CREATE] = print_written, [CMD_UPDATE] = print_written,
+	[CMD_EXPORT] = print_export,
 };
 
 static void
@@ -542,10 +576,44 @@ request_args(int cmd, struct opt_arg *opts)
 	return args;
 }
 
+/*
+ * FILE, one agent's YAML mapping, as the JSON create and update send
+ * (agentd checks it; its errors name JSON pointers, the path of keys
+ * written in FILE).  NULL, said, when FILE is not one YAML mapping.
+ */
+static json_t *
+read_agent_file(const char *path)
+{
+	char err[512], *text = xmalloc(CONFIG_FILE_MAX + 1);
+	json_t *v = NULL;
+	FILE *f = fopen(path, "r");
+	size_t len = f ? fread(text, 1, CONFIG_FILE_MAX + 1, f) : 0;
+	struct ynode *root = NULL;
+
+	if (f == NULL || ferror(f))
+		fprintf(stderr, "agentctl: %s: %s\n", path, strerror(errno));
+	else if (len > CONFIG_FILE_MAX)
+		fprintf(stderr, "agentctl: %s: larger than %u MiB\n", path, CONFIG_FILE_MAX >> 20);
+	else if ((root = ytree_parse(text, len, err, sizeof(err))) == NULL)
+		fprintf(stderr, "agentctl: %s:%s\n", path, err);
+	else if (root->kind != Y_MAP || ymap_get(root, "background_agents"))
+		fprintf(stderr, "agentctl: %s: must be one agent's mapping (its keys, agent_id "
+		    "among them, as under background_agents:)\n", path);
+	else if ((v = ytree_to_json(root, err, sizeof(err))) == NULL)
+		fprintf(stderr, "agentctl: %s:%s\n", path, err);
+	if (f)
+		fclose(f);
+	ytree_free(root);
+	free(text);
+	return v;
+}
+
 /* The command's positional words fit what its row says it takes. */
 static bool
 usage_ok(int cmd, int npos)
 {
+	if (cmd == CMD_CREATE)	/* its file */
+		return npos == 2;
 	switch (cmd_defs[cmd].agent) {
 	case CA_NONE: return npos == 1;
 	case CA_ONE: return npos == 2;
@@ -576,6 +644,7 @@ main(int argc, char **argv)
 		[OPT_RANK] = { "rank", NULL },
 	};
 	bool limit_given = false;
+	const char *file = NULL;
 	int c, cmd, rc = EXIT_USAGE;
 	char *pos[4];
 	int npos = 0;
@@ -610,6 +679,14 @@ main(int argc, char **argv)
 		}
 		case 'j': json_out = true; break;
 		case 'f':
+			if (npos > 0 && !strcmp(pos[0], cmd_defs[CMD_UPDATE].name)) {
+				if (optind == argc) {	/* update's -f FILE */
+					usage();
+					goto out;
+				}
+				file = argv[optind++];
+				break;
+			}
 			json_decref(oa[OPT_FOLLOW].value);
 			oa[OPT_FOLLOW].value = json_true();
 			break;
@@ -641,8 +718,21 @@ main(int argc, char **argv)
 		json_decref(oa[OPT_LIMIT].value);
 		oa[OPT_LIMIT].value = json_integer(5);
 	}
+	if (cmd == CMD_UPDATE && file == NULL) {
+		fprintf(stderr, "agentctl: update needs -f FILE (the keys to change)\n");
+		goto out;
+	}
 	json_t *args = request_args(cmd, oa);
-	rc = run_command(sock, cmd, npos == 2 ? pos[1] : NULL, args);
+	if (cmd == CMD_CREATE || cmd == CMD_UPDATE) {
+		json_t *body = read_agent_file(cmd == CMD_CREATE ? pos[1] : file);
+		if (body == NULL) {
+			json_decref(args);
+			goto out;
+		}
+		json_decref(args);
+		args = json_pack("{s:o}", cmd == CMD_CREATE ? "config" : "patch", body);
+	}
+	rc = run_command(sock, cmd, npos == 2 && cmd != CMD_CREATE ? pos[1] : NULL, args);
 	json_decref(args);
 out:
 	for (int i = 0; i < OPT__COUNT; i++)

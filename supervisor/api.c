@@ -32,7 +32,11 @@ const struct route api_routes[] = {
 	{ "GET", "/metrics", -1, http_metrics, 0, NULL, NULL, NULL },
 	{ "GET", "/v1/status", CMD_STATUS, NULL, 0, NULL, NULL, NULL },
 	{ "GET", "/v1/agents", CMD_LIST, NULL, 0, NULL, NULL, NULL },
+	{ "POST", "/v1/agents", CMD_CREATE, NULL, 0, "config", NULL, NULL },
 	{ "GET", "/v1/agents/{id}", CMD_STATUS, NULL, 0, NULL, NULL, NULL },
+	{ "PATCH", "/v1/agents/{id}", CMD_UPDATE, NULL, 0, "patch", NULL, NULL },
+	{ "DELETE", "/v1/agents/{id}", CMD_DELETE, NULL, 0, NULL, NULL, NULL },
+	{ "GET", "/v1/agents/{id}/config", CMD_EXPORT, NULL, 0, NULL, NULL, NULL },
 	{ "POST", "/v1/agents/{id}/pause", CMD_PAUSE, NULL, 0, NULL, NULL, NULL },
 	{ "POST", "/v1/agents/{id}/resume", CMD_RESUME, NULL, 0, NULL, NULL, NULL },
 	{ "POST", "/v1/agents/{id}/run", CMD_RUN, NULL, 0, "kwargs", NULL, NULL },
@@ -256,6 +260,7 @@ static const struct { int status; const char *code; } code_http[RESP__COUNT] = {
 	[RESP_BAD_REQUEST] = { 400, "bad_request" },
 	[RESP_UNKNOWN_AGENT] = { 404, "unknown_agent" },
 	[RESP_UNAVAILABLE] = { 503, "unavailable" },
+	[RESP_PRECONDITION] = { 412, "precondition_failed" },
 };
 
 void
@@ -263,6 +268,11 @@ api_cmd_error(const struct route *r, const struct cmd_result *res, struct api_er
 {
 	int c = res->code > RESP_OK && res->code < RESP__COUNT ? res->code : RESP_REFUSED;
 	fail(err, code_http[c].status, code_http[c].code, "%s", res->error ? res->error : "failed");
+	if (json_array_size(res->errors)) {	/* a config refused: where its first error is */
+		at(err, "pointer", json_string_value(json_object_get(json_array_get(res->errors, 0),
+		    "pointer")));
+		return;
+	}
 	if (res->bad_arg == NULL)
 		return;
 	if (r->body && !strcmp(r->body, res->bad_arg)) {

@@ -33,17 +33,32 @@ answer(struct cmd_result *r, json_t *data)
 	r->data = data;
 }
 
-static void __attribute__((format(printf, 3, 4)))
-refuse(struct cmd_result *r, int code, const char *fmt, ...)
+static void
+vrefuse(struct cmd_result *r, int code, const char *fmt, va_list ap)
 {
 	char why[512];
-	va_list ap;
-	va_start(ap, fmt);
 	utf8_vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
 	r->code = code;
 	free(r->error);
 	r->error = xstrdup(why);
+}
+
+static void __attribute__((format(printf, 3, 4)))
+refuse(struct cmd_result *r, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vrefuse(r, code, fmt, ap);
+	va_end(ap);
+}
+
+void
+cmd_refuse(struct cmd_result *r, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vrefuse(r, code, fmt, ap);
+	va_end(ap);
 }
 
 /* {"agent", "message"}: what a command that acts on an agent did. */
@@ -88,6 +103,8 @@ static void
 cmd_status(struct cmd_call *c, struct cmd_result *r)
 {
 	answer(r, c->a ? agent_status_json(c->a) : manager_status(c->sup));
+	if (c->a && c->a->etag)	/* an API agent's: what a write's If-Match names */
+		r->etag = xstrdup(c->a->etag);
 }
 
 static void
@@ -96,10 +113,11 @@ cmd_list(struct cmd_call *c, struct cmd_result *r)
 	json_t *arr = json_array();
 	for (size_t i = 0; i < c->sup->nagents; i++) {
 		struct agent *a = c->sup->agents[i];
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:b}",
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}",
 		    "name", a->name, "agent_id", a->conf->agent_id, "schedule",
 		    a->conf->schedule_text ? a->conf->schedule_text : "manual",
-		    "state", wstate_name(a->state), "paused", a->st.paused));
+		    "state", wstate_name(a->state), "paused", a->st.paused,
+		    "owner", a->api ? "api" : "file"));
 	}
 	answer(r, arr);
 }
@@ -266,11 +284,37 @@ cmd_stop(struct cmd_call *c, struct cmd_result *r)
 	sup_begin_stop(c->sup, "agentctl stop");
 }
 
+static void
+cmd_create(struct cmd_call *c, struct cmd_result *r)
+{
+	api_agent_create(c->sup, json_object_get(c->args, "config"), r);
+}
+
+static void
+cmd_update(struct cmd_call *c, struct cmd_result *r)
+{
+	api_agent_update(c->sup, c->a, json_object_get(c->args, "patch"),
+	    json_string_value(json_object_get(c->args, "if_match")), r);
+}
+
+static void
+cmd_delete(struct cmd_call *c, struct cmd_result *r)
+{
+	api_agent_delete(c->sup, c->a, json_string_value(json_object_get(c->args, "if_match")), r);
+}
+
+static void
+cmd_export(struct cmd_call *c, struct cmd_result *r)
+{
+	api_agent_export(c->a, r);
+}
+
 static void (*const handlers[CMD__COUNT])(struct cmd_call *, struct cmd_result *) = {
 	[CMD_STATUS] = cmd_status, [CMD_LIST] = cmd_list, [CMD_PAUSE] = cmd_pause,
 	[CMD_RESUME] = cmd_resume, [CMD_RESTART] = cmd_restart, [CMD_RUN] = cmd_run,
 	[CMD_RELOAD] = cmd_reload, [CMD_EVENTS] = cmd_events, [CMD_MEMORY] = cmd_memory,
-	[CMD_TASKS] = cmd_tasks, [CMD_STOP] = cmd_stop,
+	[CMD_TASKS] = cmd_tasks, [CMD_STOP] = cmd_stop, [CMD_CREATE] = cmd_create,
+	[CMD_UPDATE] = cmd_update, [CMD_DELETE] = cmd_delete, [CMD_EXPORT] = cmd_export,
 };
 
 void
@@ -311,6 +355,9 @@ commands_run_later(struct sup *s, enum cmd_id id, const char *agent, json_t *arg
 		refuse(r, RESP_BAD_REQUEST, "%s", err);
 	} else if (agent && d->agent != CA_FILTER && (c.a = sup_find(s, agent)) == NULL)
 		refuse(r, RESP_UNKNOWN_AGENT, "unknown agent \"%s\"", agent);
+	else if (c.a && c.a->conf_error && (id == CMD_RUN || id == CMD_RESTART))
+		refuse(r, RESP_REFUSED, "%s is not started: its config no longer loads (%s); "
+		    "update or delete it", c.a->name, c.a->conf_error);
 	else
 		handlers[id](&c, r);
 }
@@ -319,7 +366,9 @@ void
 cmd_result_clear(struct cmd_result *r)
 {
 	free(r->error);
+	free(r->etag);
 	json_decref(r->data);
 	json_decref(r->cursor);
+	json_decref(r->errors);
 	memset(r, 0, sizeof(*r));
 }

@@ -23,6 +23,9 @@ struct cmd_result {
 	bool follow;              /* events: the page reached the end and follow was
 	                           * asked: the transport subscribes the client now */
 	bool later;               /* the answer comes through the cmd_later's done */
+	bool created;             /* create: a new agent (HTTP 201) */
+	char *etag;               /* the agent's ETag (an API agent's), or NULL */
+	json_t *errors;           /* a config refused: [{pointer, message}], or NULL */
 };
 
 /* A command may answer later (memory with a query: its vector may have to
@@ -47,5 +50,18 @@ void commands_run_later(struct sup *s, enum cmd_id id, const char *agent, json_t
 bool cmd_later_busy(const struct cmd_later *l);
 void cmd_later_cancel(struct cmd_later *l);
 void cmd_result_clear(struct cmd_result *r);
+/* r refused with code and why (for handlers outside commands.c). */
+void cmd_refuse(struct cmd_result *r, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* apiagents.c: the agents created over the API (create, update, delete,
+ * export) -- the handlers of those commands. */
+struct agent;
+void api_agent_create(struct sup *s, const json_t *config, struct cmd_result *r);
+void api_agent_update(struct sup *s, struct agent *a, const json_t *patch, const char *if_match,
+    struct cmd_result *r);
+void api_agent_delete(struct sup *s, struct agent *a, const char *if_match,
+    struct cmd_result *r);
+void api_agent_export(struct agent *a, struct cmd_result *r);
 
 #endif

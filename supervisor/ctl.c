@@ -213,6 +213,8 @@ send_result(struct ctl_client *c, const struct cmd_result *r)
 	json_t *m = response(r->code, r->error, json_incref(r->data));
 	if (r->cursor)
 		json_object_set(m, "cursor", r->cursor);
+	if (r->errors)
+		json_object_set(m, "errors", r->errors);
 	client_send(c, MSG_RESPONSE, m);
 	json_decref(m);
 }

@@ -25,7 +25,10 @@
  * its body is read; then api.c decodes its parameters and body into a
  * command's args, and the command table (commands.c) answers it as it
  * answers the control socket, or the route's own handler does (sse.c for
- * the event stream).
+ * the event stream).  What HTTP says in headers is added here: If-Match
+ * becomes the if_match arg of a command that takes one, an answer's ETag
+ * (an API agent's) its header, a create's answer is a 201, and a config
+ * refused carries every error with its pointer (error.errors).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,8 +64,8 @@ struct call {
 /* ---- answers ------------------------------------------------------------- */
 
 static int
-reply_text(struct MHD_Connection *conn, int status, char *text, size_t len,
-    const char *type, const char *allow)
+reply_full(struct MHD_Connection *conn, int status, char *text, size_t len,
+    const char *type, const char *allow, const char *etag)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
 	if (r == NULL) {
@@ -74,13 +77,26 @@ reply_text(struct MHD_Connection *conn, int status, char *text, size_t len,
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	if (allow && *allow)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	if (etag) {
+		char quoted[128];
+		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, quoted);
+	}
 	enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return rc;
 }
 
-int
-http_reply_json(struct MHD_Connection *conn, int status, json_t *body)
+static int
+reply_text(struct MHD_Connection *conn, int status, char *text, size_t len,
+    const char *type, const char *allow)
+{
+	return reply_full(conn, status, text, len, type, allow, NULL);
+}
+
+/* body (stolen) as a line of JSON. */
+static int
+reply_json_etag(struct MHD_Connection *conn, int status, json_t *body, const char *etag)
 {
 	char *text = json_dumps_short(body, JSON_COMPACT);
 	json_decref(body);
@@ -90,7 +106,13 @@ http_reply_json(struct MHD_Connection *conn, int status, json_t *body)
 	}
 	size_t len = strlen(text);
 	text[len] = '\n';	/* the NUL's byte: a line, for people with curl */
-	return reply_text(conn, status, text, len + 1, "application/json", NULL);
+	return reply_full(conn, status, text, len + 1, "application/json", NULL, etag);
+}
+
+int
+http_reply_json(struct MHD_Connection *conn, int status, json_t *body)
+{
+	return reply_json_etag(conn, status, body, NULL);
 }
 
 int
@@ -154,6 +176,19 @@ http_events_shape(const struct api_req *req, const struct cmd_result *r)
 	    last ? json_integer_value(last) : after ? json_integer_value(after) : 0, "more", more);
 }
 
+/* If-Match, for a command that takes it (the writes of an API agent). */
+static void
+if_match(struct api_req *req)
+{
+	const char *v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_IF_MATCH);
+	if (v == NULL || cmd_arg(&cmd_defs[req->route->cmd], "if_match") == NULL)
+		return;
+	if (req->args == NULL)
+		req->args = json_object();
+	json_object_set_new(req->args, "if_match", json_string(v) ?: json_string(""));
+}
+
 /* A route served by its command: the command table's answer. */
 static int
 command(struct api_req *req)
@@ -162,13 +197,19 @@ command(struct api_req *req)
 	struct api_error err;
 	int rc;
 
+	if_match(req);
 	commands_run(req->sup, (enum cmd_id)req->route->cmd, req->agent, req->args, &r);
-	if (r.code != 0) {
+	if (r.code != 0 && r.errors) {	/* a config refused: every error with its pointer */
+		api_cmd_error(req->route, &r, &err);
+		json_t *body = api_error_json(&err);
+		json_object_set(json_object_get(body, "error"), "errors", r.errors);
+		rc = reply_json_etag(req->conn, err.status, body, NULL);
+	} else if (r.code != 0) {
 		api_cmd_error(req->route, &r, &err);
 		rc = http_reply_error(req->conn, &err);
 	} else
-		rc = http_reply_json(req->conn, 200, req->route->shape ?
-		    req->route->shape(req, &r) : json_incref(r.data));
+		rc = reply_json_etag(req->conn, r.created ? 201 : 200, req->route->shape ?
+		    req->route->shape(req, &r) : json_incref(r.data), r.etag);
 	cmd_result_clear(&r);
 	return rc;
 }

@@ -34,6 +34,11 @@
  * latest and agrees with the events committed with it.  What a commit does
  * to counters (retention, the outbox watermark) is applied only once it has
  * committed.
+ *
+ * The configs of agents created over the API (api_agents) are not ops of
+ * the batch: each write commits what is pending and then itself, before
+ * the client is told, and fails whole (the client told so) while the db
+ * takes no writes -- an agent a client was told of is on disk.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -87,7 +92,9 @@ static const char *schema =
     "CREATE INDEX IF NOT EXISTS events_session ON events "
     "(json_extract(payload, '$.session_id'), id);"
     "CREATE INDEX IF NOT EXISTS events_type ON events (type, id);"
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);";
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);"
+    "CREATE TABLE IF NOT EXISTS api_agents (name TEXT PRIMARY KEY, config TEXT NOT NULL, "
+    "etag TEXT NOT NULL);";
 
 /*
  * The listing's queries, one per set of filters (agent, session, type),
@@ -1135,6 +1142,78 @@ agent_state_free(struct agent_state *st)
 {
 	json_decref(st->extra);
 	st->extra = NULL;
+}
+
+/* ---- agents created over the API ---------------------------------------------- */
+
+/* One statement in its own transaction, after what was pending: not an
+ * op of the batch, because the client is answered once it is durable. */
+static int
+api_write(struct store *s, const char *sql_text, const char *name, const char *config,
+    const char *etag, char *err, size_t errlen)
+{
+	sqlite3_stmt *q = NULL;
+	if (store_flush(s) < 0 || s->degraded) {
+		snprintf(err, errlen, "the state db takes no writes now (%s); nothing was changed",
+		    s->err[0] ? s->err : "a commit failed");
+		return -1;
+	}
+	int rc = sqlite3_prepare_v2(s->db, sql_text, -1, &q, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+		if (config) {
+			sqlite3_bind_text(q, 2, config, -1, SQLITE_STATIC);
+			sqlite3_bind_text(q, 3, etag, -1, SQLITE_STATIC);
+		}
+		rc = sqlite3_step(q);
+	}
+	sqlite3_finalize(q);
+	if (rc == SQLITE_DONE)
+		return 0;
+	snprintf(err, errlen, "the state db refused the write: %s; nothing was changed",
+	    sqlite3_errmsg(s->db));
+	log_error("store: api agent %s: %s", name, sqlite3_errmsg(s->db));
+	return -1;
+}
+
+int
+store_api_put(struct store *s, const char *name, const char *config, const char *etag,
+    char *err, size_t errlen)
+{
+	return api_write(s, "INSERT INTO api_agents (name, config, etag) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET config = ?2, etag = ?3",
+	    name, config, etag, err, errlen);
+}
+
+int
+store_api_delete(struct store *s, const char *name, char *err, size_t errlen)
+{
+	return api_write(s, "DELETE FROM api_agents WHERE name = ?1", name, NULL, NULL,
+	    err, errlen);
+}
+
+json_t *
+store_api_list(struct store *s)
+{
+	sqlite3_stmt *q;
+	json_t *out = json_array();
+	/* an update keeps its row's rowid: this is the order they were created in */
+	int rc = sqlite3_prepare_v2(s->db, "SELECT name, config, etag FROM api_agents "
+	    "ORDER BY rowid", -1, &q, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		json_t *config = json_loads((const char *)sqlite3_column_text(q, 1), 0, NULL);
+		json_array_append_new(out, json_pack("{s:s, s:o*, s:s}", "name",
+		    (const char *)sqlite3_column_text(q, 0), "config", config, "etag",
+		    (const char *)sqlite3_column_text(q, 2)));
+		rc = SQLITE_OK;
+	}
+	if (q)
+		sqlite3_finalize(q);
+	if (rc == SQLITE_DONE)
+		return out;
+	db_fail(s, "reading the agents created over the API");
+	json_decref(out);
+	return NULL;
 }
 
 /* ---- events --------------------------------------------------------------- */

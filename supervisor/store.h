@@ -10,6 +10,8 @@
  *           is bounded (oldest dropped past the limit, counted).
  *   memory  agent memory (working, episodic, long_term, procedural): its
  *           backends are supervisor/memory/'s; the calls are below.
+ *   agents  the configs of agents created over the API (table api_agents),
+ *           in the SQLite file whatever the other stores are.
  *
  * Writes made during one loop pass are batched into one SQLite transaction:
  * store_begin() is implicit on the first write, store_flush() at the end of
@@ -69,6 +71,17 @@ void store_on_commit(struct store *s, void (*fn)(void *ctx), void *ctx);
 int store_state_load(struct store *s, const char *agent, struct agent_state *st);
 int store_state_save(struct store *s, const char *agent, const struct agent_state *st);
 int store_state_delete(struct store *s, const char *agent);
+
+/* Agents created over the API: each one's config as it was given (JSON
+ * text) and its ETag.  A write commits what is pending first and is then
+ * committed on its own, before the caller answers, so an agent a client
+ * was told of is on disk: -1 (logged, err says why) when the db takes no
+ * writes now.  list: [{name, config, etag}] in creation order, or NULL
+ * (logged) when the table cannot be read. */
+int store_api_put(struct store *s, const char *name, const char *config, const char *etag,
+    char *err, size_t errlen);
+int store_api_delete(struct store *s, const char *name, char *err, size_t errlen);
+json_t *store_api_list(struct store *s);
 /* state_store redis: the agents whose state was saved (true) or deleted
  * (false) since the last take, or NULL; a failed shipment puts them back. */
 json_t *store_state_take_dirty(struct store *s);

@@ -6,7 +6,9 @@
  * disturb.  SIGCHLD reaps every child (agentd is a subreaper, and may be
  * PID 1): workers are matched by pid, anything else is an orphan that is
  * simply reaped.  Reload builds the new config completely before touching
- * anything; a bad file leaves every agent as it was.
+ * anything; a bad file leaves every agent as it was.  The file's reload
+ * never touches an agent created over the API (apiagents.c), and one that
+ * would give a file agent such an agent's name is refused whole.
  */
 #include <errno.h>
 #include <signal.h>
@@ -97,8 +99,8 @@ sup_remove_agent(struct sup *s, struct agent *a)
 	loop_defer(agent_free_cb, a);
 }
 
-static struct agent *
-add_agent(struct sup *s, const struct agent_conf *c)
+struct agent *
+sup_add_agent(struct sup *s, const struct agent_conf *c)
 {
 	struct agent *a = agent_new(s, c);
 	if (a == NULL)
@@ -140,29 +142,6 @@ reap(struct sup *s)
 
 /* ---- reload ---------------------------------------------------------- */
 
-static char *
-join_errors(const struct conf_errors *e)
-{
-	struct buf b;
-	buf_init(&b);
-	for (size_t i = 0; i < e->n; i++) {
-		if (i)
-			buf_append(&b, "\n", 1);
-		buf_append(&b, e->msgs[i], strlen(e->msgs[i]));
-	}
-	buf_append(&b, "", 1);
-	return (char *)b.data;
-}
-
-static bool
-strv_differ(char *const *a, char *const *b)
-{
-	for (; a && b && *a && *b; a++, b++)
-		if (strcmp(*a, *b))
-			return true;
-	return (a && *a) != (b && *b);
-}
-
 static void
 warn_global_changes(const struct global_conf *old, const struct global_conf *new)
 {
@@ -170,7 +149,7 @@ warn_global_changes(const struct global_conf *old, const struct global_conf *new
 	    strcmp(old->control_socket, new->control_socket) ||
 	    strcmp(old->event_store, new->event_store) ||
 	    strcmp(old->memory_store, new->memory_store) ||
-	    strv_differ(old->http_listen, new->http_listen) ||
+	    !strv_equal(old->http_listen, new->http_listen) ||
 	    !old->http_token_file != !new->http_token_file ||
 	    (old->http_token_file && strcmp(old->http_token_file, new->http_token_file)) ||
 	    ((old->embeddings || new->embeddings) && !json_equal(old->embeddings, new->embeddings)))
@@ -187,7 +166,7 @@ sup_reload(struct sup *s, json_t **report, char **errtext)
 	int unchanged = 0;
 
 	if (config_load(s->config_path, &nc, &errs) < 0) {
-		*errtext = join_errors(&errs);
+		*errtext = conf_errors_join(&errs);
 		log_error("reload refused, keeping the running configuration:\n%s", *errtext);
 		conf_errors_free(&errs);
 		json_decref(added);
@@ -196,6 +175,14 @@ sup_reload(struct sup *s, json_t **report, char **errtext)
 		return -1;
 	}
 	conf_errors_free(&errs);	/* warnings: what they warn of is logged as it happens */
+	if (api_agents_reload_check(s, nc, errtext) < 0) {
+		log_error("reload refused, keeping the running configuration:\n%s", *errtext);
+		config_free(nc);
+		json_decref(added);
+		json_decref(removed);
+		json_decref(changed);
+		return -1;
+	}
 	warn_global_changes(&s->cfg->g, &nc->g);
 	/* Paths and stores cannot change under a running agentd: the new
 	 * config inherits the running ones (ownership swapped, so the file's
@@ -210,7 +197,7 @@ sup_reload(struct sup *s, json_t **report, char **errtext)
 
 	for (size_t i = 0; i < s->nagents; ) {
 		struct agent *a = s->agents[i];
-		if (config_find(nc, a->name) == NULL) {
+		if (!a->api && config_find(nc, a->name) == NULL) {
 			json_array_append_new(removed, json_string(a->name));
 			agent_stop(a, AFTER_REMOVE, "removed from the configuration");
 			/* agent_stop may have removed it at once (no worker). */
@@ -223,12 +210,12 @@ sup_reload(struct sup *s, json_t **report, char **errtext)
 		const struct agent_conf *c = &nc->agents[i];
 		struct agent *a = sup_find(s, c->name);
 		if (a == NULL) {
-			if ((a = add_agent(s, c)) == NULL)
+			if ((a = sup_add_agent(s, c)) == NULL)
 				continue;	/* its state cannot be read: said, not started */
 			json_array_append_new(added, json_string(c->name));
 			agent_start(a);
 		} else if (a->after == AFTER_REMOVE) {
-			continue;
+			continue;	/* (an API agent's name: refused above) */
 		} else if (strcmp(a->conf->fingerprint, c->fingerprint) != 0) {
 			json_array_append_new(changed, json_string(c->name));
 			agent_replace_conf(a, c);
@@ -404,11 +391,16 @@ sup_run(struct sup *s)
 	timer_init(&s->log_timer, on_log_timer, s);
 	store_on_commit(s->store, save_unsaved, s);
 	for (size_t i = 0; i < s->cfg->nagents; i++)
-		if (add_agent(s, &s->cfg->agents[i]) == NULL) {
+		if (sup_add_agent(s, &s->cfg->agents[i]) == NULL) {
 			log_error("not starting: the state db has an agent's state it cannot read");
 			free_agents(s);
 			return 1;
 		}
+	if (api_agents_load(s) < 0) {
+		log_error("not starting: the state db's agents created over the API cannot be read");
+		free_agents(s);
+		return 1;
+	}
 	/* Before the listeners (the HTTP token joins the set), Redis, PostgreSQL
 	 * and the workers, any of which could log one. */
 	secrets_open(s);
@@ -433,7 +425,8 @@ sup_run(struct sup *s)
 		return 1;
 	}
 	for (size_t i = 0; i < s->nagents; i++)
-		agent_start(s->agents[i]);
+		if (s->agents[i]->conf_error == NULL)	/* kept, but it cannot start */
+			agent_start(s->agents[i]);
 	store_flush(s->store);
 
 	while (!all_stopped(s)) {

@@ -127,6 +127,12 @@ struct agent {
 	struct timer retry_timer;      /* delay before the next attempt */
 
 	bool in_list;
+
+	/* Ownership (apiagents.c): the file's, or created over the API. */
+	bool api;                      /* owner "api" */
+	json_t *given;                 /* api: its config as given (export, merge patches) */
+	char *etag;                    /* api: the digest of given */
+	char *conf_error;              /* api: its stored config no longer loads: why; not started */
 };
 
 struct ctl_client;
@@ -234,8 +240,16 @@ void http_events_published(struct sup *s, const struct event *ev);
 /* After a commit: the streams with news to send go on. */
 void http_pump(struct sup *s);
 
+/* apiagents.c */
+/* The API's agents from the state db, after the file's (not started yet):
+ * -1 when the table cannot be read. */
+int api_agents_load(struct sup *s);
+/* 0 when nc defines no agent the API owns; else -1 with what to do. */
+int api_agents_reload_check(struct sup *s, const struct config *nc, char **errtext);
+
 /* sup.c */
 struct agent *sup_find(struct sup *s, const char *name);
+struct agent *sup_add_agent(struct sup *s, const struct agent_conf *c);
 struct agent *sup_find_pid(struct sup *s, pid_t pid);
 void sup_remove_agent(struct sup *s, struct agent *a);
 int sup_reload(struct sup *s, json_t **report, char **errtext);

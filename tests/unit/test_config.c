@@ -15,7 +15,10 @@
 #include "common/buf.h"
 #include "common/cron.h"
 #include "common/limits.h"
+#include "common/jsonmp.h"
+#include "common/util.h"
 #include "conf/config.h"
+#include "conf/yamltree.h"
 
 static struct config *
 load_ok(const char *yaml)
@@ -1001,6 +1004,169 @@ next_is(const char *expr, const char *from, const char *want)
 	    (long long)got, want);
 }
 
+/* An agent from JSON: the file's tables, each error with its pointer. */
+static struct agent_conf *
+json_agent(const char *text, struct conf_errors *e)
+{
+	struct agent_conf *a = NULL;
+	json_t *body = json_loads(text, 0, NULL), *tasks = json_pack("{s:{s:{s:i}}}", "t",
+	    "config", "from_task", 1);
+	ck_assert_ptr_nonnull(body);
+	int rc = config_agent_from_json(body, tasks, &a, e);
+	ck_assert_int_eq(rc, a ? 0 : -1);
+	json_decref(body);
+	json_decref(tasks);
+	return a;
+}
+
+static bool
+has_error(const struct conf_errors *e, const char *pointer, const char *line)
+{
+	for (size_t i = 0; i < e->n; i++)
+		if (!strcmp(e->pointers[i], pointer) && !strcmp(e->msgs[i], line))
+			return true;
+	return false;
+}
+
+START_TEST(agent_from_json)
+{
+	struct conf_errors e;
+	setenv("AGENTD_T_NOTE", "noted", 1);
+	struct agent_conf *a = json_agent("{\"agent_id\": \"made\", \"interval\": 90, "
+	    "\"task\": \"t\", \"task_config\": {\"n\": 2.5, \"note\": \"${AGENTD_T_NOTE}\"}, "
+	    "\"max_retries\": 4, \"debug\": true, \"system_instruction\": \"42\"}", &e);
+	ck_assert_msg(a != NULL, "%s", e.n ? e.msgs[0] : "?");
+	ck_assert_str_eq(a->name, "made");
+	ck_assert_str_eq(a->agent_id, "made");
+	ck_assert_int_eq(a->interval_ms, 90000);
+	ck_assert_int_eq(a->max_retries, 4);
+	ck_assert(a->debug);
+	json_t *tc = json_object_get(a->spec, "task_config");
+	ck_assert_int_eq(json_integer_value(json_object_get(tc, "from_task")), 1);
+	ck_assert(json_real_value(json_object_get(tc, "n")) == 2.5);
+	ck_assert_str_eq(json_string_value(json_object_get(tc, "note")), "noted");
+	/* a JSON string is text, as a quoted scalar is */
+	ck_assert_str_eq(json_string_value(json_object_get(a->spec, "system_instruction")), "42");
+	conf_errors_free(&e);
+
+	/* The same agent in the file: the same fingerprint. */
+	struct config *c = load_ok("tasks:\n  t: {config: {from_task: 1}}\nbackground_agents:\n"
+	    "  made:\n    agent_id: made\n    interval: 90\n    task: t\n"
+	    "    task_config: {n: 2.5, note: \"${AGENTD_T_NOTE}\"}\n    max_retries: 4\n"
+	    "    debug: true\n    system_instruction: \"42\"\n");
+	ck_assert_str_eq(c->agents[0].fingerprint, a->fingerprint);
+	config_free(c);
+	agent_conf_free(a);
+
+	/* Every mistake at once, each at its pointer, with the file's message. */
+	ck_assert_ptr_null(json_agent("{\"agent_id\": \"bad\", \"interval\": \"soon\", "
+	    "\"max_retries\": \"3\", \"colour\": 1, \"model_config\": {\"provider\": \"openai\", "
+	    "\"model\": \"m\", \"temperature\": 9}, \"mcp_tools\": [{\"name\": \"x\", "
+	    "\"transport_type\": \"stdio\"}], \"task\": \"missing\", \"a/b~c\": 0}", &e));
+	ck_assert(has_error(&e, "/interval", "/interval: background_agents.bad.interval: bad "
+	    "duration \"soon\" (use seconds or e.g. 90s, 5m, 1h30m)"));
+	ck_assert(has_error(&e, "/max_retries", "/max_retries: background_agents.bad.max_retries "
+	    "must be an integer, not \"3\""));
+	ck_assert(has_error(&e, "/colour", "/colour: unknown key \"colour\" in background_agents.bad"));
+	ck_assert(has_error(&e, "/model_config/temperature", "/model_config/temperature: "
+	    "background_agents.bad.model_config.temperature must be between 0 and 2"));
+	ck_assert(has_error(&e, "/mcp_tools/0", "/mcp_tools/0: background_agents.bad.mcp_tools[0]: "
+	    "transport_type stdio needs a command"));
+	ck_assert(has_error(&e, "/task", "/task: background_agents.bad.task: no task \"missing\" "
+	    "in the tasks registry"));
+	ck_assert(has_error(&e, "/a~1b~0c", "/a~1b~0c: unknown key \"a/b~c\" in background_agents.bad"));
+	conf_errors_free(&e);
+
+	/* The name is agent_id, and it is checked as a name. */
+	ck_assert_ptr_null(json_agent("{\"interval\": 5}", &e));
+	ck_assert(has_error(&e, "", "agent_id is required (the agent's name: a text)"));
+	conf_errors_free(&e);
+	ck_assert_ptr_null(json_agent("{\"agent_id\": 7}", &e));
+	ck_assert(has_error(&e, "/agent_id", "/agent_id: agent_id is not a text (the agent's "
+	    "name: a text)"));
+	conf_errors_free(&e);
+	ck_assert_ptr_null(json_agent("{\"agent_id\": \"a b\"}", &e));
+	ck_assert(has_error(&e, "/agent_id", "/agent_id: agent name \"a b\" must be 1-64 "
+	    "characters of A-Z a-z 0-9 _ . -"));
+	conf_errors_free(&e);
+	unsetenv("AGENTD_T_NOTE");
+	ck_assert_ptr_null(json_agent("{\"agent_id\": \"v\", \"system_instruction\": "
+	    "\"${AGENTD_T_NOTE}\"}", &e));
+	ck_assert_msg(e.n == 1 && !strcmp(e.pointers[0], "/system_instruction"), "%s",
+	    e.n ? e.msgs[0] : "none");
+	conf_errors_free(&e);
+}
+END_TEST
+
+/* JSON into YAML and back: the same value (export's round trip). */
+START_TEST(yaml_json_round_trip)
+{
+	const char *text = "{\"agent_id\": \"a\", \"s\": \"true\", \"n\": \"42\", \"i\": 42, "
+	    "\"r\": 1.5, \"b\": false, \"z\": null, \"l\": [\"x\", 1, {\"k\": \"two\\nlines\"}], "
+	    "\"e\": {}, \"q\": \"it's: #1\", \"on\": \"on\"}";
+	json_t *v = json_loads(text, 0, NULL);
+	char *yaml = yaml_from_json(v), err[256];
+	ck_assert_ptr_nonnull(yaml);
+	struct ynode *root = ytree_parse(yaml, strlen(yaml), err, sizeof(err));
+	ck_assert_msg(root != NULL, "%s: %s", err, yaml);
+	json_t *back = ytree_to_json(root, err, sizeof(err));
+	ck_assert_msg(json_equal(v, back), "%s", yaml);
+	json_decref(back);
+	ytree_free(root);
+	free(yaml);
+	json_decref(v);
+
+	/* YAML as the file types it: plain words are booleans, numbers, null */
+	const char *y = "a: yes\nb: 07\nc: ~\nd: on\ne: '1'\nf: 1e3\n";
+	root = ytree_parse(y, strlen(y), err, sizeof(err));
+	ck_assert_ptr_nonnull(root);
+	back = ytree_to_json(root, err, sizeof(err));
+	json_t *want = json_pack("{s:b, s:i, s:n, s:s, s:s, s:f}", "a", 1, "b", 7, "c", "d", "on",
+	    "e", "1", "f", 1000.0);
+	ck_assert_msg(json_equal(back, want), "%s", json_dumps(back, 0));
+	json_decref(want);
+	json_decref(back);
+	ytree_free(root);
+}
+END_TEST
+
+START_TEST(merge_patch)
+{
+	/* RFC 7396's appendix A, and a patch that is not an object */
+	static const char *const cases[][3] = {
+		{ "{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
+		{ "{\"a\":\"b\"}", "{\"b\":\"c\"}", "{\"a\":\"b\",\"b\":\"c\"}" },
+		{ "{\"a\":\"b\"}", "{\"a\":null}", "{}" },
+		{ "{\"a\":\"b\",\"b\":\"c\"}", "{\"a\":null}", "{\"b\":\"c\"}" },
+		{ "{\"a\":[\"b\"]}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
+		{ "{\"a\":\"c\"}", "{\"a\":[\"b\"]}", "{\"a\":[\"b\"]}" },
+		{ "{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}", "{\"a\":{\"b\":\"d\"}}" },
+		{ "{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}" },
+		{ "[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]" },
+		{ "{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]" },
+		{ "{\"a\":\"foo\"}", "null", "null" },
+		{ "{\"a\":\"foo\"}", "\"bar\"", "\"bar\"" },
+		{ "{\"e\":null}", "{\"a\":1}", "{\"e\":null,\"a\":1}" },
+		{ "[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}" },
+		{ "{}", "{\"a\":{\"bb\":{\"ccc\":null}}}", "{\"a\":{\"bb\":{}}}" },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		json_t *t = json_loads(cases[i][0], JSON_DECODE_ANY, NULL);
+		json_t *p = json_loads(cases[i][1], JSON_DECODE_ANY, NULL);
+		json_t *want = json_loads(cases[i][2], JSON_DECODE_ANY, NULL);
+		json_t *before = json_deep_copy(t);
+		json_t *got = json_merge_patch(t, p);
+		ck_assert_msg(json_equal(got, want), "case %zu: %s", i, json_dumps(got, JSON_ENCODE_ANY));
+		ck_assert_msg(json_equal(t, before), "case %zu changed its target", i);
+		json_decref(t);
+		json_decref(p);
+		json_decref(want);
+		json_decref(before);
+		json_decref(got);
+	}
+}
+END_TEST
+
 START_TEST(cron_expressions)
 {
 	setenv("TZ", "UTC", 1);
@@ -1077,6 +1243,9 @@ main(void)
 	tcase_add_test(tc, http_block);
 	tcase_add_test(tc, env_secrets);
 	tcase_add_test(tc, fingerprint_covers_everything);
+	tcase_add_test(tc, agent_from_json);
+	tcase_add_test(tc, yaml_json_round_trip);
+	tcase_add_test(tc, merge_patch);
 	tcase_add_test(tc, cron_expressions);
 	tcase_add_test(tc, cron_across_dst);
 	suite_add_tcase(s, tc);

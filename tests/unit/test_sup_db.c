@@ -695,6 +695,49 @@ START_TEST(failed_commit_kept_and_replayed)
 }
 END_TEST
 
+/* The API's agents: written through, read back in creation order after a
+ * reopen; while the db takes no writes a write is refused whole, with why,
+ * and what was pending is not lost to it. */
+START_TEST(api_agents_written_through)
+{
+	ck_assert_int_eq(loop_init(), 0);
+	struct store *s = open_store();
+	char err[512];
+	struct agent_state st = { .run_count = 7 }, got;
+
+	ck_assert_int_eq(store_api_put(s, "b", "{\"agent_id\":\"b\"}", "e1", err, sizeof(err)), 0);
+	ck_assert_int_eq(store_api_put(s, "a", "{\"agent_id\":\"a\"}", "e2", err, sizeof(err)), 0);
+	ck_assert_int_eq(store_api_put(s, "b", "{\"agent_id\":\"b\",\"interval\":5}", "e3", err,
+	    sizeof(err)), 0);
+	sqlite3 *other = lock_db();
+	ck_assert_int_eq(store_state_save(s, "a", &st), 0);
+	ck_assert_int_eq(store_api_delete(s, "a", err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "takes no writes") && strstr(err, "nothing was changed"), "%s", err);
+	unlock_db(other);
+	wait_healthy(s);
+	store_close(s);
+
+	s = open_store();
+	json_t *rows = store_api_list(s);
+	ck_assert_ptr_nonnull(rows);
+	ck_assert_uint_eq(json_array_size(rows), 2);
+	json_t *b = json_array_get(rows, 0), *a = json_array_get(rows, 1);
+	ck_assert_str_eq(json_string_value(json_object_get(b, "name")), "b");
+	ck_assert_str_eq(json_string_value(json_object_get(b, "etag")), "e3");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(b, "config"), "interval")), 5);
+	ck_assert_str_eq(json_string_value(json_object_get(a, "name")), "a");
+	json_decref(rows);
+	ck_assert_int_eq(store_state_load(s, "a", &got), 1);	/* the pending state was kept */
+	ck_assert_int_eq(got.run_count, 7);
+	ck_assert_int_eq(store_api_delete(s, "b", err, sizeof(err)), 0);
+	rows = store_api_list(s);
+	ck_assert_uint_eq(json_array_size(rows), 1);
+	json_decref(rows);
+	store_close(s);
+	loop_fini();
+}
+END_TEST
+
 /* Past the pending bound (here event_retention, 5) the newest events are
  * dropped, counted by agent and seq, and told once the db is back; the
  * ones kept keep contiguous ids. */
@@ -827,6 +870,7 @@ main(void)
 	tcase_add_test(tc, event_outbox_drops_add_up);
 	tcase_add_test(tc, clean_failures);
 	tcase_add_test(tc, damaged_db_refused);
+	tcase_add_test(tc, api_agents_written_through);
 	tcase_add_test(tc, failed_commit_kept_and_replayed);
 	tcase_add_test(tc, pending_bound_drops_counted);
 	tcase_add_test(tc, append_rate);
