@@ -524,18 +524,29 @@ restart_by_policy(struct agent *a, bool failed, int64_t uptime)
 	timer_in(&a->restart_timer, delay);
 }
 
+/* The stderr lines the ring holds now (those of the worker since it last
+ * exited), oldest first, the ring kept. */
 static json_t *
-stderr_tail(struct agent *a)
+stderr_lines(const struct agent *a)
 {
 	json_t *arr = json_array();
 	for (unsigned i = 0; i < STDERR_KEEP; i++) {
-		unsigned k = (a->errkeep_next + i) % STDERR_KEEP;
-		if (a->errkeep[k]) {
-			json_t *s = json_string(a->errkeep[k]);
+		const char *line = a->errkeep[(a->errkeep_next + i) % STDERR_KEEP];
+		json_t *s = line ? json_string(line) : NULL;
+		if (line)
 			json_array_append_new(arr, s ? s : json_string("(invalid utf-8)"));
-			free(a->errkeep[k]);
-			a->errkeep[k] = NULL;
-		}
+	}
+	return arr;
+}
+
+/* The same, for the worker's exit event: the ring is emptied for the next. */
+static json_t *
+stderr_tail(struct agent *a)
+{
+	json_t *arr = stderr_lines(a);
+	for (unsigned i = 0; i < STDERR_KEEP; i++) {
+		free(a->errkeep[i]);
+		a->errkeep[i] = NULL;
 	}
 	a->errkeep_next = 0;
 	return arr;
@@ -948,6 +959,7 @@ run_attempt_failed(struct agent *a, const char *error, bool retryable,
 	a->last_failed = true;
 	metrics_run_end(&a->m, r->timed_out ? RUN_END_TIMEOUT : r->cancel_reason ?
 	    RUN_END_CANCELLED : RUN_END_FAILED, mono_us() - r->started_us);
+	a->last_duration_ms = mono_ms() - r->attempt_mono;
 	emit_status(a, "error", why);
 	finish_run(a);
 }
@@ -1067,6 +1079,7 @@ on_result(struct agent *a, json_t *m)
 		int64_t dur = mono_ms() - r->attempt_mono;
 		a->st.last_success = wall_ms();
 		a->last_failed = false;
+		a->last_duration_ms = dur;
 		agent_save(a);
 		json_t *p = seed_payload(a);
 		json_object_set_new(p, "run_count", json_integer(r->run_id));
@@ -1441,6 +1454,7 @@ struct agent *
 agent_new(struct sup *s, const struct agent_conf *conf)
 {
 	struct agent *a = xcalloc(1, sizeof(*a));
+	a->last_duration_ms = -1;
 	char dir[4096];
 
 	a->sup = s;
@@ -1568,6 +1582,11 @@ agent_status_json(const struct agent *a)
 		json_object_set_new(o, "etag", json_string(a->etag));
 	if (a->conf_error)
 		json_object_set_new(o, "config_error", json_string(a->conf_error));
+	json_object_set_new(o, "last_outcome", a->last_duration_ms < 0 ? json_null() :
+	    json_string(a->last_failed ? "failed" : "completed"));
+	json_object_set_new(o, "last_duration_ms", a->last_duration_ms < 0 ? json_null() :
+	    json_integer(a->last_duration_ms));
+	json_object_set_new(o, "last_stderr", stderr_lines(a));
 	if (a->cur) {
 		json_t *run = json_pack("{s:I, s:i}", "run_id", (json_int_t)a->cur->run_id,
 		    "attempt", a->cur->attempt);

@@ -108,6 +108,7 @@ struct agent {
 	struct mem_recall recall;      /* the worker's recall being answered */
 	json_int_t recall_req;         /* ... its req_id */
 	bool last_failed;              /* the last finished run failed */
+	int64_t last_duration_ms;      /* its last attempt's; -1: none finished yet */
 	bool unsaved;                  /* st changed since agent_save */
 
 	struct run *cur;
