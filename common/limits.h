@@ -131,6 +131,19 @@
  * practice (the benchmarks run 1000). */
 #define API_AGENTS_MAX 1024
 
+/* The dashboard.  A browser's login is a session (its id in an HttpOnly
+ * cookie, and a CSRF token for its forms): at most HTTP_SESSIONS_MAX at
+ * once (a new one pushes out the oldest), each good for HTTP_SESSION_MS.
+ * The page shows every agent, so what it shows of each is bounded: its
+ * newest DASH_EVENTS events and DASH_STDERR stderr lines, and DASH_TEXT_MAX
+ * bytes of any one text (an error, a stderr line, an event's payload), so
+ * that 1000 agents render in one short pass of the loop. */
+#define HTTP_SESSIONS_MAX 64
+#define HTTP_SESSION_MS (12 * 3600 * 1000LL)
+#define DASH_EVENTS 3
+#define DASH_STDERR 5
+#define DASH_TEXT_MAX 240
+
 /* What agentd holds in memory while its state db takes no writes (a full
  * disk, an I/O error): at most this many events (and never more than
  * event_retention, what the log would keep of them) and this many bytes of

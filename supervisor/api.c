@@ -30,6 +30,12 @@ const struct route api_routes[] = {
 	{ "GET", "/healthz", -1, http_healthz, R_PUBLIC, NULL, NULL, NULL },
 	{ "GET", "/readyz", -1, http_readyz, R_PUBLIC, NULL, NULL, NULL },
 	{ "GET", "/metrics", -1, http_metrics, 0, NULL, NULL, NULL },
+	{ "GET", "/", -1, dash_page, R_PAGE | R_LOGIN, NULL, NULL, NULL },
+	{ "POST", "/login", -1, dash_login, R_PAGE | R_LOGIN, NULL, NULL, NULL },
+	{ "POST", "/ui/agents/{id}/pause", CMD_PAUSE, dash_action, R_PAGE, NULL, NULL, NULL },
+	{ "POST", "/ui/agents/{id}/resume", CMD_RESUME, dash_action, R_PAGE, NULL, NULL, NULL },
+	{ "POST", "/ui/agents/{id}/run", CMD_RUN, dash_action, R_PAGE, NULL, NULL, NULL },
+	{ "POST", "/ui/agents/{id}/restart", CMD_RESTART, dash_action, R_PAGE, NULL, NULL, NULL },
 	{ "GET", "/v1/status", CMD_STATUS, NULL, 0, NULL, NULL, NULL },
 	{ "GET", "/v1/agents", CMD_LIST, NULL, 0, NULL, NULL, NULL },
 	{ "POST", "/v1/agents", CMD_CREATE, NULL, 0, "config", NULL, NULL },
@@ -45,7 +51,7 @@ const struct route api_routes[] = {
 	{ "POST", "/v1/reload", CMD_RELOAD, NULL, 0, NULL, NULL, NULL },
 	{ "GET", "/v1/tasks", CMD_TASKS, NULL, 0, NULL, NULL, NULL },
 	{ "GET", "/v1/events", CMD_EVENTS, NULL, 0, NULL, events_q, http_events_shape },
-	{ "GET", "/v1/events/stream", CMD_EVENTS, sse_open, 0, NULL, stream_q, NULL },
+	{ "GET", "/v1/events/stream", CMD_EVENTS, sse_open, R_COOKIE, NULL, stream_q, NULL },
 	{ NULL, NULL, -1, NULL, 0, NULL, NULL, NULL },
 };
 

@@ -5,8 +5,9 @@
  * A route is a row: a method, a path whose {id} segment names the agent,
  * and what serves it -- a command of proto/cmd.h's catalogue (the command
  * table does the work, as it does for the control socket), or a handler of
- * its own (the probes and /metrics, metrics.c; the event stream; later the
- * dashboard).  A new endpoint is a row in api_routes[] (api.c); a new operation for both
+ * its own (the probes and /metrics, metrics.c; the event stream; the
+ * dashboard's page and forms, dashboard.c).  A new endpoint is a row in
+ * api_routes[] (api.c); a new operation for both
  * agentctl and the API is a command row in proto/cmd.c, a handler in
  * commands.c and a route row here.
  *
@@ -39,6 +40,11 @@ struct api_req {
 	const struct route *route;
 	char *agent;              /* the path's {id}, or the agent parameter; NULL: none */
 	json_t *args;             /* the command's args, decoded; NULL: none */
+	/* R_PAGE routes decode their own request: */
+	bool authed;              /* R_LOGIN: whether it came with the token or a session */
+	const char *csrf;         /* what the page's forms carry and its actions must return */
+	const char *body;         /* the body as sent (a form), body_len bytes */
+	size_t body_len;
 };
 
 /* Queues the answer on req->conn: the MHD_Result of MHD_queue_response. */
@@ -48,6 +54,9 @@ typedef int (*api_fn)(struct api_req *req);
 struct qparam { const char *name, *arg; };
 
 #define R_PUBLIC 1u   /* served without a token (TCP listeners require one for the rest) */
+#define R_COOKIE 2u   /* a dashboard session's cookie stands for the token */
+#define R_PAGE 4u     /* the dashboard's (R_COOKIE too): its handler reads query and form */
+#define R_LOGIN 8u    /* R_PAGE, answered without the token too (a login form) */
 
 struct route {
 	const char *method, *path;

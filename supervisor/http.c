@@ -13,7 +13,14 @@
  * otherwise); a TCP listener wants `Authorization: Bearer TOKEN` on every
  * request but the public routes (the probes, /healthz and /readyz: a probe
  * seldom can send a token), compared in constant time, the token from
- * agentd.http.token_file or AGENTD_HTTP_TOKEN, never logged nor said back.  What may be asked is bounded where it enters: the request
+ * agentd.http.token_file or AGENTD_HTTP_TOKEN, never logged nor said back.
+ * A browser gives the token once, to the dashboard's login (dashboard.c),
+ * and gets a session: a random id in an HttpOnly SameSite=Strict cookie,
+ * which stands for the token on the routes marked R_COOKIE or R_PAGE only
+ * (the page, its forms, the event stream it follows), with a CSRF token of
+ * its own for the forms; sessions live in agentd's memory
+ * (HTTP_SESSIONS_MAX, each HTTP_SESSION_MS), so a restart of agentd ends
+ * them.  What may be asked is bounded where it enters: the request
  * line and headers by the memory each connection gets (HTTP_CONN_MEMORY),
  * a body by HTTP_BODY_MAX (refused by its Content-Length before it is
  * read, or as it grows), connections by HTTP_CLIENTS_MAX per listener
@@ -38,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -59,6 +67,8 @@ struct call {
 	struct buf body;
 	bool too_large;
 	bool answered;            /* refused at its headers: the body is not wanted */
+	bool authed;              /* the token, a session, or a unix peer */
+	char csrf[SESSION_HEX + 1];   /* the token its forms carry (R_PAGE) */
 };
 
 /* ---- answers ------------------------------------------------------------- */
@@ -139,6 +149,52 @@ refuse(struct MHD_Connection *conn, int status, const char *code, const char *fm
 	return http_reply_error(conn, &e);
 }
 
+static void
+page_headers(struct MHD_Response *r, const char *nonce)
+{
+	char csp[256];
+	snprintf(csp, sizeof(csp), "default-src 'none'; style-src 'unsafe-inline'; "
+	    "script-src 'nonce-%s'; connect-src 'self'; form-action 'self'; "
+	    "frame-ancestors 'none'; base-uri 'none'", nonce);
+	MHD_add_response_header(r, "Content-Security-Policy", csp);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+}
+
+int
+http_reply_html(struct MHD_Connection *conn, int status, struct buf *html, const char *nonce)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(buf_pending(html),
+	    buf_head(html), MHD_RESPMEM_MUST_COPY);
+	buf_free(html);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+	page_headers(r, nonce);
+	enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+int
+http_reply_redirect(struct MHD_Connection *conn, const char *location, const char *cookie)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"",
+	    MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (cookie)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+	enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_SEE_OTHER, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
 int
 http_healthz(struct api_req *req)
 {
@@ -216,26 +272,113 @@ command(struct api_req *req)
 
 /* ---- requests ------------------------------------------------------------ */
 
-/* The token, in time that does not depend on where it differs (nor, past
- * its length, on what was sent). */
+/* In time that does not depend on where they differ (nor, past
+ * HTTP_TOKEN_MAX, on what was sent). */
+bool
+http_secret_eq(const char *a, const char *b)
+{
+	char given[HTTP_TOKEN_MAX] = { 0 }, want[HTTP_TOKEN_MAX] = { 0 };
+	size_t n = strlen(a), m = strlen(b);
+
+	memcpy(given, a, n < sizeof(given) ? n : sizeof(given));
+	memcpy(want, b, m < sizeof(want) ? m : sizeof(want));
+	unsigned char d = 0;
+	for (size_t i = 0; i < sizeof(want); i++)	/* every byte, whatever differs first */
+		d |= (unsigned char)(given[i] ^ want[i]);
+	explicit_bzero(want, sizeof(want));
+	explicit_bzero(given, sizeof(given));
+	return d == 0 && n == m;
+}
+
+static bool
+token_eq(const struct http *h, const char *v)
+{
+	return h->token && v && http_secret_eq(v, h->token);
+}
+
 static bool
 token_ok(const struct http *h, struct MHD_Connection *conn)
 {
 	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
-	char given[HTTP_TOKEN_MAX] = { 0 }, want[HTTP_TOKEN_MAX] = { 0 };
 
-	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0 || h->token == NULL)
+	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
 		return false;
 	v += 7 + strspn(v + 7, " ");
-	size_t n = strlen(v);
-	memcpy(given, v, n < sizeof(given) ? n : sizeof(given));
-	memcpy(want, h->token, h->token_len);
-	unsigned char d = 0;
-	for (size_t i = 0; i < sizeof(want); i++)	/* every byte, whatever differs first */
-		d |= (unsigned char)(given[i] ^ want[i]);
-	explicit_bzero(want, sizeof(want));
-	return d == 0 && n == h->token_len;
+	return token_eq(h, v);
+}
+
+/* ---- dashboard sessions -------------------------------------------------- */
+
+int
+http_random_hex(char *out, size_t n)
+{
+	unsigned char b[64];
+	if (n > sizeof(b) || getrandom(b, n, 0) != (ssize_t)n) {
+		log_error("http: no random bytes for a session: %s", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	explicit_bzero(b, sizeof(b));
+	return 0;
+}
+
+/* The live session the request's cookie names, or NULL.  Every slot is
+ * compared, the same way, whichever matches. */
+static const struct session *
+session_of(const struct http *h, struct MHD_Connection *conn)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+	const struct session *found = NULL;
+	int64_t now = mono_ms();
+
+	if (v == NULL || strlen(v) != SESSION_HEX)
+		return NULL;
+	for (size_t i = 0; i < HTTP_SESSIONS_MAX; i++) {
+		const struct session *s = &h->sessions[i];
+		if (http_secret_eq(v, s->id) && s->id[0] && now - s->born_ms < HTTP_SESSION_MS)
+			found = s;
+	}
+	return found;
+}
+
+bool
+http_session_start(struct api_req *req, const char *token, char *cookie, size_t len)
+{
+	struct http *h = ((struct listener *)req->listener)->h;
+	struct session *s = &h->sessions[0];
+
+	if (!token_eq(h, token))
+		return false;
+	for (size_t i = 1; i < HTTP_SESSIONS_MAX; i++)	/* a free slot, or the oldest */
+		if (s->id[0] && (!h->sessions[i].id[0] || h->sessions[i].born_ms < s->born_ms))
+			s = &h->sessions[i];
+	if (http_random_hex(s->id, SESSION_HEX / 2) < 0 ||
+	    http_random_hex(s->csrf, SESSION_HEX / 2) < 0) {
+		s->id[0] = '\0';
+		return false;
+	}
+	s->born_ms = mono_ms();
+	/* No Secure: agentd speaks plain HTTP (TLS is a proxy's, in front). */
+	snprintf(cookie, len, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld",
+	    SESSION_COOKIE, s->id, HTTP_SESSION_MS / 1000);
+	return true;
+}
+
+/* Who asks, on a TCP listener: the token, or for the dashboard's routes a
+ * session; the forms' token that goes with it. */
+static bool
+tcp_authed(struct call *c, struct MHD_Connection *conn)
+{
+	const struct session *s;
+	if (token_ok(c->l->h, conn))
+		return true;
+	if (!(c->route && (c->route->flags & (R_COOKIE | R_PAGE))) ||
+	    (s = session_of(c->l->h, conn)) == NULL)
+		return false;
+	memcpy(c->csrf, s->csrf, sizeof(c->csrf));
+	return true;
 }
 
 static bool
@@ -264,7 +407,9 @@ headers(struct call *c, struct MHD_Connection *conn, const char *url, const char
 		return refuse(conn, MHD_HTTP_FORBIDDEN, "forbidden", "this uid may not use agentd's "
 		    "HTTP socket");
 	c->route = api_route(method, url, &c->agent, &err);
-	if (c->l->tcp && !(c->route && (c->route->flags & R_PUBLIC)) && !token_ok(c->l->h, conn))
+	memcpy(c->csrf, c->l->h->csrf, sizeof(c->csrf));
+	c->authed = !c->l->tcp || tcp_authed(c, conn);
+	if (!c->authed && !(c->route && (c->route->flags & (R_PUBLIC | R_LOGIN))))
 		return refuse(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized", "this listener needs "
 		    "Authorization: Bearer with agentd's token");
 	if (c->route == NULL)
@@ -302,7 +447,8 @@ answer(struct call *c, struct MHD_Connection *conn)
 	struct params ps = { 0 };
 	struct api_error err;
 	struct api_req req = { .sup = c->l->h->sup, .conn = conn, .listener = c->l,
-		.route = c->route, .agent = c->agent };
+		.route = c->route, .agent = c->agent, .authed = c->authed, .csrf = c->csrf,
+		.body = (const char *)buf_head(&c->body), .body_len = buf_pending(&c->body) };
 	int rc;
 
 	c->answered = true;
@@ -310,7 +456,9 @@ answer(struct call *c, struct MHD_Connection *conn)
 		return refuse(conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "a request body may "
 		    "hold at most %u bytes", HTTP_BODY_MAX);
 	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_param, &ps);
-	if (api_args(c->route, ps.p, ps.n, (const char *)buf_head(&c->body),
+	if (c->route->flags & R_PAGE)
+		rc = c->route->fn(&req);
+	else if (api_args(c->route, ps.p, ps.n, (const char *)buf_head(&c->body),
 	    buf_pending(&c->body), &req.agent, &req.args, &err) < 0)
 		rc = http_reply_error(conn, &err);
 	else
@@ -605,6 +753,8 @@ http_open(struct sup *s)
 	h->sup = s;
 	h->ls = xcalloc(n, sizeof(*h->ls));
 	sse_keepalive_init(h);
+	if (http_random_hex(h->csrf, SESSION_HEX / 2) < 0)
+		goto fail;
 	if (any_tcp(specs) && load_token(h, s->cfg->g.http_token_file) < 0)
 		goto fail;
 	for (; h->nls < n; h->nls++)
@@ -631,6 +781,7 @@ http_close(struct sup *s)
 	timer_stop(&h->keepalive);
 	if (h->token)
 		explicit_bzero(h->token, h->token_len);
+	explicit_bzero(h->sessions, sizeof(h->sessions));
 	free(h->token);
 	free(h->ls);
 	free(h);

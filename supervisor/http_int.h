@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "common/buf.h"
+#include "common/limits.h"
 #include "supervisor/api.h"
 #include "supervisor/loop.h"
 #include "supervisor/store.h"
@@ -26,12 +28,23 @@ struct listener {
 	int nconns;               /* open connections, for the cap (on_accept) */
 };
 
+/* A browser's login to the dashboard (see http.c): random, hex. */
+#define SESSION_HEX 64
+#define SESSION_COOKIE "agentd_session"
+struct session {
+	char id[SESSION_HEX + 1];     /* the cookie's value; "" for a free slot */
+	char csrf[SESSION_HEX + 1];   /* its forms' token */
+	int64_t born_ms;              /* monotonic */
+};
+
 struct http {
 	struct sup *sup;
 	struct listener *ls;
 	size_t nls;
 	char *token;              /* the bearer token TCP listeners check; NULL: none */
 	size_t token_len;
+	struct session sessions[HTTP_SESSIONS_MAX];
+	char csrf[SESSION_HEX + 1];   /* the forms' token without a session (unix, bearer) */
 	struct sse *streams;      /* every open event stream, of every listener */
 	size_t nstreams;
 	struct timer keepalive;   /* armed while a stream is open */
@@ -54,6 +67,27 @@ json_t *http_events_shape(const struct api_req *req, const struct cmd_result *r)
 /* Queue an answer: a JSON body (stolen) with its status, or an error. */
 int http_reply_json(struct MHD_Connection *conn, int status, json_t *body);
 int http_reply_error(struct MHD_Connection *conn, const struct api_error *err);
+
+/* A page: html's bytes (taken), as text/html with headers that keep it
+ * to itself (a CSP letting only the inline script of that nonce run, no
+ * framing, no referrer, no caching). */
+int http_reply_html(struct MHD_Connection *conn, int status, struct buf *html,
+    const char *nonce);
+/* 303 to location, setting the cookie (a Set-Cookie value) when given. */
+int http_reply_redirect(struct MHD_Connection *conn, const char *location, const char *cookie);
+/* A login: when token is agentd's, a new session, its Set-Cookie value in
+ * cookie (len bytes), and true. */
+bool http_session_start(struct api_req *req, const char *token, char *cookie, size_t len);
+/* Whether a and b are the same text, in time that does not depend on where
+ * they differ. */
+bool http_secret_eq(const char *a, const char *b);
+/* hex random bytes, 2 * n + 1 of out (getrandom). */
+int http_random_hex(char *out, size_t n);
+
+/* dashboard.c */
+int dash_page(struct api_req *req);
+int dash_login(struct api_req *req);
+int dash_action(struct api_req *req);
 
 /* sse.c */
 void sse_published(struct http *h, const struct event *ev);

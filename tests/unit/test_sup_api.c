@@ -52,9 +52,31 @@ START_TEST(every_route_by_its_path)
 }
 END_TEST
 
+/* A dashboard session's cookie stands for the token on the page, its forms
+ * and the stream it follows only: never on the JSON API's actions, which a
+ * page elsewhere could otherwise post to with the browser's cookie. */
+START_TEST(cookie_routes)
+{
+	static const char *const cookie_ok[] = { "/", "/login", "/ui/agents/{id}/pause",
+		"/ui/agents/{id}/resume", "/ui/agents/{id}/run", "/ui/agents/{id}/restart",
+		"/v1/events/stream" };
+	size_t seen = 0;
+	for (const struct route *r = api_routes; r->method; r++) {
+		bool listed = false;
+		for (size_t i = 0; i < sizeof(cookie_ok) / sizeof(cookie_ok[0]); i++)
+			listed |= !strcmp(r->path, cookie_ok[i]);
+		ck_assert_msg(!(r->flags & (R_COOKIE | R_PAGE)) || listed, "%s takes the cookie", r->path);
+		ck_assert_msg(!(r->flags & R_LOGIN) || (r->flags & R_PAGE), "%s", r->path);
+		ck_assert_msg(!(r->flags & R_PAGE) || r->fn, "%s", r->path);
+		seen += listed;
+	}
+	ck_assert_uint_eq(seen, sizeof(cookie_ok) / sizeof(cookie_ok[0]));
+}
+END_TEST
+
 START_TEST(not_found)
 {
-	static const char *const paths[] = { "/", "/v1", "/v1/status/", "/v1/agents/",
+	static const char *const paths[] = { "/ui", "/ui/agents/a", "/login/", "/v1", "/v1/status/", "/v1/agents/",
 		"/v1/agents//pause", "/v1/agents/a/b", "/v1/agents/a/pause/x", "/V1/status",
 		"/v1/statusx", "/healthz/", "" };
 	struct api_error e;
@@ -199,6 +221,7 @@ main(void)
 	Suite *s = suite_create("api");
 	TCase *tc = tcase_create("routes");
 	tcase_add_test(tc, every_route_by_its_path);
+	tcase_add_test(tc, cookie_routes);
 	tcase_add_test(tc, not_found);
 	tcase_add_test(tc, query_and_body);
 	tcase_add_test(tc, answer_codes);
