@@ -136,12 +136,14 @@
  * once (a new one pushes out the oldest), each good for HTTP_SESSION_MS.
  * The page shows every agent, so what it shows of each is bounded: its
  * newest DASH_EVENTS events and DASH_STDERR stderr lines, and DASH_TEXT_MAX
- * bytes of any one text (an error, a stderr line, an event's payload), so
- * that 1000 agents render in one short pass of the loop. */
+ * bytes of any one text (an error, a stderr line, an event's payload); and
+ * it is rendered as it is sent, DASH_ROWS_PER_PASS agents each pass of the
+ * loop, so that 1000 agents never hold the loop for long. */
 #define HTTP_SESSIONS_MAX 64
 #define HTTP_SESSION_MS (12 * 3600 * 1000LL)
 #define DASH_EVENTS 3
 #define DASH_STDERR 5
+#define DASH_ROWS_PER_PASS 20
 #define DASH_TEXT_MAX 240
 
 /* What agentd holds in memory while its state db takes no writes (a full

@@ -9,9 +9,11 @@
  * a tool's name, a model's answer are the workers' and the models' text.
  * Each goes through esc(), which escapes what is special in HTML text and
  * in a quoted attribute alike (& < > " '), and is cut at DASH_TEXT_MAX
- * bytes; events are DASH_EVENTS per agent, stderr lines DASH_STDERR.  So the page for 1000 agents is
- * bounded, and rendered in one pass (scripts/bench/run_dashboard measures
- * it).  The page's only script is inline, allowed by its nonce in the CSP
+ * bytes; events are DASH_EVENTS per agent, stderr lines DASH_STDERR.  So
+ * the page for 1000 agents is bounded, and it is rendered as it is sent,
+ * DASH_ROWS_PER_PASS rows at a time (struct page), so that it never holds
+ * the loop for long (scripts/bench/run_dashboard measures both).  The
+ * page's only script is inline, allowed by its nonce in the CSP
  * (http_reply_html), and no other can run: not one an escape missed, not
  * one from elsewhere.  There are no external scripts, styles or fonts.
  *
@@ -37,6 +39,7 @@
  */
 #include <microhttpd.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,36 +306,96 @@ script(struct buf *b, const char *nonce)
 	    "})();</script>", nonce, RELOAD_MIN_MS);
 }
 
-static int
-render(struct api_req *req)
-{
-	struct sup *s = req->sup;
+/* A page as it is sent: a few rows each time libmicrohttpd asks for more
+ * (DASH_ROWS_PER_PASS), so 1000 agents are rendered over many passes of
+ * the loop, not in one.  Agents are looked up by their place at each pass:
+ * one added or removed meanwhile (a reload) may be missed or shown twice,
+ * never read after it is freed. */
+struct page {
+	struct sup *sup;
+	struct buf out;               /* rendered, not yet taken */
+	size_t next;                  /* the next agent's place; SIZE_MAX: not started */
+	bool ended;
+	char csrf[SESSION_HEX + 1];
 	char nonce[2 * NONCE_BYTES + 1];
-	struct buf b;
-	int running = 0, paused = 0;
+};
 
-	if (http_random_hex(nonce, NONCE_BYTES) < 0)
-		return message_page(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "agentd",
-		    "no random bytes for the page's nonce", false);
+static void
+page_top(struct page *p)
+{
+	struct sup *s = p->sup;
+	int running = 0, paused = 0;
 	for (size_t i = 0; i < s->nagents; i++) {
 		running += s->agents[i]->pid > 0;
 		paused += s->agents[i]->st.paused;
 	}
-	buf_init(&b);
-	head(&b, "agentd", true);
-	putf(&b, "<body data-after=\"%lld\"><h1>agentd</h1><p id=\"summary\">%zu agents, "
+	head(&p->out, "agentd", true);
+	putf(&p->out, "<body data-after=\"%lld\"><h1>agentd</h1><p id=\"summary\">%zu agents, "
 	    "%d with a worker, %d paused; pid %d</p>\n", (long long)newest_event(s),
 	    s->nagents, running, paused, (int)getpid());
-	put(&b, "<table id=\"agents\"><thead><tr><th>agent</th><th>state</th><th>owner</th>"
+	put(&p->out, "<table id=\"agents\"><thead><tr><th>agent</th><th>state</th><th>owner</th>"
 	    "<th>next run</th><th>last outcome</th><th>runs / errors / skipped / restarts</th>"
 	    "<th>last error</th><th>recent events</th><th>stderr</th><th></th></tr></thead>"
 	    "<tbody>\n");
-	for (size_t i = 0; i < s->nagents; i++)
-		agent_row(&b, s, s->agents[i], req->csrf);
-	put(&b, "</tbody></table>");
-	script(&b, nonce);
-	put(&b, "</body></html>\n");
-	return http_reply_html(req->conn, MHD_HTTP_OK, &b, nonce);
+	p->next = 0;
+}
+
+static void
+page_more(struct page *p)
+{
+	struct sup *s = p->sup;
+	if (p->next == SIZE_MAX) {
+		page_top(p);
+		return;
+	}
+	for (size_t n = 0; n < DASH_ROWS_PER_PASS && p->next < s->nagents; n++)
+		agent_row(&p->out, s, s->agents[p->next++], p->csrf);
+	if (p->next < s->nagents)
+		return;
+	put(&p->out, "</tbody></table>");
+	script(&p->out, p->nonce);
+	put(&p->out, "</body></html>\n");
+	p->ended = true;
+}
+
+static ssize_t
+page_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct page *p = cls;
+	(void)pos;
+	if (buf_pending(&p->out) == 0 && !p->ended)
+		page_more(p);
+	size_t n = buf_pending(&p->out) < max ? buf_pending(&p->out) : max;
+	if (n == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	memcpy(out, buf_head(&p->out), n);
+	buf_consume(&p->out, n);
+	return (ssize_t)n;
+}
+
+static void
+page_free(void *cls)
+{
+	struct page *p = cls;
+	buf_free(&p->out);
+	free(p);
+}
+
+static int
+render(struct api_req *req)
+{
+	struct page *p = xcalloc(1, sizeof(*p));
+
+	if (http_random_hex(p->nonce, NONCE_BYTES) < 0) {
+		free(p);
+		return message_page(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "agentd",
+		    "no random bytes for the page's nonce", false);
+	}
+	p->sup = req->sup;
+	p->next = SIZE_MAX;
+	snprintf(p->csrf, sizeof(p->csrf), "%s", req->csrf);
+	buf_init(&p->out);
+	return http_reply_html_stream(req->conn, page_read, p, page_free, p->nonce);
 }
 
 /* ---- forms ---------------------------------------------------------------- */

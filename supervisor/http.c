@@ -179,6 +179,24 @@ http_reply_html(struct MHD_Connection *conn, int status, struct buf *html, const
 }
 
 int
+http_reply_html_stream(struct MHD_Connection *conn,
+    ssize_t (*read)(void *cls, uint64_t pos, char *buf, size_t max), void *cls,
+    void (*done)(void *cls), const char *nonce)
+{
+	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16u << 10,
+	    read, cls, done);
+	if (r == NULL) {
+		done(cls);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+	page_headers(r, nonce);
+	enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+int
 http_reply_redirect(struct MHD_Connection *conn, const char *location, const char *cookie)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"",

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <jansson.h>
 #include "common/buf.h"
 #include "common/limits.h"
@@ -73,6 +74,12 @@ int http_reply_error(struct MHD_Connection *conn, const struct api_error *err);
  * framing, no referrer, no caching). */
 int http_reply_html(struct MHD_Connection *conn, int status, struct buf *html,
     const char *nonce);
+/* The same for a page made as it is sent: read(cls, pos, buf, max) as
+ * libmicrohttpd's content reader (bytes, or -1 at the end), done(cls) once
+ * it is over, sent or not. */
+int http_reply_html_stream(struct MHD_Connection *conn,
+    ssize_t (*read)(void *cls, uint64_t pos, char *buf, size_t max), void *cls,
+    void (*done)(void *cls), const char *nonce);
 /* 303 to location, setting the cookie (a Set-Cookie value) when given. */
 int http_reply_redirect(struct MHD_Connection *conn, const char *location, const char *cookie);
 /* A login: when token is agentd's, a new session, its Set-Cookie value in
