@@ -116,6 +116,7 @@ bench: all
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_http $(BENCH_ARGS)
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_memory $(BENCH_ARGS)
 	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_qdrant $(BENCH_ARGS)
+	AGENTD_BUILD=$(abspath $(BUILD)) scripts/bench/run_dashboard $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:
