@@ -10,6 +10,7 @@
 //   shot:NAME         OUTDIR/NAME.png, the whole page
 //   click:SELECTOR    click the element, wait for the page it leads to
 //   sh:COMMAND        run COMMAND (sh -c) and wait for it
+//   eval:JS           run JS in the page (e.g. to fill in a field, or drop one)
 //   reload            wait for a load the page makes itself (its live reload)
 //   cookies:NAME      OUTDIR/NAME.json: the browser's cookies (httpOnly, sameSite)
 // A dialog (alert, confirm) is dismissed and recorded: dom's "dialogs".
@@ -151,6 +152,8 @@ async function main() {
         const r = spawnSync('sh', ['-c', arg], { stdio: 'inherit' });
         if (r.status !== 0)
           throw new Error(`sh: ${arg}: exit ${r.status}`);
+      } else if (verb === 'eval') {
+        await evaluate(arg);
       } else if (verb === 'reload') {
         await nextLoad();
       } else if (verb === 'cookies') {

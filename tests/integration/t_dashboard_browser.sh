@@ -1,11 +1,13 @@
 # The dashboard in a real browser: headless Chromium (Debian's), driven over
 # the DevTools protocol (tests/browser/cdp.js), against agentd's TCP
-# listener.  It logs in with /?token= once and is left on / with the
+# listener.  Without the token it gets the login form, and a wrong token
+# typed in is refused; it logs in with /?token= once and is left on / with the
 # session in an HttpOnly SameSite=Strict cookie its scripts cannot read;
 # the DOM holds every agent with its state, and the hostile texts a worker,
 # an MCP server's stderr and a model wrote as text -- no element made of
 # them, no dialog opened; pressing pause pauses the agent (agentctl status
-# says so); a run started elsewhere reloads the page by itself, showing it.
+# says so), and the same button on a form stripped of its CSRF token is
+# refused; a run started elsewhere reloads the page by itself, showing it.
 # The screenshots stay in build/ (t_dashboard_browser*.png).
 . ./lib.sh
 
@@ -48,8 +50,12 @@ wait_until 30 sh -c "$B/agentctl -s $SOCK --json status noisy | grep -qF 'svg on
 
 U=http://127.0.0.1:$TPORT
 mkdir -p "$T/browser"
-"$NODE" ../browser/cdp.js "$T/browser" "goto:$U/?token=$TOKEN" dom:first shot:dashboard cookies:cookies \
+"$NODE" ../browser/cdp.js "$T/browser" "goto:$U/" dom:login \
+	"eval:document.querySelector('input[name=token]').value = 'not-the-token'" "click:form button" dom:wrong \
+	"goto:$U/?token=$TOKEN" dom:first shot:dashboard cookies:cookies \
 	"click:#agent-noisy form[action\$='/pause'] button" dom:paused \
+	"eval:document.querySelector('#agent-talker form[action\$=\"/pause\"] input[name=csrf]').remove()" \
+	"click:#agent-talker form[action\$='/pause'] button" dom:nocsrf "goto:$U/" \
 	"sh:$B/agentctl -s $SOCK run talker" reload dom:live shot:live > "$T/cdp.out" 2>&1 ||
 	fail "the browser: $(tail -5 "$T/cdp.out"; tail -5 "$T/browser/chromium.log")"
 cp "$T/browser/dashboard.png" "$B/t_dashboard_browser.png"
@@ -58,6 +64,10 @@ note "screenshots: $B/t_dashboard_browser.png, $B/t_dashboard_browser_live.png"
 
 dom() { jget "$2" < "$T/browser/$1.json"; }
 rowof() { echo "[r for r in d['rows'] if r['agent'] == '$1'][0]"; }
+[ "$(dom login "[d['forms'], len(d['rows'])]")" = '[1, 0]' ] || fail "without the token the page is not the login form alone"
+dom wrong "d['message']" | grep -q "not agentd's token" || fail "a wrong token in the form: $(dom wrong "d['body']")"
+[ "$(dom wrong "len(d['rows'])")" = 0 ] || fail "a wrong token showed the agents"
+note "without the token: the login form; a wrong one typed in is refused"
 [ "$(dom first "d['url']")" = "$U/" ] || fail "the login left the browser on $(dom first "d['url']")"
 [ "$(dom first "sorted((r['agent'], r['state'], r['owner']) for r in d['rows'])")" = \
 	'[["failing", "idle", "file"], ["noisy", "idle", "file"], ["talker", "idle", "file"]]' ] ||
@@ -78,6 +88,10 @@ note "/?token= once, then / with an HttpOnly SameSite=Strict cookie scripts cann
 [ "$(field noisy paused)" = true ] || fail "pressing pause did not pause noisy: $(ctl status)"
 [ "$(dom paused "$(rowof noisy)['actions']")" = '["resume", "run now", "restart"]' ] || fail "no resume offered"
 note "pause pressed: agentctl status says noisy is paused"
+[ "$(dom nocsrf "[d['title'], len(d['rows'])]")" = '["refused", 0]' ] && dom nocsrf "d['message']" | grep -q 'CSRF' ||
+	fail "pause without the form's CSRF token was not refused: $(dom nocsrf "d['body']")"
+[ "$(field talker paused)" = false ] || fail "pause without the CSRF token paused talker"
+note "the same form without its CSRF token: refused, talker not paused"
 [ "$(dom live "$(rowof talker)['counters']" | cut -d' ' -f1)" = 2 ] ||
 	fail "the page did not reload itself after a run: $(dom live "$(rowof talker)['counters']"), loads $(dom live "d['loads']")"
 note "a run started with agentctl: the page reloaded by itself and shows it"
