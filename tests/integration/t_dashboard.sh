@@ -4,9 +4,10 @@
 # HTML text and attributes, and cut; the events shown per agent bounded.
 # The unix listener needs no token; on TCP the login (a wrong token refused,
 # /?token= redirected to a URL without it, the cookie HttpOnly and
-# SameSite=Strict, good for the page only, a forged one refused), and the
-# actions: refused without the session's CSRF token (none, another
-# session's, agentd's own) or without the session, done with it.
+# SameSite=Strict, good for the page only, a forged one refused, 64 logins
+# at most), and the actions: refused without the session's CSRF token
+# (none, another session's, agentd's own, under another name) or without
+# the session, done with it.
 . ./lib.sh
 
 TPORT=$(free_port)
@@ -126,12 +127,12 @@ S1=$(csrf_of "$T/tcp.html") S2=$(csrf_of "$T/tcp2.html")
 note "the cookie opens the page, not the API; a forged one nothing; each session its own CSRF token"
 
 # ---- TCP: the actions ----------------------------------------------------------
-for bad in "" "csrf=$S2" "csrf=$UCSRF" "csrf=${S1%?}0"; do
+for bad in "" "csrf=$S2" "csrf=$UCSRF" "csrf=${S1%?}0" "xcsrf=$S1" "csrfx=$S1" "csrf=$S1$S1"; do
 	[ "$(code -b "$C1" -d "$bad" "$U/ui/agents/noisy/pause")" = 403 ] || fail "pause with \"$bad\" was not refused"
 done
 [ "$(code -d "csrf=$S1" "$U/ui/agents/noisy/pause")" = 401 ] || fail "pause without the session was not refused"
 [ "$(field noisy paused)" = false ] || fail "a refused pause paused"
-note "an action without the session's CSRF token (none, another session's, agentd's, a wrong one) is 403; without the session 401"
+note "an action without the session's CSRF token (none, another session's, agentd's, a wrong one, under another name) is 403; without the session 401"
 [ "$(code -b "$C1" -d "csrf=$S1" "$U/ui/agents/noisy/pause")" = 303 ] || fail "pause: $(head -c 300 "$T/t.body")"
 [ "$(field noisy paused)" = true ] || fail "the pause did not pause"
 [ "$(code -b "$C1" -d "csrf=$S1" "$U/ui/agents/noisy/resume")" = 303 ] && [ "$(field noisy paused)" = false ] ||
@@ -147,6 +148,13 @@ wait_until 30 sh -c "p=\$($B/agentctl -s $SOCK --json status failing | python3 -
 [ "$(code -b "$C1" -d "csrf=$S1" "$U/ui/agents/%3Cscript%3E/pause")" = 404 ] || fail "an unknown agent's action"
 grep -qF 'unknown agent &quot;&lt;script&gt;&quot;' "$T/t.body" || fail "the refusal does not escape the name: $(cat "$T/t.body")"
 note "pause, resume, run now and restart through the forms; an unknown agent's name escaped in the refusal"
+# At most 64 logins: the 65th ends the oldest (C1), the others stay.
+for i in $(seq 63); do
+	last=$(tcurl -D - -o /dev/null "$U/?token=$TOKEN" | sed -n 's/^set-cookie: *\([^;]*\);.*/\1/ip')
+done
+[ "$(code -b "$C1" "$U/")" = 401 ] || fail "the oldest login outlived 64 newer ones"
+[ "$(code -b "$C2" "$U/")" = 200 ] && [ "$(code -b "$last" "$U/")" = 200 ] || fail "a login that is not the oldest was ended"
+note "64 logins at most: a new one ends the oldest only"
 stop_agentd || fail "agentd exit code $?"
 grep -rqF "${TOKEN#tok-}" "$T/agentd.log" "$T/state" && fail "the token is in agentd's log or state"
 exit 0
