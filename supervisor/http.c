@@ -333,7 +333,7 @@ http_random_hex(char *out, size_t n)
 {
 	unsigned char b[64];
 	if (n > sizeof(b) || getrandom(b, n, 0) != (ssize_t)n) {
-		log_error("http: no random bytes for a session: %s", strerror(errno));
+		log_error("http: no random bytes (getrandom): %s", strerror(errno));
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
