@@ -127,7 +127,8 @@ S1=$(csrf_of "$T/tcp.html") S2=$(csrf_of "$T/tcp2.html")
 note "the cookie opens the page, not the API; a forged one nothing; each session its own CSRF token"
 
 # ---- TCP: the actions ----------------------------------------------------------
-for bad in "" "csrf=$S2" "csrf=$UCSRF" "csrf=${S1%?}0" "xcsrf=$S1" "csrfx=$S1" "csrf=$S1$S1"; do
+flip=${S1: -1}; [ "$flip" = 0 ] && flip=1 || flip=0
+for bad in "" "csrf=$S2" "csrf=$UCSRF" "csrf=${S1%?}$flip" "xcsrf=$S1" "csrfx=$S1" "csrf=$S1$S1"; do
 	[ "$(code -b "$C1" -d "$bad" "$U/ui/agents/noisy/pause")" = 403 ] || fail "pause with \"$bad\" was not refused"
 done
 [ "$(code -d "csrf=$S1" "$U/ui/agents/noisy/pause")" = 401 ] || fail "pause without the session was not refused"
