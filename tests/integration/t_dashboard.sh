@@ -1,5 +1,6 @@
 # The dashboard (GET /) with curl, over the default unix listener and a TCP
-# one: every agent's row; what a worker, an MCP server and a model wrote --
+# one: every agent's row (its owner: the file, or the API for one created
+# there); what a worker, an MCP server and a model wrote --
 # a last error, a stderr line, a model's answer in an event -- escaped for
 # HTML text and attributes, and cut; the events shown per agent bounded.
 # The unix listener needs no token; on TCP the login (a wrong token refused,
@@ -48,6 +49,11 @@ wait_until 30 sh -c "$B/agentctl -s $SOCK --json status noisy | grep -qF 'svg on
 [ "$(field talker last_duration_ms | grep -cE '^[0-9]+$')" = 1 ] || fail "no last_duration_ms: $(field talker last_duration_ms)"
 note "status: last_outcome failed / completed, last_duration_ms, the worker's last_stderr"
 
+[ "$(hcode -X POST -H 'Content-Type: application/json' \
+	-d '{"agent_id": "made", "task_config": {"tool": "system_info"}}' /v1/agents)" = 201 ] ||
+	fail "an API agent was not created: $(hbody)"
+wait_until 30 state_is made idle || fail "the API agent's worker did not come up"
+
 # ---- the page, over the unix listener --------------------------------------
 [ "$(hcode -D "$T/h.unix" /)" = 200 ] || fail "GET / over the unix listener: $(hbody | head -c 300)"
 hbody > "$T/unix.html"
@@ -65,6 +71,7 @@ for a in failing talker noisy; do
 	grep -q 'data-state="idle"' <<<"$r" || fail "$a is not shown idle: $r"
 	grep -q '<td class="owner">file</td>' <<<"$r" || fail "$a's owner is not file: $r"
 done
+row "$T/unix.html" made | grep -q '<td class="owner">api</td>' || fail "the API agent's owner is not api: $(row "$T/unix.html" made)"
 # Hostile text as text: escaped, in text and in attribute context alike.
 for s in '&lt;script&gt;alert(1)&lt;/script&gt;' '&lt;img src=x onerror=alert(3)&gt;' \
 	'&lt;svg onload=alert(4)&gt;' '&amp;' '&#39;single&#39;'; do
@@ -77,7 +84,7 @@ done
 nonce=$(sed -n "s/^content-security-policy:.*script-src 'nonce-\([0-9a-f]*\)'.*/\1/ip" "$T/h.unix" | tr -d '\r')
 [ -n "$nonce" ] && grep -qF "<script nonce=\"$nonce\">" "$T/unix.html" ||
 	fail "the page's script does not carry its CSP nonce: $(grep -i '^content-security' "$T/h.unix")"
-note "every agent's row; the hostile error, answer and stderr line are text; one script, under the CSP nonce"
+note "every agent's row, owned by the file or the API; the hostile error, answer and stderr line are text; one script, under the CSP nonce"
 # Bounded: DASH_EVENTS events an agent, DASH_TEXT_MAX bytes a text.
 [ "$(row "$T/unix.html" failing | grep -o '<li>' | wc -l)" = 3 ] || fail "not 3 events for failing"
 [ "$(events_json failing | jget 'len(d)')" -gt 3 ] || fail "failing has too few events to show the bound"
