@@ -244,7 +244,6 @@ agent_row(struct buf *b, struct sup *s, struct agent *a, const char *csrf)
 {
 	json_t *st = agent_status_json(a);
 	const char *state = json_string_value(json_object_get(st, "state"));
-	json_t *file = json_object_get(st, "owner") ? NULL : json_string("file");
 	struct event_filter f = { .agent = a->name };
 	struct events_page pg = { .max_bytes = EVENTS_PAGE_MAX };
 	bool paused = json_is_true(json_object_get(st, "paused"));
@@ -264,7 +263,7 @@ agent_row(struct buf *b, struct sup *s, struct agent *a, const char *csrf)
 	if (paused)
 		put(b, " <span class=\"paused\">(paused)</span>");
 	put(b, "</td>");
-	cell(b, "owner", file ? file : json_object_get(st, "owner"));
+	cell(b, "owner", json_object_get(st, "owner"));
 	cell(b, "next", json_object_get(st, "next_run"));
 	outcome(b, st);
 	counters(b, st);
@@ -275,7 +274,6 @@ agent_row(struct buf *b, struct sup *s, struct agent *a, const char *csrf)
 	action(b, a->name, "run", "run now", csrf);
 	action(b, a->name, "restart", "restart", csrf);
 	put(b, "</td></tr>\n");
-	json_decref(file);
 	json_decref(pg.out);
 	json_decref(st);
 }
