@@ -233,6 +233,21 @@ check_url(struct walk *w, const struct ynode *n, const struct field *f)
 	return url_check(w, n, false);
 }
 
+/* A Chroma tenant, database or collection name, as Chroma takes it: 3-63
+ * of A-Z a-z 0-9 . _ - (collection names get "-MODEL-DIM" appended, within
+ * Chroma's 512), starting and ending with a letter or digit. */
+static json_t *
+check_chroma_name(struct walk *w, const struct ynode *n, const struct field *f)
+{
+	const char *v = n->value;
+	bool edge_ok = n->len && isalnum((unsigned char)v[0]) && isalnum((unsigned char)v[n->len - 1]);
+	if (n->len >= 3 && n->len <= 63 && edge_ok && chars_in(v, "._-"))
+		return json_string(v);
+	err_at(w->L, n, "%s: a Chroma name is 3-63 of A-Z a-z 0-9 . _ -, starting and ending "
+	    "with a letter or digit, not \"%s\"", w->path, v);
+	return NULL;
+}
+
 static json_t *
 check_pg_url(struct walk *w, const struct ynode *n, const struct field *f)
 {
@@ -720,12 +735,26 @@ agent_finish(struct walk *w, const struct ynode *n, json_t *obj)
 			}
 }
 
+/* agentd.chromadb: the Chroma server memory_store chromadb ships to. */
+static const struct field chromadb_fields[] = {
+	{ "url", V_STR, .max = 2048, .conv = check_base_url },
+	/* No url: agentd's own server on this directory (CHROMADB_PERSIST_DIRECTORY). */
+	{ "path", V_STR, .max = 1024, .conv = check_abs_path },
+	{ "command", V_STR, .min = 1, .max = 1024, .dflt = "chroma" },   /* its executable */
+	{ "tenant", V_STR, .dflt = "default_tenant", .conv = check_chroma_name },
+	{ "database", V_STR, .dflt = "default_database", .conv = check_chroma_name },
+	{ "collection", V_STR, .dflt = "agentd", .conv = check_chroma_name },
+	{ "token_env", V_STR, .conv = check_env_name },
+	{ "token_file", V_STR, .conv = check_abs_path },
+	{ "request_timeout", V_DURATION, .min = 100, .max = MIN(10), .dflt = "30s" },
+	{ NULL },
+};
+static const struct table chromadb_table = { .fields = chromadb_fields };
+
 /* ---- the agentd block -------------------------------------------------------------- */
 
 static const char *const event_stores[] = { "memory", "database", "redis_stream", NULL };
 static const char *const state_stores[] = { "database", "redis", NULL };
-/* chromadb is the seed's name, accepted here and refused at start until
- * its backend is in supervisor/memory/. */
 static const char *const memory_stores[] = { "memory", "database", "redis", "qdrant",
 	"chromadb", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
@@ -908,10 +937,13 @@ global_finish(struct walk *w, const struct ynode *n, json_t *obj)
 	}
 	check_sun_path(w, ymap_get(n, "control_socket") ?: ymap_get(n, "state_dir") ?: n,
 	    "control_socket", g->control_socket);
-	if (g->memory_store && !strcmp(g->memory_store, "chromadb"))
-		warn_at(w->L, ymap_get(n, "memory_store"), "agentd.memory_store %s is not yet "
-		    "available in this build: agentd will refuse to start with it",
-		    g->memory_store);
+	const char *dir = getenv("CHROMADB_PERSIST_DIRECTORY");
+	if (g->memory_store && !strcmp(g->memory_store, "chromadb") &&
+	    json_object_get(g->chromadb, "url") == NULL &&
+	    json_object_get(g->chromadb, "path") == NULL && !(dir && *dir))
+		err_at(w->L, ymap_get(n, "chromadb") ?: ymap_get(n, "memory_store") ?: n,
+		    "agentd.memory_store chromadb needs agentd.chromadb.url (the Chroma server's "
+		    "http:// URL) or a path for agentd's own (CHROMADB_PERSIST_DIRECTORY)");
 }
 
 static const struct field global_fields[] = {
@@ -942,6 +974,7 @@ static const struct field global_fields[] = {
 	{ "qdrant", V_MAP, .sub = &qdrant_table, .dflt = "{}", .ctype = C_STRUCT },
 	{ "http", V_MAP, .sub = &http_table, .dflt = "{}", .ctype = C_STRUCT },
 	{ "embeddings", V_MAP, .sub = &embeddings_table, .ctype = C_JSON, GC(embeddings) },
+	{ "chromadb", V_MAP, .sub = &chromadb_table, .dflt = "{}", .ctype = C_JSON, GC(chromadb) },
 	{ NULL },
 };
 static const struct table global_table = { .fields = global_fields, .finish = global_finish };
@@ -971,6 +1004,25 @@ env_overrides(struct loader *L, struct global_conf *g)
 		free(*stores[i].field);
 		*stores[i].field = xstrdup(v);
 	}
+	if ((v = getenv("CHROMADB_PERSIST_DIRECTORY")) && *v) {
+		char *abs = v[0] == '/' ? xstrdup(v) : NULL, *cwd = abs ? NULL : getcwd(NULL, 0);
+		if (cwd) {	/* the seed's ./chromadb_data: agentd's working directory's */
+			size_t len = strlen(cwd) + strlen(v) + 2;
+			abs = xmalloc(len);
+			snprintf(abs, len, "%s/%s", cwd, v);
+		}
+		if (abs)
+			json_object_set_new(g->chromadb, "path", json_string(abs));
+		else
+			err_at(L, NULL, "environment variable CHROMADB_PERSIST_DIRECTORY: %s",
+			    strerror(errno));
+		free(abs);
+		free(cwd);
+	}
+	if ((v = getenv("MEMORY_STORE_TYPE")) && !strcmp(v, "chromadb") &&
+	    json_object_get(g->chromadb, "url") == NULL && json_object_get(g->chromadb, "path") == NULL)
+		err_at(L, NULL, "environment variable MEMORY_STORE_TYPE chromadb needs "
+		    "agentd.chromadb.url (the Chroma server's http:// URL) or CHROMADB_PERSIST_DIRECTORY");
 	if ((v = getenv("REDIS_HOST")) && *v) {
 		free(g->redis_host);
 		g->redis_host = xstrdup(v);
@@ -1397,6 +1449,7 @@ config_free(struct config *c)
 	free(g->state_store);
 	free(g->database_url);
 	json_decref(g->embeddings);
+	json_decref(g->chromadb);
 	free(g->redis_host);
 	free(g->redis_password);
 	free(g->redis_socket);

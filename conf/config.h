@@ -139,6 +139,7 @@ struct global_conf {
 	char *state_store;          /* "database" (default), "redis" (mirrored there) */
 	char *database_url;         /* memory_store database: postgresql://... ships there */
 	json_t *embeddings;         /* agentd.embeddings, normalized (NULL: hash, 384) */
+	json_t *chromadb;           /* agentd.chromadb, normalized (memory_store chromadb) */
 	int64_t event_retention;    /* events kept per store; default 100000 */
 	int64_t memory_retention;   /* memory items kept per agent and type; default 10000 */
 	int64_t stop_grace_ms;      /* SIGTERM/cancel grace; default 10s */

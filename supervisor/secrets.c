@@ -19,7 +19,8 @@
  *     - the Redis password (agentd.redis.password, REDIS_PASSWORD);
  *     - the password in database_url, as libpq reads it;
  *     - Qdrant's api-key (agentd.qdrant.api_key_env or api_key_file, read
- *       as the qdrant backend reads it).
+ *       as the qdrant backend reads it);
+ *     - the Chroma token (agentd.chromadb.token_file or token_env).
  *
  * What the worker is told: the strings of `secrets` are its own already;
  * its other secrets go to it as `secrets.redact` (a list), so it redacts
@@ -171,6 +172,13 @@ qdrant_key(const struct global_conf *g)
 	return v;
 }
 
+static char *
+chromadb_token(const struct global_conf *g)
+{
+	char err[256];
+	return mem_chroma_token(g->chromadb, err, sizeof(err));
+}
+
 static const struct {
 	const char *what;
 	char *(*get)(const struct global_conf *g);   /* malloc'd, or NULL: none */
@@ -178,6 +186,7 @@ static const struct {
 	{ "agentd.redis.password", redis_password },
 	{ "the password in database_url", database_password },
 	{ "agentd.qdrant's api-key", qdrant_key },
+	{ "agentd.chromadb's token", chromadb_token },
 };
 
 void

@@ -46,9 +46,6 @@ struct memory {
 static const struct mem_backend mem_database = { .store = "database", .name = "database" };
 static const struct mem_backend mem_memory = { .store = "memory", .name = "memory",
 	.in_memory = true };
-/* The seed's vector store, named but not in this build yet. */
-static const struct mem_backend mem_chromadb = { .store = "chromadb", .name = "chromadb",
-	.absent = true };
 
 static const struct mem_backend *const backends[] = {
 	&mem_database, &mem_memory, &mem_redis, &mem_postgres, &mem_qdrant, &mem_chromadb,
@@ -112,10 +109,10 @@ mem_open(struct memory **out, struct store *s, const struct global_conf *g, char
 		    "SQLite store needs none)");
 		return -1;
 	}
-	if (((b = find_backend(name, g->database_url != NULL)) == NULL &&
-	    (b = find_backend(name, false)) == NULL) || b->absent) {
-		snprintf(err, errlen, "memory_store %s is not %savailable in this build "
-		    "(available: database, memory, redis, qdrant)", name, b ? "yet " : "");
+	if ((b = find_backend(name, g->database_url != NULL)) == NULL &&
+	    (b = find_backend(name, false)) == NULL) {
+		snprintf(err, errlen, "memory_store %s is not available in this build "
+		    "(available: database, memory, redis, qdrant, chromadb)", name);
 		return -1;
 	}
 	struct memory *m = xcalloc(1, sizeof(*m));

@@ -56,7 +56,6 @@ struct mem_backend {
 	const char *name;        /* as status says it */
 	bool in_memory;          /* rows in a private in-memory table, not the state db */
 	bool ships;              /* rows go on to a remote store from the outbox */
-	bool absent;             /* named (the seed's), not in this build yet: refused */
 	/* Once agentd's loop runs (r: the Redis relay, when there is one).
 	 * The backend's state, or NULL with err. */
 	void *(*start)(struct store *s, const struct global_conf *g, struct relay *r,
@@ -74,7 +73,20 @@ struct mem_backend {
 	void (*drop)(void *b, const char *agent, int type, int64_t upto);
 };
 
-extern const struct mem_backend mem_redis, mem_postgres, mem_qdrant;
+extern const struct mem_backend mem_redis, mem_postgres, mem_qdrant, mem_chromadb;
+
+/* chroma.c: agentd.chromadb's token (token_file, token_env), or NULL: none,
+ * or, with err set, why it could not be read. */
+char *mem_chroma_token(const json_t *conf, char *err, size_t errlen);
+
+/* chromachild.c: agentd's own Chroma server on dir (see there); its URL
+ * into url, or NULL with err. */
+struct chroma_child;
+struct chroma_child *chroma_child_start(const char *command, const char *dir, int64_t grace_ms,
+    char *url, size_t urllen, char *err, size_t errlen);
+void chroma_child_ready(struct chroma_child *k);   /* it answered */
+void chroma_child_stop(struct chroma_child *k);
+void chroma_child_status(const struct chroma_child *k, json_t *o);
 
 /* qdrant.c: agentd.qdrant's api-key (key[0] == '\0': none configured); -1
  * with why when one is configured and cannot be read. */

@@ -231,3 +231,24 @@ pg_start() {
 # An immediate shutdown: no checkpoint, connections cut -- a crash, as
 # far as agentd can tell, that leaves no lock files behind.
 pg_kill() { as_pg "$PG_BIN/pg_ctl" -D "$T/pg" stop -m immediate > /dev/null 2>&1; wait "$PG_PID" 2>/dev/null; PG_PID=; }
+
+# use_chroma: the real Chroma server scripts/bootstrap put in the npm cache
+# (chromadb's `chroma run`, on the cache's Node.js) for this test, on a free
+# loopback port $CPORT with its data in $T/chroma; chroma_start /
+# chroma_kill, and CH for curl on its API (CH PATH [CURL ARGS...]).
+use_chroma() {
+	NPM=${AGENTD_NPM_CACHE:-$HOME/.cache/agentd/npm}
+	CHROMA=$NPM/chroma/node_modules/.bin/chroma
+	[ -x "$CHROMA" ] || fail "the Chroma server is missing: run scripts/bootstrap"
+	export PATH=$NPM/bin:$PATH
+	CPORT=$(free_port)
+	CHROMA_PID=
+	at_exit 'chroma_kill'
+}
+chroma_start() {
+	"$CHROMA" run --path "$T/chroma" --host 127.0.0.1 --port "$CPORT" >> "$T/chroma.log" 2>&1 &
+	CHROMA_PID=$!
+	wait_until 60 curl -sf "http://127.0.0.1:$CPORT/api/v2/heartbeat" || fail "chroma did not start: $(tail -3 "$T/chroma.log")"
+}
+chroma_kill() { [ -n "$CHROMA_PID" ] && kill -9 "$CHROMA_PID"; wait "$CHROMA_PID" 2>/dev/null; CHROMA_PID=; }
+CH() { local p=$1; shift; curl -s --max-time 30 -H 'Content-Type: application/json' "$@" "http://127.0.0.1:$CPORT/api/v2$p"; }

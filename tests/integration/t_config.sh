@@ -152,18 +152,24 @@ check "bad.yaml:1:24: agentd.memory_store must be one of memory, database, redis
 agentd: {memory_store: qdrnt}
 background_agents: {}
 Y
-# The seed's vector store without a backend yet: accepted by the table and
-# warned of, then refused at start (never replaced by another store
-# without a word).
-for store in chromadb; do
-	printf 'agentd: {memory_store: %s, state_dir: %s}\nbackground_agents: {}\n' "$store" "$T/vs" > "$T/vs.yaml"
-	out=$("$B/agentd" --check-config -c "$T/vs.yaml" 2>&1) || fail "--check-config refused memory_store $store: $out"
-	echo "$out" | grep -qF "vs.yaml:1:24: warning: agentd.memory_store $store is not yet available in this build" ||
-		fail "no warning for memory_store $store: $out"
-	out=$(timeout 20 "$B/agentd" -c "$T/vs.yaml" 2>&1); rc=$?
-	[ $rc = 1 ] || fail "agentd with memory_store $store exited $rc: $out"
-	echo "$out" | grep -qF "memory_store $store is not yet available in this build" || fail "no reason for $store: $out"
-done
+# chromadb: a Chroma server's URL is needed (from the file, whichever says
+# chromadb), and Chroma's names are checked as Chroma checks them.
+check "bad.yaml:1:44: agentd.memory_store chromadb needs agentd.chromadb.url" <<'Y'
+agentd: {memory_store: chromadb, chromadb: {tenant: t_1}}
+background_agents: {}
+Y
+printf 'agentd: {state_dir: %s}\nbackground_agents: {}\n' "$T/vs" > "$T/vs.yaml"
+out=$(MEMORY_STORE_TYPE=chromadb "$B/agentd" --check-config -c "$T/vs.yaml" 2>&1) && fail "MEMORY_STORE_TYPE=chromadb without a url passed"
+echo "$out" | grep -qF "environment variable MEMORY_STORE_TYPE chromadb needs agentd.chromadb.url" || fail "chromadb from the environment: $out"
+check "bad.yaml:2:56: agentd.chromadb.collection: a Chroma name is 3-63 of A-Z a-z 0-9 . _ -, starting and ending with a letter or digit, not \"my memories\"" <<'Y'
+agentd:
+  chromadb: {url: "http://127.0.0.1:8000", collection: "my memories"}
+background_agents: {}
+Y
+check "bad.yaml:1:26: agentd.chromadb.url must be an http:// or https:// URL without ?query, not \"localhost:8000\"" <<'Y'
+agentd: {chromadb: {url: localhost:8000}}
+background_agents: {}
+Y
 check "bad.yaml:7:43: background_agents.a.local_tools[0].inputSchema: keyword format is not enforced" <<'Y'
 background_agents:
   a:

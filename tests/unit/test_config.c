@@ -795,13 +795,11 @@ START_TEST(embeddings_config)
 
 	/* OpenAI's own endpoint needs its key: a warning here */
 	unsetenv("OPENAI_API_KEY");
-	ck_assert_int_eq(config_load_string("t.yaml", "agentd: {memory_store: chromadb, "
+	ck_assert_int_eq(config_load_string("t.yaml", "agentd: {memory_store: database, "
 	    "embeddings: {provider: openai}}\nbackground_agents: {}\n", &c, &e), 0);
-	ck_assert_uint_eq(e.nwarnings, 2);
+	ck_assert_uint_eq(e.nwarnings, 1);
 	ck_assert_str_eq(e.warnings[0], "t.yaml:1:46: warning: agentd.embeddings: OPENAI_API_KEY "
 	    "is not set in this environment; recall goes by words alone unless agentd's has it");
-	ck_assert_str_eq(e.warnings[1], "t.yaml:1:24: warning: agentd.memory_store chromadb is not "
-	    "yet available in this build: agentd will refuse to start with it");
 	conf_errors_free(&e);
 	config_free(c);
 
