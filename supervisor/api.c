@@ -23,7 +23,8 @@ static const struct qparam stream_q[] = {
 	{ "after", "after" }, { NULL, NULL },
 };
 static const struct qparam memory_q[] = {
-	{ "type", "memory_type" }, { "limit", "limit" }, { NULL, NULL },
+	{ "type", "memory_type" }, { "limit", "limit" }, { "query", "query" }, { "rank", "rank" },
+	{ NULL, NULL },
 };
 
 const struct route api_routes[] = {

@@ -35,7 +35,10 @@
  * the event stream).  What HTTP says in headers is added here: If-Match
  * becomes the if_match arg of a command that takes one, an answer's ETag
  * (an API agent's) its header, a create's answer is a 201, and a config
- * refused carries every error with its pointer (error.errors).
+ * refused carries every error with its pointer (error.errors).  A command
+ * that answers later (a memory query waits for its query's embedding)
+ * suspends the connection; its answer resumes it, and MHD's next call of
+ * the request takes the answer (agentd stopping cancels it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +72,12 @@ struct call {
 	bool answered;            /* refused at its headers: the body is not wanted */
 	bool authed;              /* the token, a session, or a unix peer */
 	char csrf[SESSION_HEX + 1];   /* the token its forms carry (R_PAGE) */
+	struct MHD_Connection *conn;
+	struct cmd_later later;   /* a command that answers later: its answer... */
+	bool waiting;             /* ...is awaited, the connection suspended (h->waiting) */
+	bool in;                  /* ...is in, in result */
+	struct cmd_result result;
+	struct call *next, **prev;    /* in h->waiting */
 };
 
 /* ---- answers ------------------------------------------------------------- */
@@ -263,16 +272,15 @@ if_match(struct api_req *req)
 	json_object_set_new(req->args, "if_match", json_string(v) ?: json_string(""));
 }
 
-/* A route served by its command: the command table's answer. */
+/* A command's answer, r, as the route says it: cleared. */
 static int
-command(struct api_req *req)
+reply_result(struct api_req *req, struct cmd_result *r_)
 {
-	struct cmd_result r;
+	struct cmd_result r = *r_;
 	struct api_error err;
 	int rc;
 
-	if_match(req);
-	commands_run(req->sup, (enum cmd_id)req->route->cmd, req->agent, req->args, &r);
+	memset(r_, 0, sizeof(*r_));
 	if (r.code != 0 && r.errors) {	/* a config refused: every error with its pointer */
 		api_cmd_error(req->route, &r, &err);
 		json_t *body = api_error_json(&err);
@@ -286,6 +294,74 @@ command(struct api_req *req)
 		    req->route->shape(req, &r) : json_incref(r.data), r.etag);
 	cmd_result_clear(&r);
 	return rc;
+}
+
+/* A suspended request is back in MHD's hands (it may not stop with one
+ * suspended). */
+static void
+unwait(struct call *c)
+{
+	c->waiting = false;
+	if (c->next)
+		c->next->prev = c->prev;
+	*c->prev = c->next;
+	MHD_resume_connection(c->conn);
+}
+
+static void
+later_done(struct cmd_later *l, struct cmd_result *r)
+{
+	struct call *c = l->ctx;
+	c->result = *r;		/* taken: what done was given is the caller's to clear */
+	memset(r, 0, sizeof(*r));
+	c->in = true;
+	if (c->waiting) {
+		unwait(c);
+		http_run_resumed(c->l);
+	}
+}
+
+/* Waits bounded by the command (a recall by its embedder's
+ * request_timeout); a suspended connection is not watched by MHD, so a
+ * client that left is seen when its answer is sent. */
+static void
+wait_later(struct call *c)
+{
+	struct http *h = c->l->h;
+	c->waiting = true;
+	c->next = h->waiting;
+	if (c->next)
+		c->next->prev = &c->next;
+	c->prev = &h->waiting;
+	h->waiting = c;
+	MHD_suspend_connection(c->conn);
+}
+
+/* A route served by its command: the command table's answer, now or once
+ * it is in (the connection suspended meanwhile). */
+static int
+command(struct api_req *req, struct call *c)
+{
+	struct cmd_result r;
+
+	if_match(req);
+	c->conn = req->conn;
+	c->later.done = later_done;
+	c->later.ctx = c;
+	commands_run_later(req->sup, (enum cmd_id)req->route->cmd, req->agent, req->args, &r,
+	    &c->later);
+	if (r.later && !c->in) {
+		cmd_result_clear(&r);
+		wait_later(c);
+		return MHD_YES;
+	}
+	if (r.later) {		/* answered before commands_run_later returned */
+		cmd_result_clear(&r);
+		r = c->result;
+		memset(&c->result, 0, sizeof(c->result));
+		c->in = false;
+	}
+	return reply_result(req, &r);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -480,7 +556,7 @@ answer(struct call *c, struct MHD_Connection *conn)
 	    buf_pending(&c->body), &req.agent, &req.args, &err) < 0)
 		rc = http_reply_error(conn, &err);
 	else
-		rc = (c->route->fn ? c->route->fn : command)(&req);
+		rc = c->route->fn ? c->route->fn(&req) : command(&req, c);
 	c->agent = req.agent;	/* the parameter's, when the path has none */
 	json_decref(req.args);
 	free(ps.p);
@@ -499,6 +575,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		c->l = cls;
 		buf_init(&c->body);
 		return headers(c, conn, url, method);
+	}
+	if (c->in) {		/* resumed: the answer a command gave later */
+		struct api_req req = { .sup = c->l->h->sup, .conn = conn, .listener = c->l,
+			.route = c->route, .agent = c->agent };
+		c->in = false;
+		return reply_result(&req, &c->result);
 	}
 	if (c->answered) {	/* refused already: what else comes is not read */
 		*size = 0;
@@ -522,6 +604,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls, (void)conn, (void)why;
 	if (c == NULL)
 		return;
+	cmd_result_clear(&c->result);
 	buf_free(&c->body);
 	free(c->agent);
 	free(c);
@@ -794,6 +877,10 @@ http_close(struct sup *s)
 		return;
 	h->closing = true;
 	sse_close_all(h);	/* MHD may not stop with a stream suspended */
+	while (h->waiting) {	/* nor with a request: its answer will not come */
+		cmd_later_cancel(&h->waiting->later);
+		unwait(h->waiting);
+	}
 	for (size_t i = 0; i < h->nls; i++)
 		listener_stop(&h->ls[i]);
 	timer_stop(&h->keepalive);

@@ -49,6 +49,7 @@ struct http {
 	struct sse *streams;      /* every open event stream, of every listener */
 	size_t nstreams;
 	struct timer keepalive;   /* armed while a stream is open */
+	struct call *waiting;     /* requests suspended for a command's later answer */
 	bool closing;
 };
 

@@ -143,6 +143,13 @@ gone.close()
 PY
 sleep 1.5	# the abandoned recall's vector comes back to no one
 ctl status >/dev/null || fail "agentd does not answer after a client left mid-recall"
+# The same over HTTP: the connection waits suspended for the vector; a
+# client that leaves meanwhile is cancelled (under ASan, a use after free if not).
+[ "$(hcode '/v1/agents/slow/memory?query=db1%20replica&limit=3')" = 200 ] || fail "HTTP recall: $(hbody)"
+hbody | jget "d['degraded']==False and 'db1' in d['hits'][0]['content']" | grep -qx true || fail "HTTP recall: $(hbody)"
+curl -s -o /dev/null --max-time 0.3 --unix-socket "$HTTP_SOCK" 'http://agentd/v1/agents/slow/memory?query=anything' && fail "the endpoint did not wait"
+sleep 1.5
+[ "$(hcode /v1/status)" = 200 ] || fail "agentd's HTTP does not answer after a client left mid-recall"
 q=$(ctl --json memory hang --query "db1" --type long_term)
 echo "$q" | jget "d['degraded']==True and 'timed out' in d['reason']" | grep -qx true || fail "a hung endpoint: $q"
 note "a waiting recall keeps the connection's order, a client that left is no harm, a hung endpoint times out"
@@ -167,4 +174,13 @@ reqs e_float | jget "[len(r['body']['input']) for r in d[$before:]]" | grep -qx 
 query flt | jget "d['degraded']==False and d['hits'][0]['content']=='no space left on /var'" | grep -qx true ||
 	fail "recall after embedding again: $(query flt)"
 note "rows without vectors at start embedded in batches of batch_size"
+
+# agentd stopping while an HTTP recall waits for its vector: it stops
+# cleanly (libmicrohttpd may not stop with a connection suspended).
+curl -s -o /dev/null --max-time 20 --unix-socket "$HTTP_SOCK" 'http://agentd/v1/agents/slow/memory?query=lag' &
+cpid=$!
+sleep 0.4
+stop_agentd || fail "agentd did not stop cleanly with a recall waiting over HTTP"
+wait $cpid
+note "stopped cleanly with an HTTP recall waiting"
 exit 0
