@@ -102,8 +102,8 @@ ctl memory mem --query "x" --type semantic > /dev/null 2>&1 && fail "an unknown 
 note "agentctl memory --query: hits with score and type, the agent's own only"
 
 # The HTTP API's memory route answers the same query.
-[ "$(hcode '/v1/agents/mem/memory?query=where%20do%20backups%20go&limit=3')" = 200 ] || fail "GET memory?query: $(hbody)"
-hbody | jget "any(h['memory_type']=='long_term' and 'nas2' in h['content'] and h['score']>0 for h in d['hits']) and len(d['hits'])==3 and not any('nas9' in h['content'] for h in d['hits'])" |
+[ "$(hcode '/v1/agents/mem/memory?query=where%20do%20backups%20go&type=long_term&limit=3')" = 200 ] || fail "GET memory?query: $(hbody)"
+hbody | jget "d['hits'][0]['memory_type']=='long_term' and 'nas2' in d['hits'][0]['content'] and d['hits'][0]['score']>0 and 1<=len(d['hits'])<=3 and not any('nas9' in h['content'] for h in d['hits'])" |
 	grep -qx true || fail "GET memory?query: $(hbody)"
 [ "$(hcode '/v1/agents/mem/memory?query=backup&rank=bm25')" = 400 ] || fail "an unknown rank over HTTP: $(hbody)"
 note "GET /v1/agents/{id}/memory?query= is the same recall"
