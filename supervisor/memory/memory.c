@@ -417,6 +417,20 @@ candidates(const struct mem_recall *q)
 	return (size_t)q->limit * 4 > CANDIDATES_MIN ? (size_t)q->limit * 4 : CANDIDATES_MIN;
 }
 
+/* q is free for another recall: what this one held, gone. */
+static void
+recall_reset(struct mem_recall *q)
+{
+	q->busy = false;
+	q->wait = NULL;
+	q->search = NULL;
+	free(q->agent);
+	free(q->query);
+	free(q->vec);
+	q->agent = q->query = NULL;
+	q->vec = NULL;
+}
+
 /* The vector ranking is in (vh, nv; none without a query vector): the
  * words' ranking, both fused, the hits read back, the answer. */
 static void
@@ -443,14 +457,7 @@ finish(struct mem_recall *q, const struct vhit *vh, size_t nv, bool have_vec, bo
 	buf_free(&t.b);
 	free(th);
 	free(f);
-	q->busy = false;
-	q->wait = NULL;
-	q->search = NULL;
-	free(q->agent);
-	free(q->query);
-	free(q->vec);
-	q->agent = q->query = NULL;
-	q->vec = NULL;
+	recall_reset(q);
 	q->done(q, a);	/* may start another on q */
 }
 
@@ -539,12 +546,5 @@ store_mem_recall_cancel(struct mem_recall *q)
 	embed_query_cancel(q->wait);
 	if (q->search)
 		q->m->backend->search_cancel(q->search);
-	q->wait = NULL;
-	q->search = NULL;
-	q->busy = false;
-	free(q->agent);
-	free(q->query);
-	free(q->vec);
-	q->agent = q->query = NULL;
-	q->vec = NULL;
+	recall_reset(q);
 }
